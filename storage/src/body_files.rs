@@ -1,0 +1,131 @@
+//! Part bodies kept as files named by their hash, shared by the fs and sled backends.
+//!
+//! Content addressing stores identical bytes once however many names point at them, and makes
+//! a body's file name its own checksum. Bodies are written through the store's `tmp/`
+//! directory and renamed into place; the caller syncs the directory once per batch, before it
+//! records any entry that points at the new bodies.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+use crate::durable::{self, Existing};
+use crate::error::IoContext;
+use crate::{PartHash, StoreError};
+
+pub(crate) struct BodyFiles {
+    dir: PathBuf,
+    temp_dir: PathBuf,
+}
+
+impl BodyFiles {
+    /// Uses `dir` for bodies and `temp_dir` (same filesystem) for writes in progress.
+    pub(crate) fn open(dir: PathBuf, temp_dir: PathBuf) -> Result<Self, StoreError> {
+        durable::ensure_dir(&dir)?;
+        durable::ensure_dir(&temp_dir)?;
+        Ok(Self { dir, temp_dir })
+    }
+
+    fn path(&self, hash: &PartHash) -> PathBuf {
+        self.dir.join(hash.to_hex())
+    }
+
+    /// Writes a body unless an intact copy is already there (the same content under another
+    /// name); a damaged copy is replaced, so storing the bytes again repairs it. Durable once
+    /// [`BodyFiles::sync`] returns.
+    pub(crate) fn write(&self, hash: &PartHash, bytes: &[u8]) -> Result<(), StoreError> {
+        let intact = self
+            .read(hash, bytes.len() as u64)?
+            .is_some_and(|existing| PartHash::of(&existing) == *hash);
+        if intact {
+            return Ok(());
+        }
+        durable::write_file(&self.temp_dir, &self.path(hash), bytes, Existing::Replace)
+    }
+
+    /// Makes the bodies written since the last sync durable.
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        durable::sync_dir(&self.dir)
+    }
+
+    /// Reads a body, or `None` when its file is gone. Reads at most `size + 1` bytes, so a body
+    /// that grew on disk cannot make us allocate more than the index promised.
+    pub(crate) fn read(&self, hash: &PartHash, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(hash);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(StoreError::Io {
+                    context: format!("opening {}", path.display()),
+                    source: err,
+                });
+            }
+        };
+        let capacity = usize::try_from(size).unwrap_or(usize::MAX);
+        let mut bytes = Vec::with_capacity(capacity);
+        file.take(size.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .context(|| format!("reading {}", path.display()))?;
+        Ok(Some(bytes))
+    }
+
+    /// Deletes a body no entry points at any more. Already gone is fine.
+    pub(crate) fn remove(&self, hash: &PartHash) -> Result<(), StoreError> {
+        let path = self.path(hash);
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != ErrorKind::NotFound => Err(StoreError::Io {
+                context: format!("removing {}", path.display()),
+                source: err,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Startup cleanup: deletes every temp file and every body `is_referenced` does not
+    /// claim, then syncs. Returns how many files went.
+    pub(crate) fn sweep(
+        &self,
+        mut is_referenced: impl FnMut(&PartHash) -> Result<bool, StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut removed = remove_all_in(&self.temp_dir)?;
+        for path in files_in(&self.dir)? {
+            let hash = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.parse::<PartHash>().ok());
+            let keep = match hash {
+                Some(hash) => is_referenced(&hash)?,
+                None => false,
+            };
+            if !keep {
+                tracing::info!(path = %path.display(), "removing a body no entry points at");
+                std::fs::remove_file(&path).context(|| format!("removing {}", path.display()))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.sync()?;
+            durable::sync_dir(&self.temp_dir)?;
+        }
+        Ok(removed)
+    }
+}
+
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
+    entries
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()
+        .context(|| format!("listing {}", dir.display()))
+}
+
+/// Empties a directory that only ever holds unfinished writes.
+fn remove_all_in(dir: &Path) -> Result<usize, StoreError> {
+    let paths = files_in(dir)?;
+    for path in &paths {
+        tracing::info!(path = %path.display(), "removing an unfinished write");
+        std::fs::remove_file(path).context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(paths.len())
+}

@@ -1,0 +1,107 @@
+//! `StoreError`: everything a store operation can fail with, as variants a caller can act on.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::{BackendKind, NameError, PartHash, PartName};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no part named {0:?}")]
+    NotFound(PartName),
+
+    #[error("part {name:?} already holds {existing}, refusing different content {offered}")]
+    Conflict {
+        name: PartName,
+        existing: PartHash,
+        offered: PartHash,
+    },
+
+    #[error("bytes offered for {name:?} hash to {actual}, not the expected {expected}")]
+    HashMismatch {
+        name: PartName,
+        expected: PartHash,
+        actual: PartHash,
+    },
+
+    #[error(
+        "part {name:?} is corrupt on disk: expected {expected}, read bytes hashing to {actual}"
+    )]
+    Corrupt {
+        name: PartName,
+        expected: PartHash,
+        actual: PartHash,
+    },
+
+    #[error("part {name:?} is corrupt on disk: its body {hash} is missing")]
+    BodyMissing { name: PartName, hash: PartHash },
+
+    #[error("part {name:?} is {size} bytes, the limit is {max}")]
+    TooLarge { name: String, size: u64, max: u64 },
+
+    #[error("{path} already exists; pass --force to overwrite it")]
+    ExportExists { path: PathBuf },
+
+    #[error("invalid part name {raw:?}: {reason}")]
+    InvalidName { raw: String, reason: NameError },
+
+    #[error("the index entry {key:?} is unreadable: {reason}")]
+    BadIndexEntry { key: String, reason: &'static str },
+
+    #[error(
+        "the store at {path} is in use by {holder}; stop that process, or use `--from ADDR` to talk to it if it is serving",
+        holder = holder.map_or_else(|| "another process".to_owned(), |pid| format!("process {pid}"))
+    )]
+    Locked { path: PathBuf, holder: Option<u32> },
+
+    #[error(
+        "the store at {path} uses the {found} backend, not {requested}; drop `--backend {requested}` or pick another --db"
+    )]
+    BackendMismatch {
+        path: PathBuf,
+        found: BackendKind,
+        requested: BackendKind,
+    },
+
+    #[error("{path} exists and is not a p2p-store store (no {marker} file); pick another --db")]
+    NotAStore { path: PathBuf, marker: &'static str },
+
+    #[error("the store at {path} has an unreadable or unsupported {marker} file: {found:?}")]
+    UnsupportedFormat {
+        path: PathBuf,
+        marker: &'static str,
+        found: String,
+    },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("sled index: {0}")]
+    Index(#[from] sled::Error),
+}
+
+impl StoreError {
+    /// True when the stored bytes of a part are damaged or gone; other parts are unaffected.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Self::Corrupt { .. } | Self::BodyMissing { .. })
+    }
+}
+
+/// Adds what was being done to an I/O error, built only when there is an error.
+pub(crate) trait IoContext<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Io {
+            context: what(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! Writing stored parts out as `<out>/<name>_recebida` files.
+//!
+//! Each file is verified first, written to a temp file inside `<out>` and renamed into place,
+//! so a reader never sees a partial file. The destination is always `<out>` joined with one
+//! validated [`PartName`] plus a suffix: a single plain file name, so nothing is ever written
+//! outside `<out>`. An existing file is kept unless the caller asks to overwrite it; a symlink
+//! in its place is replaced, never followed.
+
+use std::path::{Path, PathBuf};
+
+use crate::durable::{self, Existing};
+use crate::{PartName, PartStore, StoreError};
+
+/// Whether an existing `<name>_recebida` may be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overwrite {
+    #[default]
+    Never,
+    Always,
+}
+
+/// One part's export: the file written, or why not.
+pub type ExportOutcome = (PartName, Result<PathBuf, StoreError>);
+
+/// Exports `names`, or every part when `names` is `None`, into `out` (created if missing).
+/// One part failing (corrupt, already exported) does not stop the others.
+///
+/// # Errors
+/// Only when `out` cannot be created or synced, or the store cannot be listed.
+pub fn export(
+    store: &dyn PartStore,
+    out: &Path,
+    names: Option<&[PartName]>,
+    overwrite: Overwrite,
+) -> Result<Vec<ExportOutcome>, StoreError> {
+    durable::ensure_dir(out)?;
+    let names = match names {
+        Some(names) => names.to_vec(),
+        None => store.list()?.into_iter().map(|info| info.name).collect(),
+    };
+    let outcomes: Vec<ExportOutcome> = names
+        .into_iter()
+        .map(|name| {
+            let written = export_one(store, out, &name, overwrite);
+            (name, written)
+        })
+        .collect();
+    if outcomes.iter().any(|(_, written)| written.is_ok()) {
+        durable::sync_dir(out)?;
+    }
+    Ok(outcomes)
+}
+
+fn export_one(
+    store: &dyn PartStore,
+    out: &Path,
+    name: &PartName,
+    overwrite: Overwrite,
+) -> Result<PathBuf, StoreError> {
+    let dest = out.join(name.exported_file_name());
+    let existing = match overwrite {
+        Overwrite::Never if dest.symlink_metadata().is_ok() => {
+            return Err(StoreError::ExportExists { path: dest });
+        }
+        Overwrite::Never => Existing::Keep,
+        Overwrite::Always => Existing::Replace,
+    };
+    let bytes = store.get(name)?;
+    durable::write_file(out, &dest, &bytes, existing)?;
+    Ok(dest)
+}

@@ -1,0 +1,196 @@
+//! `FsStore`: a plain directory a person can inspect.
+//!
+//! `names/<name>` holds one line, `<blake3 hex> <size>`, and `bodies/<blake3 hex>` holds the
+//! bytes, so `b3sum bodies/*` checks a store by hand. The index lives in memory, rebuilt from
+//! `names/` on open.
+//!
+//! Durability: a batch writes every new body (temp file, fsync, rename), fsyncs `bodies/`, then
+//! writes every name file the same way and fsyncs `names/`. A name is therefore never durable
+//! before the body it points at; a crash in between leaves at most an unreferenced body, which
+//! the sweep on the next open deletes along with any temp file.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::batch::{self, Step};
+use crate::body_files::BodyFiles;
+use crate::durable::{self, Existing};
+use crate::error::IoContext;
+use crate::name_index::NameIndex;
+use crate::store::{BatchOutcome, verify_read};
+use crate::store_dir::StoreDir;
+use crate::{
+    OnConflict, PartHash, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart,
+    check_size,
+};
+
+pub struct FsStore {
+    dir: StoreDir,
+    names: PathBuf,
+    bodies: BodyFiles,
+    index: RwLock<NameIndex>,
+    writer: Mutex<()>,
+}
+
+impl FsStore {
+    pub(crate) fn open(dir: StoreDir) -> Result<Self, StoreError> {
+        let names = dir.root().join("names");
+        durable::ensure_dir(&names)?;
+        let bodies = BodyFiles::open(dir.bodies(), dir.temp())?;
+        let index = load_index(&names)?;
+        bodies.sweep(|hash| Ok(index.is_referenced(hash)))?;
+        Ok(Self {
+            dir,
+            names,
+            bodies,
+            index: RwLock::new(index),
+            writer: Mutex::new(()),
+        })
+    }
+
+    fn index(&self) -> RwLockReadGuard<'_, NameIndex> {
+        self.index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn index_mut(&self) -> RwLockWriteGuard<'_, NameIndex> {
+        self.index
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn name_path(&self, name: &PartName) -> PathBuf {
+        self.names.join(name.as_str())
+    }
+}
+
+impl PartStore for FsStore {
+    fn put_batch(
+        &self,
+        parts: &[VerifiedPart],
+        on_conflict: OnConflict,
+    ) -> Result<BatchOutcome, StoreError> {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let steps = batch::plan(parts, on_conflict, |name| Ok(self.index().hash_of(name)))?;
+        let writes: Vec<&VerifiedPart> = parts
+            .iter()
+            .zip(&steps)
+            .filter(|(_, step)| matches!(step, Step::Write { .. }))
+            .map(|(part, _)| part)
+            .collect();
+        if !writes.is_empty() {
+            for part in &writes {
+                self.bodies.write(&part.hash(), part.bytes())?;
+            }
+            self.bodies.sync()?;
+            for part in &writes {
+                let record = format!("{} {}\n", part.hash(), part.size());
+                durable::write_file(
+                    &self.dir.temp(),
+                    &self.name_path(part.name()),
+                    record.as_bytes(),
+                    Existing::Replace,
+                )?;
+            }
+            durable::sync_dir(&self.names)?;
+            let orphans: Vec<PartHash> = {
+                let mut index = self.index_mut();
+                writes
+                    .iter()
+                    .filter_map(|part| index.insert(part.info()))
+                    .collect()
+            };
+            for orphan in orphans {
+                if !self.index().is_referenced(&orphan) {
+                    self.bodies.remove(&orphan)?;
+                }
+            }
+        }
+        Ok(steps.into_iter().map(Step::into_outcome).collect())
+    }
+
+    fn lookup(&self, name: &PartName) -> Result<Option<PartInfo>, StoreError> {
+        Ok(self.index().get(name))
+    }
+
+    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
+        let info = self
+            .lookup(name)?
+            .ok_or_else(|| StoreError::NotFound(name.clone()))?;
+        let bytes =
+            self.bodies
+                .read(&info.hash, info.size)?
+                .ok_or_else(|| StoreError::BodyMissing {
+                    name: name.clone(),
+                    hash: info.hash,
+                })?;
+        verify_read(&info, bytes)
+    }
+
+    fn list(&self) -> Result<Vec<PartInfo>, StoreError> {
+        Ok(self.index().list())
+    }
+
+    fn remove(&self, name: &PartName) -> Result<bool, StoreError> {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.index().get(name).is_none() {
+            return Ok(false);
+        }
+        let path = self.name_path(name);
+        std::fs::remove_file(&path).context(|| format!("removing {}", path.display()))?;
+        durable::sync_dir(&self.names)?;
+        let removed = self.index_mut().remove(name);
+        if let Some((info, true)) = removed {
+            self.bodies.remove(&info.hash)?;
+        }
+        Ok(true)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.bodies.sync()?;
+        durable::sync_dir(&self.names)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(self.index().stats())
+    }
+}
+
+/// Rebuilds the index from `names/`. A file there that is not a valid entry stops the open
+/// with an error naming it, rather than being silently dropped or deleted.
+fn load_index(names: &Path) -> Result<NameIndex, StoreError> {
+    let mut index = NameIndex::default();
+    let entries = std::fs::read_dir(names).context(|| format!("listing {}", names.display()))?;
+    for entry in entries {
+        let path = entry
+            .context(|| format!("listing {}", names.display()))?
+            .path();
+        let bad = |reason| StoreError::BadIndexEntry {
+            key: path.display().to_string(),
+            reason,
+        };
+        let file_name = path.file_name().unwrap_or_default();
+        let name = PartName::from_bytes(file_name.as_encoded_bytes())
+            .map_err(|_| bad("the file name is not a valid part name"))?;
+        let record =
+            std::fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
+        let (hash, size) = record
+            .trim_end()
+            .split_once(' ')
+            .ok_or_else(|| bad("expected `<hash> <size>`"))?;
+        let hash: PartHash = hash
+            .parse()
+            .map_err(|_| bad("the hash is not 64 hex digits"))?;
+        let size: u64 = size.parse().map_err(|_| bad("the size is not a number"))?;
+        check_size(name.as_str(), size)?;
+        index.insert(PartInfo { name, size, hash });
+    }
+    Ok(index)
+}

@@ -1,0 +1,55 @@
+//! Verified part storage for p2p-store.
+//!
+//! A part is a named run of bytes with its blake3 hash. Every backend implements
+//! [`PartStore`]: it stores only [`VerifiedPart`]s (bytes already checked against the hash the
+//! sender promised), re-hashes bytes whenever it reads them back, and reports a write only once
+//! it is durable. Backends: [`SledStore`] (the default), [`FsStore`] (a plain directory) and
+//! [`MemStore`] (tests and benchmarks); [`open_store`] picks an on-disk one by [`BackendKind`].
+//!
+//! Threading: stores are `Send + Sync`; writers are serialised inside each backend, reads run
+//! concurrently. Every call may block on disk, so an event loop must call them from a worker.
+//!
+//! ```
+//! use storage::{open_store, BackendKind, OnConflict, PartName, PutOutcome, VerifiedPart};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = open_store(&dir.path().join("peer1.db"), Some(BackendKind::Sled))?;
+//! let name = PartName::new("part2.txt")?;
+//! let part = VerifiedPart::hashing(name.clone(), b"hello".to_vec())?;
+//! assert_eq!(store.put(&part, OnConflict::Refuse)?, PutOutcome::Stored);
+//! assert_eq!(store.get(&name)?, b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod batch;
+mod body_files;
+mod durable;
+mod error;
+mod export;
+mod fs_store;
+mod hash;
+mod mem_store;
+mod name;
+mod name_index;
+mod part;
+mod registry;
+mod sled_record;
+mod sled_store;
+mod store;
+mod store_dir;
+mod verify;
+
+pub use error::StoreError;
+pub use export::{ExportOutcome, Overwrite, export};
+pub use fs_store::FsStore;
+pub use hash::{ParseHashError, PartHash};
+pub use mem_store::MemStore;
+pub use name::{EXPORT_SUFFIX, NameError, PartName};
+pub use part::{
+    MAX_PART_SIZE, OnConflict, PartInfo, PutOutcome, StoreStats, VerifiedPart, check_size,
+};
+pub use registry::open_store;
+pub use sled_store::{INLINE_MAX, SledStore};
+pub use store::{BatchOutcome, PartStore};
+pub use store_dir::{BackendKind, UnknownBackend};
+pub use verify::{VerifyReport, verify};

@@ -1,0 +1,126 @@
+//! The values that flow in and out of a store: verified parts going in, descriptions coming out.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{PartHash, PartName, StoreError};
+
+/// Largest part a store accepts, in bytes. A part is held in memory whole while it is verified
+/// and written, so this bounds the memory one part can take.
+pub const MAX_PART_SIZE: u64 = 256 * 1024 * 1024;
+
+/// A part whose bytes are known to hash to its hash: the only thing a store will put.
+///
+/// Building one is where a part is verified, so no backend can store bytes unchecked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPart {
+    name: PartName,
+    hash: PartHash,
+    bytes: Vec<u8>,
+}
+
+impl VerifiedPart {
+    /// Checks that `bytes` hash to `expected`, as a part offered by someone else must.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] past [`MAX_PART_SIZE`], [`StoreError::HashMismatch`] when the
+    /// bytes are not the ones promised.
+    pub fn new(name: PartName, expected: PartHash, bytes: Vec<u8>) -> Result<Self, StoreError> {
+        let part = Self::hashing(name, bytes)?;
+        if part.hash == expected {
+            Ok(part)
+        } else {
+            Err(StoreError::HashMismatch {
+                name: part.name,
+                expected,
+                actual: part.hash,
+            })
+        }
+    }
+
+    /// Hashes local bytes that are their own source of truth (a file being imported).
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] past [`MAX_PART_SIZE`].
+    pub fn hashing(name: PartName, bytes: Vec<u8>) -> Result<Self, StoreError> {
+        check_size(name.as_str(), bytes.len() as u64)?;
+        let hash = PartHash::of(&bytes);
+        Ok(Self { name, hash, bytes })
+    }
+
+    pub fn name(&self) -> &PartName {
+        &self.name
+    }
+
+    pub fn hash(&self) -> PartHash {
+        self.hash
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    pub fn info(&self) -> PartInfo {
+        PartInfo {
+            name: self.name.clone(),
+            size: self.size(),
+            hash: self.hash,
+        }
+    }
+}
+
+/// Refuses a size past [`MAX_PART_SIZE`] before anything of that size is allocated.
+///
+/// # Errors
+/// [`StoreError::TooLarge`].
+pub fn check_size(name: &str, size: u64) -> Result<(), StoreError> {
+    if size > MAX_PART_SIZE {
+        return Err(StoreError::TooLarge {
+            name: name.to_owned(),
+            size,
+            max: MAX_PART_SIZE,
+        });
+    }
+    Ok(())
+}
+
+/// What a store holds under a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartInfo {
+    pub name: PartName,
+    pub size: u64,
+    pub hash: PartHash,
+}
+
+/// What happened to one part of a put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The part is new and now durable.
+    Stored,
+    /// The name already held these exact bytes; nothing was written.
+    AlreadyHad,
+    /// The name held other bytes and the caller asked to replace them.
+    Replaced { previous: PartHash },
+}
+
+/// What to do when a name already holds different bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnConflict {
+    /// Keep the existing entry and report [`StoreError::Conflict`].
+    #[default]
+    Refuse,
+    /// Point the name at the new bytes.
+    Replace,
+}
+
+/// Totals over every entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct StoreStats {
+    /// Number of names held.
+    pub parts: u64,
+    /// Sum of the sizes of the parts, counting shared bodies once per name.
+    pub bytes: u64,
+}

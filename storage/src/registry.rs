@@ -1,0 +1,28 @@
+//! Opening a store by backend name: the one place that maps a `BackendKind` to its type.
+
+use std::path::Path;
+
+use crate::fs_store::FsStore;
+use crate::sled_store::SledStore;
+use crate::store_dir::StoreDir;
+use crate::{BackendKind, PartStore, StoreError};
+
+/// Opens the store at `path`, creating it with `requested` (default: sled) if it does not
+/// exist. An existing store keeps the backend it was created with; asking for another one is
+/// an error, never a second empty store beside the first.
+///
+/// Opening sweeps away temp files and bodies no entry points at, left by a crash.
+///
+/// # Errors
+/// [`StoreError::Locked`] while another process has the store open, and the errors of
+/// creating or reading the store directory.
+pub fn open_store(
+    path: &Path,
+    requested: Option<BackendKind>,
+) -> Result<Box<dyn PartStore>, StoreError> {
+    let dir = StoreDir::open(path, requested)?;
+    Ok(match dir.kind() {
+        BackendKind::Sled => Box::new(SledStore::open(dir)?),
+        BackendKind::Fs => Box::new(FsStore::open(dir)?),
+    })
+}

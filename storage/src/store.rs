@@ -1,0 +1,98 @@
+//! The `PartStore` trait: the one interface every backend implements.
+
+use crate::{
+    OnConflict, PartHash, PartInfo, PartName, PutOutcome, StoreError, StoreStats, VerifiedPart,
+};
+
+/// One result per part of a batch, in the order the parts were given.
+pub type BatchOutcome = Vec<Result<PutOutcome, StoreError>>;
+
+/// A place that keeps verified parts under validated names.
+///
+/// Writes are durable when they return: a part reported [`PutOutcome::Stored`] survives a
+/// crash of the process or the machine right after. Every read of bytes re-hashes them, so a
+/// damaged body is reported as [`StoreError::Corrupt`], never returned.
+///
+/// Methods take `&self` so one store can be shared between threads; backends serialise their
+/// writers internally.
+pub trait PartStore: Send + Sync {
+    /// Stores `parts` and makes them durable with one sync for the whole batch, so that many
+    /// small parts cost one flush rather than one each.
+    ///
+    /// A name already holding the same hash is [`PutOutcome::AlreadyHad`] and writes nothing;
+    /// a name holding another hash is a [`StoreError::Conflict`] in that part's slot unless
+    /// `on_conflict` is [`OnConflict::Replace`].
+    ///
+    /// # Errors
+    /// The outer error means the batch could not be made durable: report none of it as stored.
+    fn put_batch(
+        &self,
+        parts: &[VerifiedPart],
+        on_conflict: OnConflict,
+    ) -> Result<BatchOutcome, StoreError>;
+
+    /// What the store holds under `name`, without reading its bytes.
+    ///
+    /// # Errors
+    /// Only when the index cannot be read.
+    fn lookup(&self, name: &PartName) -> Result<Option<PartInfo>, StoreError>;
+
+    /// The bytes stored under `name`, re-verified against their hash.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], or [`StoreError::Corrupt`] / [`StoreError::BodyMissing`] when
+    /// the stored bytes are damaged.
+    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError>;
+
+    /// Every entry, sorted by name.
+    ///
+    /// # Errors
+    /// Only when the index cannot be read.
+    fn list(&self) -> Result<Vec<PartInfo>, StoreError>;
+
+    /// Forgets `name` durably, and deletes its body when no other name shares it.
+    /// Returns whether the name was there.
+    ///
+    /// # Errors
+    /// When the removal cannot be made durable.
+    fn remove(&self, name: &PartName) -> Result<bool, StoreError>;
+
+    /// Makes everything written so far durable.
+    ///
+    /// # Errors
+    /// When the flush or fsync fails.
+    fn sync(&self) -> Result<(), StoreError>;
+
+    /// Totals over every entry.
+    ///
+    /// # Errors
+    /// Only when the index cannot be read.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// [`PartStore::put_batch`] for one part.
+    ///
+    /// # Errors
+    /// As `put_batch`, with the part's own error (such as a conflict) returned directly.
+    fn put(&self, part: &VerifiedPart, on_conflict: OnConflict) -> Result<PutOutcome, StoreError> {
+        self.put_batch(std::slice::from_ref(part), on_conflict)?
+            .pop()
+            .expect("put_batch returns one outcome per part")
+    }
+}
+
+/// Checks bytes read back from disk against the hash they were stored under.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when they differ.
+pub(crate) fn verify_read(info: &PartInfo, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    let actual = PartHash::of(&bytes);
+    if actual == info.hash {
+        Ok(bytes)
+    } else {
+        Err(StoreError::Corrupt {
+            name: info.name.clone(),
+            expected: info.hash,
+            actual,
+        })
+    }
+}

@@ -1,0 +1,273 @@
+//! The directory a store lives in: its marker file, its lock, and the paths inside it.
+//!
+//! ```text
+//! <db>/p2p-store.meta   which backend, which format version (written once, at creation)
+//! <db>/LOCK             flock-ed while a process has the store open; holds that process's pid
+//! <db>/tmp/             writes in progress; emptied on every open
+//! <db>/bodies/          part bodies as files named by their blake3 hash
+//! <db>/index/           sled backend: the sled database
+//! <db>/names/           fs backend: one small file per part name
+//! ```
+
+use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::StoreError;
+use crate::durable::{self, Existing};
+use crate::error::IoContext;
+
+/// The on-disk backends a store can be created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// sled index with small bodies inline, larger bodies as files beside it.
+    Sled,
+    /// A plain directory of files a person can inspect.
+    Fs,
+}
+
+impl BackendKind {
+    /// Every backend, in the order `--help` lists them; the first is the default.
+    pub const ALL: [Self; 2] = [Self::Sled, Self::Fs];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sled => "sled",
+            Self::Fs => "fs",
+        }
+    }
+}
+
+impl Default for BackendKind {
+    fn default() -> Self {
+        Self::ALL[0]
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The name given is not a backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend {0:?}; choose sled or fs")]
+pub struct UnknownBackend(String);
+
+impl FromStr for BackendKind {
+    type Err = UnknownBackend;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| UnknownBackend(name.to_owned()))
+    }
+}
+
+pub(crate) const MARKER: &str = "p2p-store.meta";
+const LOCK: &str = "LOCK";
+const FORMAT_VERSION: u32 = 1;
+
+/// An open, locked store directory. The lock is held until this is dropped.
+#[derive(Debug)]
+pub(crate) struct StoreDir {
+    root: PathBuf,
+    kind: BackendKind,
+    _lock: File,
+}
+
+impl StoreDir {
+    /// Opens the store at `root`, creating it with `requested` (or the default backend) when
+    /// `root` is missing or an empty directory.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another process has it open, [`StoreError::BackendMismatch`]
+    /// when it was created with another backend than `requested`, [`StoreError::NotAStore`] for
+    /// a file or a non-empty directory that is not a store.
+    pub(crate) fn open(root: &Path, requested: Option<BackendKind>) -> Result<Self, StoreError> {
+        if root.exists() && !root.is_dir() {
+            return Err(StoreError::NotAStore {
+                path: root.to_owned(),
+                marker: MARKER,
+            });
+        }
+        durable::ensure_dir(root)?;
+        let lock = lock(root)?;
+        let kind = match read_marker(root)? {
+            Some(found) => match requested {
+                Some(requested) if requested != found => {
+                    return Err(StoreError::BackendMismatch {
+                        path: root.to_owned(),
+                        found,
+                        requested,
+                    });
+                }
+                _ => found,
+            },
+            None => create(root, requested.unwrap_or_default())?,
+        };
+        Ok(Self {
+            root: root.to_owned(),
+            kind,
+            _lock: lock,
+        })
+    }
+
+    pub(crate) fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn temp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub(crate) fn bodies(&self) -> PathBuf {
+        self.root.join("bodies")
+    }
+}
+
+/// Takes the exclusive lock and records our pid in it, so a second opener can say who has it.
+fn lock(root: &Path) -> Result<File, StoreError> {
+    let path = root.join(LOCK);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let holder = file
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse().ok());
+            return Err(StoreError::Locked {
+                path: root.to_owned(),
+                holder,
+            });
+        }
+        Err(TryLockError::Error(err)) => {
+            return Err(StoreError::Io {
+                context: format!("locking {}", path.display()),
+                source: err,
+            });
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .context(|| format!("writing {}", path.display()))?;
+    Ok(file)
+}
+
+fn read_marker(root: &Path) -> Result<Option<BackendKind>, StoreError> {
+    let path = root.join(MARKER);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(StoreError::Io {
+                context: format!("reading {}", path.display()),
+                source: err,
+            });
+        }
+    };
+    let unsupported = || StoreError::UnsupportedFormat {
+        path: root.to_owned(),
+        marker: MARKER,
+        found: text.clone(),
+    };
+    let mut format = None;
+    let mut backend = None;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("format", value)) => format = value.parse::<u32>().ok(),
+            Some(("backend", value)) => backend = value.parse::<BackendKind>().ok(),
+            _ => {}
+        }
+    }
+    match (format, backend) {
+        (Some(FORMAT_VERSION), Some(kind)) => Ok(Some(kind)),
+        _ => Err(unsupported()),
+    }
+}
+
+/// Initialises an empty directory; refuses one holding anything but our lock file, so a
+/// mistyped `--db` never scatters a store into someone's data.
+fn create(root: &Path, kind: BackendKind) -> Result<BackendKind, StoreError> {
+    let entries = std::fs::read_dir(root).context(|| format!("listing {}", root.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", root.display()))?;
+        if entry.file_name() != LOCK {
+            return Err(StoreError::NotAStore {
+                path: root.to_owned(),
+                marker: MARKER,
+            });
+        }
+    }
+    let marker = format!("p2p-store store\nformat {FORMAT_VERSION}\nbackend {kind}\n");
+    durable::write_file(root, &root.join(MARKER), marker.as_bytes(), Existing::Keep)?;
+    durable::sync_dir(root)?;
+    tracing::info!(path = %root.display(), backend = %kind, "created a new store");
+    Ok(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_round_trip() {
+        for kind in BackendKind::ALL {
+            assert_eq!(kind.name().parse::<BackendKind>(), Ok(kind));
+        }
+        assert!("mem".parse::<BackendKind>().is_err());
+        assert_eq!(BackendKind::default(), BackendKind::Sled);
+    }
+
+    #[test]
+    fn second_open_reports_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("db");
+        let first = StoreDir::open(&root, Some(BackendKind::Fs)).unwrap();
+        match StoreDir::open(&root, None) {
+            Err(StoreError::Locked { holder, .. }) => {
+                assert_eq!(holder, Some(std::process::id()));
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(first);
+        assert_eq!(StoreDir::open(&root, None).unwrap().kind(), BackendKind::Fs);
+    }
+
+    #[test]
+    fn refuses_a_backend_mismatch_and_foreign_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("db");
+        drop(StoreDir::open(&root, Some(BackendKind::Sled)).unwrap());
+        assert!(matches!(
+            StoreDir::open(&root, Some(BackendKind::Fs)),
+            Err(StoreError::BackendMismatch { .. })
+        ));
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        assert!(matches!(
+            StoreDir::open(dir.path(), None),
+            Err(StoreError::NotAStore { .. })
+        ));
+        assert!(matches!(
+            StoreDir::open(&dir.path().join("notes.txt"), None),
+            Err(StoreError::NotAStore { .. })
+        ));
+    }
+}
