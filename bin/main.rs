@@ -1,1 +1,56 @@
-fn main() {}
+//! The `p2p-store` command.
+//!
+//! Results go to stdout, logs and errors to stderr. Exit status: 0 when everything asked for
+//! was done, 1 when anything was rejected, corrupt or failed, 2 for a usage error.
+
+mod cli;
+mod export;
+mod import;
+mod list;
+mod logging;
+mod open;
+mod remove;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Whether a command did everything it was asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Done,
+    SomeFailed,
+}
+
+impl Status {
+    fn from_failures(failures: usize) -> Self {
+        if failures == 0 {
+            Self::Done
+        } else {
+            Self::SomeFailed
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Import(args) => import::run(&cli.db, cli.backend, args),
+        Command::List(args) => list::run(&cli.db, cli.backend, args),
+        Command::Export(args) => export::run(&cli.db, cli.backend, args),
+        Command::Verify(args) => verify::run(&cli.db, cli.backend, args),
+        Command::Remove(args) => remove::run(&cli.db, cli.backend, args),
+    };
+    match result {
+        Ok(Status::Done) => ExitCode::SUCCESS,
+        Ok(Status::SomeFailed) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

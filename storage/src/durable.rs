@@ -4,8 +4,9 @@
 //! directory is fsynced, which callers do once per batch with [`sync_dir`] rather than once per
 //! file.
 
-use std::fs::File;
+use std::fs::{File, Permissions};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::StoreError;
@@ -22,7 +23,8 @@ pub(crate) enum Existing {
 }
 
 /// Writes `bytes` to `dest` through a temp file in `temp_dir` (same filesystem as `dest`),
-/// fsyncing the data before the rename.
+/// fsyncing the data before the rename. The file gets the usual `0o666 & !umask` mode rather
+/// than a temp file's private one.
 ///
 /// # Errors
 /// [`StoreError::ExportExists`] when `dest` exists and `existing` is [`Existing::Keep`];
@@ -35,6 +37,7 @@ pub(crate) fn write_file(
 ) -> Result<(), StoreError> {
     let mut temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
+        .permissions(Permissions::from_mode(0o666))
         .tempfile_in(temp_dir)
         .context(|| format!("creating a temp file in {}", temp_dir.display()))?;
     temp.write_all(bytes)

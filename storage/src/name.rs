@@ -117,7 +117,7 @@ impl fmt::Display for PartName {
 
 impl fmt::Debug for PartName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PartName({:?})", self.0)
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 

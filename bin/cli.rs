@@ -1,0 +1,46 @@
+//! The command line surface: global options and one subcommand per file.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+use storage::BackendKind;
+
+use crate::{export, import, list, remove, verify};
+
+/// Keep file parts in an embedded database and exchange them with other peers, verified.
+#[derive(Debug, Parser)]
+#[command(name = "p2p-store", version)]
+pub struct Cli {
+    /// The store to use; created on first use.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./p2p-store.db",
+        value_name = "PATH"
+    )]
+    pub db: PathBuf,
+
+    /// Backend for a new store: sled (default) or fs. An existing store keeps its own.
+    #[arg(long, global = true, value_name = "sled|fs")]
+    pub backend: Option<BackendKind>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output on stderr (-q errors only, -qq nothing).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Import(import::Args),
+    List(list::Args),
+    Export(export::Args),
+    Verify(verify::Args),
+    Remove(remove::Args),
+}

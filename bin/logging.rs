@@ -1,0 +1,19 @@
+//! Installs the log subscriber: stderr, level from -v/-q unless RUST_LOG says otherwise.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(verbose: u8, quiet: u8) {
+    let level = match (verbose, quiet) {
+        (0, 0) => "warn",
+        (1, _) => "info",
+        (2, _) => "debug",
+        (_, 0) => "trace",
+        (_, 1) => "error",
+        _ => "off",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,33 @@
+//! `p2p-store remove`: forget parts.
+
+use std::path::Path;
+
+use anyhow::Context;
+use storage::{BackendKind, PartName};
+
+use crate::{Status, open};
+
+/// Remove parts from the store. A body shared with another name stays for that name.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Names of the parts to remove.
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<PartName>,
+}
+
+pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
+    let store = open::store(db, backend)?;
+    let mut missing = 0;
+    for name in &args.names {
+        if store
+            .remove(name)
+            .with_context(|| format!("cannot remove {name}"))?
+        {
+            println!("removed {name}");
+        } else {
+            println!("not found {name}");
+            missing += 1;
+        }
+    }
+    Ok(Status::from_failures(missing))
+}

@@ -1,0 +1,465 @@
+//! One behavioural suite, run against every backend: what `PartStore` promises, checked the
+//! same way for sled, fs and memory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use storage::{
+    BackendKind, INLINE_MAX, MemStore, OnConflict, PartHash, PartName, PartStore, PutOutcome,
+    StoreError, VerifiedPart, open_store,
+};
+use tempfile::TempDir;
+
+/// A store under test, and for on-disk backends the directory to reopen it from.
+struct Fixture {
+    store: Box<dyn PartStore>,
+    disk: Option<(TempDir, BackendKind)>,
+}
+
+impl Fixture {
+    fn mem() -> Self {
+        Self {
+            store: Box::new(MemStore::new()),
+            disk: None,
+        }
+    }
+
+    fn on_disk(kind: BackendKind) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&dir.path().join("db"), Some(kind)).unwrap();
+        Self {
+            store,
+            disk: Some((dir, kind)),
+        }
+    }
+
+    fn db_path(&self) -> Option<PathBuf> {
+        self.disk.as_ref().map(|(dir, _)| dir.path().join("db"))
+    }
+
+    /// Closes and reopens an on-disk store, as a restart would.
+    fn reopen(&mut self) {
+        if let Some(path) = self.db_path() {
+            // The old store must be dropped, releasing its lock, before the new one opens.
+            drop(std::mem::replace(
+                &mut self.store,
+                Box::new(MemStore::new()),
+            ));
+            self.store = open_store(&path, None).unwrap();
+        }
+    }
+}
+
+fn name(text: &str) -> PartName {
+    PartName::new(text).unwrap()
+}
+
+fn part(text: &str, bytes: &[u8]) -> VerifiedPart {
+    VerifiedPart::hashing(name(text), bytes.to_vec()).unwrap()
+}
+
+fn bytes_of(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..len).map(|_| rng.u8(..)).collect()
+}
+
+fn sizes_around_the_inline_limit() -> Vec<usize> {
+    let inline = INLINE_MAX as usize;
+    vec![0, 1, 1000, inline - 1, inline, inline + 1, 1 << 20]
+}
+
+fn round_trips_every_size(mut fx: Fixture) {
+    let sizes = sizes_around_the_inline_limit();
+    for (i, &size) in sizes.iter().enumerate() {
+        let p = part(&format!("p{i}"), &bytes_of(i as u64, size));
+        assert_eq!(
+            fx.store.put(&p, OnConflict::Refuse).unwrap(),
+            PutOutcome::Stored
+        );
+        assert_eq!(fx.store.get(p.name()).unwrap(), p.bytes());
+    }
+    fx.reopen();
+    for (i, &size) in sizes.iter().enumerate() {
+        let got = fx.store.get(&name(&format!("p{i}"))).unwrap();
+        assert_eq!(got, bytes_of(i as u64, size), "size {size} after reopen");
+    }
+}
+
+fn same_bytes_again_is_already_had(fx: Fixture) {
+    let p = part("part2.txt", b"hello");
+    assert_eq!(
+        fx.store.put(&p, OnConflict::Refuse).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        fx.store.put(&p, OnConflict::Refuse).unwrap(),
+        PutOutcome::AlreadyHad
+    );
+    assert_eq!(
+        fx.store.put(&p, OnConflict::Replace).unwrap(),
+        PutOutcome::AlreadyHad
+    );
+}
+
+fn different_bytes_conflict_and_keep_the_old_entry(mut fx: Fixture) {
+    let old = part("part2.txt", &bytes_of(1, 50_000));
+    let new = part("part2.txt", &bytes_of(2, 50_000));
+    fx.store.put(&old, OnConflict::Refuse).unwrap();
+    match fx.store.put(&new, OnConflict::Refuse) {
+        Err(StoreError::Conflict {
+            name,
+            existing,
+            offered,
+        }) => {
+            assert_eq!(name.as_str(), "part2.txt");
+            assert_eq!(existing, old.hash());
+            assert_eq!(offered, new.hash());
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    fx.reopen();
+    assert_eq!(fx.store.get(old.name()).unwrap(), old.bytes());
+}
+
+fn replace_points_the_name_at_new_bytes(mut fx: Fixture) {
+    let old = part("part2.txt", &bytes_of(1, 50_000));
+    let new = part("part2.txt", b"short now");
+    fx.store.put(&old, OnConflict::Refuse).unwrap();
+    assert_eq!(
+        fx.store.put(&new, OnConflict::Replace).unwrap(),
+        PutOutcome::Replaced {
+            previous: old.hash()
+        }
+    );
+    fx.reopen();
+    assert_eq!(fx.store.get(new.name()).unwrap(), new.bytes());
+    assert_eq!(fx.store.lookup(new.name()).unwrap(), Some(new.info()));
+}
+
+fn batch_reports_each_part_in_order(fx: Fixture) {
+    fx.store
+        .put(&part("held", b"same"), OnConflict::Refuse)
+        .unwrap();
+    let parts = [
+        part("new", b"one"),
+        part("held", b"same"),
+        part("held", b"different"),
+        part("twice", b"first"),
+        part("twice", b"second"),
+        part("twice", b"first"),
+    ];
+    let outcomes = fx.store.put_batch(&parts, OnConflict::Refuse).unwrap();
+    assert_eq!(outcomes.len(), parts.len());
+    assert!(matches!(outcomes[0], Ok(PutOutcome::Stored)));
+    assert!(matches!(outcomes[1], Ok(PutOutcome::AlreadyHad)));
+    assert!(matches!(outcomes[2], Err(StoreError::Conflict { .. })));
+    assert!(matches!(outcomes[3], Ok(PutOutcome::Stored)));
+    assert!(matches!(outcomes[4], Err(StoreError::Conflict { .. })));
+    assert!(matches!(outcomes[5], Ok(PutOutcome::AlreadyHad)));
+    assert_eq!(fx.store.get(&name("twice")).unwrap(), b"first");
+    assert_eq!(fx.store.get(&name("held")).unwrap(), b"same");
+}
+
+fn list_is_sorted_and_stats_add_up(fx: Fixture) {
+    let parts = [part("b", b"22"), part("a", b"1"), part("c", b"333")];
+    fx.store.put_batch(&parts, OnConflict::Refuse).unwrap();
+    let names: Vec<_> = fx
+        .store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, [name("a"), name("b"), name("c")]);
+    let stats = fx.store.stats().unwrap();
+    assert_eq!((stats.parts, stats.bytes), (3, 6));
+}
+
+fn remove_forgets_only_that_name(mut fx: Fixture) {
+    let shared = bytes_of(7, 100_000);
+    let small = b"tiny".to_vec();
+    for (n, bytes) in [
+        ("a", &shared),
+        ("b", &shared),
+        ("s1", &small),
+        ("s2", &small),
+    ] {
+        fx.store.put(&part(n, bytes), OnConflict::Refuse).unwrap();
+    }
+    assert!(fx.store.remove(&name("a")).unwrap());
+    assert!(fx.store.remove(&name("s1")).unwrap());
+    assert!(!fx.store.remove(&name("a")).unwrap());
+    assert!(matches!(
+        fx.store.get(&name("a")),
+        Err(StoreError::NotFound(_))
+    ));
+    fx.reopen();
+    assert_eq!(fx.store.get(&name("b")).unwrap(), shared);
+    assert_eq!(fx.store.get(&name("s2")).unwrap(), small);
+    assert_eq!(fx.store.lookup(&name("a")).unwrap(), None);
+    assert!(fx.store.remove(&name("b")).unwrap());
+    assert!(fx.store.remove(&name("s2")).unwrap());
+    fx.reopen();
+    assert!(fx.store.list().unwrap().is_empty());
+}
+
+fn missing_names_are_not_found(fx: Fixture) {
+    assert!(matches!(
+        fx.store.get(&name("nope")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(fx.store.lookup(&name("nope")).unwrap(), None);
+}
+
+/// Bodies are content-addressed: identical bytes under many names take one file, and the
+/// file goes when its last name does.
+fn on_disk_bodies_are_shared_and_collected(kind: BackendKind) {
+    let mut fx = Fixture::on_disk(kind);
+    let bodies = fx.db_path().unwrap().join("bodies");
+    let big = bytes_of(3, 200_000);
+    for n in ["x", "y", "z"] {
+        fx.store.put(&part(n, &big), OnConflict::Refuse).unwrap();
+    }
+    let count = || std::fs::read_dir(&bodies).unwrap().count();
+    assert_eq!(count(), 1);
+    fx.store.remove(&name("x")).unwrap();
+    let other = bytes_of(6, 200_000);
+    fx.store
+        .put(&part("y", &other), OnConflict::Replace)
+        .unwrap();
+    assert_eq!(count(), 2);
+    fx.store.remove(&name("z")).unwrap();
+    assert_eq!(count(), 1);
+    fx.reopen();
+    assert_eq!(count(), 1);
+    assert_eq!(fx.store.get(&name("y")).unwrap(), other);
+}
+
+/// A flipped bit on disk is reported as corruption of that part, never returned; putting the
+/// same bytes again repairs it.
+fn on_disk_corruption_is_detected(kind: BackendKind) {
+    let mut fx = Fixture::on_disk(kind);
+    let victim = part("victim", &bytes_of(4, 100_000));
+    let bystander = part("bystander", &bytes_of(5, 100_000));
+    fx.store
+        .put_batch(&[victim.clone(), bystander.clone()], OnConflict::Refuse)
+        .unwrap();
+    let body = fx
+        .db_path()
+        .unwrap()
+        .join("bodies")
+        .join(victim.hash().to_hex());
+    let mut bytes = std::fs::read(&body).unwrap();
+    bytes[12_345] ^= 0x01;
+    std::fs::write(&body, &bytes).unwrap();
+    fx.reopen();
+    match fx.store.get(victim.name()) {
+        Err(StoreError::Corrupt {
+            name,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(name, *victim.name());
+            assert_eq!(expected, victim.hash());
+            assert_eq!(actual, PartHash::of(&bytes));
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    let report = storage::verify(fx.store.as_ref()).unwrap();
+    assert_eq!(report.intact, 1);
+    assert_eq!(report.corrupt.len(), 1);
+    assert_eq!(report.corrupt[0].0, *victim.name());
+
+    std::fs::remove_file(&body).unwrap();
+    assert!(matches!(
+        fx.store.get(victim.name()),
+        Err(StoreError::BodyMissing { .. })
+    ));
+    assert_eq!(
+        fx.store.put(&victim, OnConflict::Refuse).unwrap(),
+        PutOutcome::AlreadyHad
+    );
+    fx.store.remove(victim.name()).unwrap();
+    fx.store.put(&victim, OnConflict::Refuse).unwrap();
+    assert_eq!(fx.store.get(victim.name()).unwrap(), victim.bytes());
+}
+
+/// Export writes every intact part, skips the corrupt one and overwrites nothing.
+fn on_disk_export_skips_corrupt_parts(kind: BackendKind) {
+    let fx = Fixture::on_disk(kind);
+    let good = part("good.bin", &bytes_of(8, 30_000));
+    let bad = part("bad.bin", &bytes_of(9, 30_000));
+    fx.store
+        .put_batch(&[good.clone(), bad.clone()], OnConflict::Refuse)
+        .unwrap();
+    let body = fx
+        .db_path()
+        .unwrap()
+        .join("bodies")
+        .join(bad.hash().to_hex());
+    let mut bytes = std::fs::read(&body).unwrap();
+    bytes[0] ^= 0x80;
+    std::fs::write(&body, bytes).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let outcomes = storage::export(
+        fx.store.as_ref(),
+        out.path(),
+        None,
+        storage::Overwrite::Never,
+    )
+    .unwrap();
+    let failed: Vec<_> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, *bad.name());
+    assert!(failed[0].1.as_ref().unwrap_err().is_corruption());
+    assert_eq!(
+        std::fs::read(out.path().join("good.bin_recebida")).unwrap(),
+        good.bytes()
+    );
+    assert!(!out.path().join("bad.bin_recebida").exists());
+    let leftovers = std::fs::read_dir(out.path()).unwrap().count();
+    assert_eq!(leftovers, 1, "no temp file is left behind");
+}
+
+/// The operations a proptest case runs, against the store and against a map as the model.
+#[derive(Debug, Clone)]
+enum Op {
+    Put { name: u8, content: u8, big: bool },
+    Replace { name: u8, content: u8 },
+    Remove { name: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..6u8, 0..4u8, any::<bool>()).prop_map(|(name, content, big)| Op::Put {
+            name,
+            content,
+            big
+        }),
+        (0..6u8, 0..4u8).prop_map(|(name, content)| Op::Replace { name, content }),
+        (0..6u8).prop_map(|name| Op::Remove { name }),
+    ]
+}
+
+fn content(content: u8, big: bool) -> Vec<u8> {
+    let len = if big { INLINE_MAX as usize + 100 } else { 40 };
+    bytes_of(u64::from(content), len)
+}
+
+fn matches_a_map_model(mut fx: Fixture, ops: &[Op]) {
+    let mut model: BTreeMap<PartName, Vec<u8>> = BTreeMap::new();
+    for op in ops {
+        match *op {
+            Op::Put {
+                name: n,
+                content: c,
+                big,
+            } => {
+                let p = part(&format!("n{n}"), &content(c, big));
+                let result = fx.store.put(&p, OnConflict::Refuse);
+                match model.get(p.name()) {
+                    None => {
+                        assert_eq!(result.unwrap(), PutOutcome::Stored);
+                        model.insert(p.name().clone(), p.bytes().to_vec());
+                    }
+                    Some(held) if held == p.bytes() => {
+                        assert_eq!(result.unwrap(), PutOutcome::AlreadyHad);
+                    }
+                    Some(_) => assert!(matches!(result, Err(StoreError::Conflict { .. }))),
+                }
+            }
+            Op::Replace {
+                name: n,
+                content: c,
+            } => {
+                let p = part(&format!("n{n}"), &content(c, c % 2 == 0));
+                fx.store.put(&p, OnConflict::Replace).unwrap();
+                model.insert(p.name().clone(), p.bytes().to_vec());
+            }
+            Op::Remove { name: n } => {
+                let n = name(&format!("n{n}"));
+                assert_eq!(fx.store.remove(&n).unwrap(), model.remove(&n).is_some());
+            }
+        }
+    }
+    fx.reopen();
+    let listed: Vec<_> = fx
+        .store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(listed, model.keys().cloned().collect::<Vec<_>>());
+    for (n, bytes) in &model {
+        assert_eq!(&fx.store.get(n).unwrap(), bytes);
+    }
+}
+
+macro_rules! conformance {
+    ($($backend:ident => $fixture:expr),* $(,)?) => {$(
+        mod $backend {
+            use super::*;
+
+            #[test]
+            fn round_trips_every_size() { super::round_trips_every_size($fixture) }
+            #[test]
+            fn same_bytes_again_is_already_had() { super::same_bytes_again_is_already_had($fixture) }
+            #[test]
+            fn different_bytes_conflict_and_keep_the_old_entry() {
+                super::different_bytes_conflict_and_keep_the_old_entry($fixture)
+            }
+            #[test]
+            fn replace_points_the_name_at_new_bytes() {
+                super::replace_points_the_name_at_new_bytes($fixture)
+            }
+            #[test]
+            fn batch_reports_each_part_in_order() { super::batch_reports_each_part_in_order($fixture) }
+            #[test]
+            fn list_is_sorted_and_stats_add_up() { super::list_is_sorted_and_stats_add_up($fixture) }
+            #[test]
+            fn remove_forgets_only_that_name() { super::remove_forgets_only_that_name($fixture) }
+            #[test]
+            fn missing_names_are_not_found() { super::missing_names_are_not_found($fixture) }
+
+            proptest! {
+                #![proptest_config(ProptestConfig::with_cases(24))]
+                #[test]
+                fn matches_a_map_model(ops in proptest::collection::vec(op(), 1..24)) {
+                    super::matches_a_map_model($fixture, &ops)
+                }
+            }
+        }
+    )*};
+}
+
+conformance! {
+    mem => Fixture::mem(),
+    sled => Fixture::on_disk(BackendKind::Sled),
+    fs => Fixture::on_disk(BackendKind::Fs),
+}
+
+macro_rules! on_disk {
+    ($($backend:ident => $kind:expr),* $(,)?) => {$(
+        mod $backend {
+            use super::*;
+
+            #[test]
+            fn bodies_are_shared_and_collected() { on_disk_bodies_are_shared_and_collected($kind) }
+            #[test]
+            fn corruption_is_detected() { on_disk_corruption_is_detected($kind) }
+            #[test]
+            fn export_skips_corrupt_parts() { on_disk_export_skips_corrupt_parts($kind) }
+        }
+    )*};
+}
+
+mod on_disk {
+    use super::*;
+    on_disk! {
+        sled => BackendKind::Sled,
+        fs => BackendKind::Fs,
+    }
+}
