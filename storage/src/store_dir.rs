@@ -96,6 +96,9 @@ impl StoreDir {
             });
         }
         durable::ensure_dir(root)?;
+        if read_marker(root)?.is_none() {
+            ensure_empty(root)?;
+        }
         let lock = lock(root)?;
         let kind = match read_marker(root)? {
             Some(found) => match requested {
@@ -203,9 +206,9 @@ fn read_marker(root: &Path) -> Result<Option<BackendKind>, StoreError> {
     }
 }
 
-/// Initialises an empty directory; refuses one holding anything but our lock file, so a
-/// mistyped `--db` never scatters a store into someone's data.
-fn create(root: &Path, kind: BackendKind) -> Result<BackendKind, StoreError> {
+/// Refuses a directory holding anything but our lock file, checked before the lock file is
+/// created, so a mistyped `--db` never puts a file into someone's data.
+fn ensure_empty(root: &Path) -> Result<(), StoreError> {
     let entries = std::fs::read_dir(root).context(|| format!("listing {}", root.display()))?;
     for entry in entries {
         let entry = entry.context(|| format!("listing {}", root.display()))?;
@@ -216,6 +219,12 @@ fn create(root: &Path, kind: BackendKind) -> Result<BackendKind, StoreError> {
             });
         }
     }
+    Ok(())
+}
+
+/// Initialises an empty directory, checked again now that we hold the lock.
+fn create(root: &Path, kind: BackendKind) -> Result<BackendKind, StoreError> {
+    ensure_empty(root)?;
     let marker = format!("p2p-store store\nformat {FORMAT_VERSION}\nbackend {kind}\n");
     durable::write_file(root, &root.join(MARKER), marker.as_bytes(), Existing::Keep)?;
     durable::sync_dir(root)?;
