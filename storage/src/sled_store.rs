@@ -3,8 +3,9 @@
 //!
 //! sled does well with many small values and poorly with large ones (measured on these
 //! machines: 1 MiB values ran at about a sixth of plain files and took 2.87x their size on disk,
-//! and sled does not fsync the blob files it keeps them in). So bodies up to
-//! [`INLINE_MAX`] live in the index and larger ones in `bodies/`.
+//! and sled does not fsync the blob files it keeps them in). So bodies up to [`INLINE_MAX`]
+//! live inside their index entry (one insert per small part) and larger ones in `bodies/`,
+//! shared by every name with the same content. `sled_record` has the key layout.
 //!
 //! Durability: a batch writes its body files (temp, fsync, rename) and fsyncs `bodies/` before
 //! one atomic sled `Batch` records the entries, then flushes sled and fsyncs its log file.
@@ -60,26 +61,9 @@ impl SledStore {
         Ok(store)
     }
 
-    /// Removes temp files, and bodies (files or inline) that no entry refers to.
+    /// Removes temp files, and body files no entry refers to.
     fn sweep(&self) -> Result<(), StoreError> {
         self.bodies.sweep(|hash| self.is_referenced(hash))?;
-        let mut orphans = sled::Batch::default();
-        let mut any = false;
-        for entry in self.db.scan_prefix(record::INLINE_PREFIX) {
-            let (key, _) = entry?;
-            let referenced = match record::hash_of_inline_key(&key) {
-                Some(hash) => self.is_referenced(&hash)?,
-                None => false,
-            };
-            if !referenced {
-                orphans.remove(key);
-                any = true;
-            }
-        }
-        if any {
-            self.db.apply_batch(orphans)?;
-            self.durable_flush()?;
-        }
         Ok(())
     }
 
@@ -99,18 +83,22 @@ impl SledStore {
             .context(|| "syncing the sled log".to_owned())
     }
 
-    fn entry(&self, name: &PartName) -> Result<Option<(PartInfo, Location)>, StoreError> {
+    /// The entry for `name`, and its raw value (which holds an inline body).
+    fn entry(
+        &self,
+        name: &PartName,
+    ) -> Result<Option<(PartInfo, Location, sled::IVec)>, StoreError> {
         let key = record::name_key(name);
-        self.db
-            .get(&key)?
-            .map(|value| record::decode(&key, &value))
-            .transpose()
+        let Some(value) = self.db.get(&key)? else {
+            return Ok(None);
+        };
+        let (info, location) = record::decode(&key, &value)?;
+        Ok(Some((info, location, value)))
     }
 
-    /// Deletes the body of `hash` if no entry refers to it any more.
+    /// Deletes the body file of `hash` if no entry refers to it any more.
     fn release(&self, hash: &PartHash) -> Result<(), StoreError> {
         if !self.is_referenced(hash)? {
-            self.db.remove(record::inline_key(hash))?;
             self.bodies.remove(hash)?;
         }
         Ok(())
@@ -128,7 +116,7 @@ impl PartStore for SledStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let steps = batch::plan(parts, on_conflict, |name| {
-            Ok(self.entry(name)?.map(|(info, _)| info.hash))
+            Ok(self.entry(name)?.map(|(info, _, _)| info.hash))
         })?;
         let mut entries = sled::Batch::default();
         let mut released = Vec::new();
@@ -143,17 +131,15 @@ impl PartStore for SledStore {
                 entries.remove(record::ref_key(previous, part.name()));
                 released.push(*previous);
             }
-            let location = if part.size() <= INLINE_MAX {
-                entries.insert(record::inline_key(&part.hash()), part.bytes());
-                Location::Inline
+            let key = record::name_key(part.name());
+            if part.size() <= INLINE_MAX {
+                entries.insert(key, record::encode_inline(&part.hash(), part.bytes()));
             } else {
                 self.bodies.write(&part.hash(), part.bytes())?;
                 wrote_files = true;
-                Location::File
-            };
-            let value = record::encode(&part.hash(), part.size(), location);
-            entries.insert(record::name_key(part.name()), &value[..]);
-            entries.insert(record::ref_key(&part.hash(), part.name()), &[][..]);
+                entries.insert(key, record::encode_file(&part.hash(), part.size()));
+                entries.insert(record::ref_key(&part.hash(), part.name()), &[][..]);
+            }
         }
         if writes > 0 {
             if wrote_files {
@@ -169,18 +155,15 @@ impl PartStore for SledStore {
     }
 
     fn lookup(&self, name: &PartName) -> Result<Option<PartInfo>, StoreError> {
-        Ok(self.entry(name)?.map(|(info, _)| info))
+        Ok(self.entry(name)?.map(|(info, _, _)| info))
     }
 
     fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
-        let (info, location) = self
+        let (info, location, value) = self
             .entry(name)?
             .ok_or_else(|| StoreError::NotFound(name.clone()))?;
         let bytes = match location {
-            Location::Inline => self
-                .db
-                .get(record::inline_key(&info.hash))?
-                .map(|bytes| bytes.to_vec()),
+            Location::Inline => Some(value[record::HEADER_LEN..].to_vec()),
             Location::File => self.bodies.read(&info.hash, info.size)?,
         };
         let bytes = bytes.ok_or_else(|| StoreError::BodyMissing {
@@ -205,15 +188,19 @@ impl PartStore for SledStore {
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some((info, _)) = self.entry(name)? else {
+        let Some((info, location, _)) = self.entry(name)? else {
             return Ok(false);
         };
         let mut entries = sled::Batch::default();
         entries.remove(record::name_key(name));
-        entries.remove(record::ref_key(&info.hash, name));
+        if location == Location::File {
+            entries.remove(record::ref_key(&info.hash, name));
+        }
         self.db.apply_batch(entries)?;
         self.durable_flush()?;
-        self.release(&info.hash)?;
+        if location == Location::File {
+            self.release(&info.hash)?;
+        }
         Ok(true)
     }
 
