@@ -30,8 +30,12 @@ pub struct Args {
 
 /// A batch is committed (one sync) once it holds this many bytes or parts: large enough that
 /// the sync is amortised, small enough to bound memory and to report progress steadily.
-const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
 const BATCH_PARTS: usize = 1024;
+
+/// Files read and hashed ahead on a second thread while the store writes and syncs, so reading,
+/// hashing and disk waits overlap; bounds the memory held ahead to this many parts.
+const READ_AHEAD: usize = 8;
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     if args.name.is_some() && args.files.len() != 1 {
@@ -50,13 +54,24 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         OnConflict::Refuse
     };
     let mut batch = Batch::new(store.as_ref(), on_conflict);
-    for path in &args.files {
-        batch.push(read_part(path, args.name.as_ref()));
-        if batch.is_full() {
-            batch.commit()?;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (parts, read) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        let (files, name) = (&args.files, args.name.as_ref());
+        scope.spawn(move || {
+            for path in files {
+                if parts.send(read_part(path, name)).is_err() {
+                    break;
+                }
+            }
+        });
+        for part in read {
+            batch.push(part);
+            if batch.is_full() {
+                batch.commit()?;
+            }
         }
-    }
-    batch.commit()?;
+        batch.commit()
+    })?;
     println!(
         "{} stored, {} already had, {} rejected",
         batch.tally.stored, batch.tally.already_had, batch.tally.rejected

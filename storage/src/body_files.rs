@@ -1,15 +1,17 @@
 //! Part bodies kept as files named by their hash, shared by the fs and sled backends.
 //!
 //! Content addressing stores identical bytes once however many names point at them, and makes
-//! a body's file name its own checksum. Bodies are written through the store's `tmp/`
-//! directory and renamed into place; the caller syncs the directory once per batch, before it
+//! a body's file name its own checksum. A new body is written under its final name (nothing
+//! points at it yet); a damaged one is replaced through the store's `tmp/` directory. The
+//! caller syncs the directory once per batch, before it
 //! records any entry that points at the new bodies.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use crate::durable::{self, Existing};
+use crate::durable::{self, NewFile, Placement};
 use crate::error::IoContext;
 use crate::{PartHash, StoreError};
 
@@ -30,17 +32,29 @@ impl BodyFiles {
         self.dir.join(hash.to_hex())
     }
 
-    /// Writes a body unless an intact copy is already there (the same content under another
-    /// name); a damaged copy is replaced, so storing the bytes again repairs it. Durable once
-    /// [`BodyFiles::sync`] returns.
-    pub(crate) fn write(&self, hash: &PartHash, bytes: &[u8]) -> Result<(), StoreError> {
-        let intact = self
-            .read(hash, bytes.len() as u64)?
-            .is_some_and(|existing| PartHash::of(&existing) == *hash);
-        if intact {
-            return Ok(());
+    /// Writes the bodies not already there intact (the same content under another name). A new
+    /// body is written in place, since nothing refers to it until the caller's index commit; a
+    /// damaged copy is replaced through a temp file, so storing the bytes again repairs it.
+    /// Durable once [`BodyFiles::sync`] returns.
+    pub(crate) fn write_all(&self, bodies: &[(PartHash, &[u8])]) -> Result<(), StoreError> {
+        let mut files = Vec::with_capacity(bodies.len());
+        let mut seen = HashSet::with_capacity(bodies.len());
+        for &(hash, bytes) in bodies {
+            if !seen.insert(hash) {
+                continue;
+            }
+            let placement = match self.read(&hash, bytes.len() as u64)? {
+                None => Placement::Fresh,
+                Some(existing) if PartHash::of(&existing) == hash => continue,
+                Some(_) => Placement::Replace,
+            };
+            files.push(NewFile {
+                dest: self.path(&hash),
+                bytes,
+                placement,
+            });
         }
-        durable::write_file(&self.temp_dir, &self.path(hash), bytes, Existing::Replace)
+        durable::write_files(&self.temp_dir, &files)
     }
 
     /// Makes the bodies written since the last sync durable.

@@ -4,17 +4,17 @@
 //! bytes, so `b3sum bodies/*` checks a store by hand. The index lives in memory, rebuilt from
 //! `names/` on open.
 //!
-//! Durability: a batch writes every new body (temp file, fsync, rename), fsyncs `bodies/`, then
-//! writes every name file the same way and fsyncs `names/`. A name is therefore never durable
-//! before the body it points at; a crash in between leaves at most an unreferenced body, which
-//! the sweep on the next open deletes along with any temp file.
+//! Durability: a batch writes and fsyncs every new body, fsyncs `bodies/`, then writes every
+//! name file (temp file, fsync, rename) and fsyncs `names/`. A name is therefore never durable
+//! before the body it points at; a crash in between leaves at most an unreferenced or partial
+//! body that no name points at, which the sweep on the next open deletes with any temp file.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::batch::{self, Step};
 use crate::body_files::BodyFiles;
-use crate::durable::{self, Existing};
+use crate::durable::{self, NewFile, Placement};
 use crate::error::IoContext;
 use crate::name_index::NameIndex;
 use crate::store::{BatchOutcome, verify_read};
@@ -83,19 +83,28 @@ impl PartStore for FsStore {
             .map(|(part, _)| part)
             .collect();
         if !writes.is_empty() {
-            for part in &writes {
-                self.bodies.write(&part.hash(), part.bytes())?;
-            }
+            let bodies: Vec<(PartHash, &[u8])> = writes
+                .iter()
+                .map(|part| (part.hash(), part.bytes()))
+                .collect();
+            self.bodies.write_all(&bodies)?;
             self.bodies.sync()?;
-            for part in &writes {
-                let record = format!("{} {}\n", part.hash(), part.size());
-                durable::write_file(
-                    &self.dir.temp(),
-                    &self.name_path(part.name()),
-                    record.as_bytes(),
-                    Existing::Replace,
-                )?;
-            }
+            let records: Vec<(PathBuf, String)> = writes
+                .iter()
+                .map(|part| {
+                    let record = format!("{} {}\n", part.hash(), part.size());
+                    (self.name_path(part.name()), record)
+                })
+                .collect();
+            let records: Vec<NewFile<'_>> = records
+                .iter()
+                .map(|(dest, record)| NewFile {
+                    dest: dest.clone(),
+                    bytes: record.as_bytes(),
+                    placement: Placement::Replace,
+                })
+                .collect();
+            durable::write_files(&self.dir.temp(), &records)?;
             durable::sync_dir(&self.names)?;
             let orphans: Vec<PartHash> = {
                 let mut index = self.index_mut();

@@ -7,7 +7,7 @@
 //! live inside their index entry (one insert per small part) and larger ones in `bodies/`,
 //! shared by every name with the same content. `sled_record` has the key layout.
 //!
-//! Durability: a batch writes its body files (temp, fsync, rename) and fsyncs `bodies/` before
+//! Durability: a batch writes and fsyncs its new body files and fsyncs `bodies/` before
 //! one atomic sled `Batch` records the entries, then flushes sled and fsyncs its log file.
 //! sled's own flush only calls `sync_file_range`, which neither persists the file's size nor
 //! flushes the drive's cache; the extra `fdatasync` does both. A body whose entry never made it
@@ -120,8 +120,8 @@ impl PartStore for SledStore {
         })?;
         let mut entries = sled::Batch::default();
         let mut released = Vec::new();
+        let mut files = Vec::new();
         let mut writes = 0;
-        let mut wrote_files = false;
         for (part, step) in parts.iter().zip(&steps) {
             let Step::Write { previous } = step else {
                 continue;
@@ -135,14 +135,14 @@ impl PartStore for SledStore {
             if part.size() <= INLINE_MAX {
                 entries.insert(key, record::encode_inline(&part.hash(), part.bytes()));
             } else {
-                self.bodies.write(&part.hash(), part.bytes())?;
-                wrote_files = true;
+                files.push((part.hash(), part.bytes()));
                 entries.insert(key, record::encode_file(&part.hash(), part.size()));
                 entries.insert(record::ref_key(&part.hash(), part.name()), &[][..]);
             }
         }
         if writes > 0 {
-            if wrote_files {
+            if !files.is_empty() {
+                self.bodies.write_all(&files)?;
                 self.bodies.sync()?;
             }
             self.db.apply_batch(entries)?;
