@@ -1,0 +1,412 @@
+//! The blocking client: one `TcpStream`, many requests in flight on it.
+//!
+//! Requests are written through a buffer that is flushed only before the client waits for an
+//! answer, so a window of small offers leaves in a few large writes; part bytes go to the
+//! socket straight from their buffer. Every part fetched is verified against its hash before
+//! it is handed to the caller.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use storage::{PartHash, PartInfo, PartName, StoreError, VerifiedPart};
+
+use crate::frame::{self, FrameError, MAX_PAGE_ENTRIES, MAX_REQUEST_HEADER, MAX_RESPONSE_HEADER};
+use crate::message::{ErrorCode, MAGIC, PROTOCOL_VERSION, Request, RequestId, Response};
+
+/// Requests kept in flight at most, whatever the server allows.
+const MAX_WINDOW: u32 = 1024;
+
+/// Part bytes held in memory for offers not yet answered.
+const MAX_HELD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Socket buffers of the client's reader and writer.
+const IO_BUFFER: usize = 256 * 1024;
+
+/// Why a conversation with a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach {addr}: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error("the peer refused: {message} ({code:?})")]
+    Refused { code: ErrorCode, message: String },
+    #[error("the peer closed the connection")]
+    Closed,
+    #[error("the peer broke the protocol: {0}")]
+    Protocol(String),
+    #[error("bad frame from the peer: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the peer sent bad data: {0}")]
+    BadPart(#[from] StoreError),
+    #[error("connection to the peer failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A part to push: described up front, its bytes either held already or loaded when the
+/// server asks for them.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub info: PartInfo,
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// What became of one pushed part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushEvent {
+    Stored(PartName),
+    AlreadyHad(PartName),
+    Rejected(PartName, String),
+}
+
+/// Totals of a push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PushSummary {
+    pub stored: u64,
+    pub already_had: u64,
+    pub rejected: u64,
+    pub bytes_sent: u64,
+}
+
+impl PushSummary {
+    fn count(&mut self, event: &PushEvent) {
+        match event {
+            PushEvent::Stored(_) => self.stored += 1,
+            PushEvent::AlreadyHad(_) => self.already_had += 1,
+            PushEvent::Rejected(..) => self.rejected += 1,
+        }
+    }
+}
+
+/// A handshaken connection to a peer.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: BufWriter<TcpStream>,
+    next_id: RequestId,
+    window: u32,
+    max_part_size: u64,
+    server_name: String,
+}
+
+impl Client {
+    /// Connects to `addr` and does the handshake, giving `peer` as this side's name. `timeout`
+    /// bounds the connect and every later wait for the peer.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when no address of `addr` answers; [`ClientError::Refused`]
+    /// when the handshake is refused.
+    pub fn connect(addr: &str, peer: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let stream = connect_any(addr, timeout).map_err(|source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut client = Self {
+            reader: BufReader::with_capacity(IO_BUFFER, stream.try_clone()?),
+            writer: BufWriter::with_capacity(IO_BUFFER, stream),
+            next_id: 1,
+            window: 1,
+            max_part_size: 0,
+            server_name: String::new(),
+        };
+        client.send(&Request::Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            peer: peer.to_owned(),
+        })?;
+        match client.receive()? {
+            Response::Welcome {
+                peer,
+                max_part_size,
+                max_in_flight,
+                ..
+            } => {
+                client.server_name = peer;
+                client.max_part_size = max_part_size.min(storage::MAX_PART_SIZE);
+                client.window = max_in_flight.clamp(1, MAX_WINDOW);
+                Ok(client)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The name the server gave in its handshake.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// Offers every part, sends the bytes of those the server wants, and reports each part's
+    /// fate to `on_event` as it is known. A part without bytes is loaded with `load` only when
+    /// the server wants it; a load that fails withdraws the offer and reports its reason.
+    /// Bytes are not re-hashed here: the server verifies them against the offered hash.
+    ///
+    /// # Errors
+    /// When the connection fails; parts reported before that are settled.
+    pub fn push(
+        &mut self,
+        parts: impl IntoIterator<Item = Outgoing>,
+        mut load: impl FnMut(&PartInfo) -> Result<Vec<u8>, String>,
+        mut on_event: impl FnMut(&PushEvent),
+    ) -> Result<PushSummary, ClientError> {
+        let mut parts = parts.into_iter();
+        let mut pending: HashMap<RequestId, Outgoing> = HashMap::new();
+        let mut cancelled: HashMap<RequestId, String> = HashMap::new();
+        let mut held = 0;
+        let mut summary = PushSummary::default();
+        let mut report = |summary: &mut PushSummary, event: PushEvent| {
+            summary.count(&event);
+            on_event(&event);
+        };
+        loop {
+            while pending.len() < self.window as usize && held < MAX_HELD_BYTES {
+                let Some(part) = parts.next() else { break };
+                if part.info.size > self.max_part_size {
+                    let reason = format!(
+                        "{} bytes is more than the peer accepts ({})",
+                        part.info.size, self.max_part_size
+                    );
+                    report(&mut summary, PushEvent::Rejected(part.info.name, reason));
+                    continue;
+                }
+                let id = self.next_id();
+                held += part.bytes.as_ref().map_or(0, |bytes| bytes.len() as u64);
+                self.send(&Request::Offer {
+                    id,
+                    name: part.info.name.as_str().to_owned(),
+                    hash: *part.info.hash.as_bytes(),
+                    size: part.info.size,
+                })?;
+                pending.insert(id, part);
+            }
+            if pending.is_empty() {
+                return Ok(summary);
+            }
+            let response = self.receive()?;
+            let id = response_id(&response).ok_or_else(|| unexpected(&response))?;
+            let Some(part) = pending.get_mut(&id) else {
+                return Err(ClientError::Protocol(format!(
+                    "an answer for unknown request {id}"
+                )));
+            };
+            if let Some(bytes) = &part.bytes
+                && !matches!(response, Response::Want { .. })
+            {
+                held -= bytes.len() as u64;
+            }
+            let event = match response {
+                Response::Want { id } => {
+                    let bytes = match part.bytes.take() {
+                        Some(bytes) => {
+                            held -= bytes.len() as u64;
+                            Ok(bytes)
+                        }
+                        None => load(&part.info),
+                    };
+                    match bytes {
+                        Ok(bytes) => {
+                            self.send_body(id, &bytes)?;
+                            summary.bytes_sent += bytes.len() as u64;
+                        }
+                        Err(reason) => {
+                            self.send(&Request::Cancel { id })?;
+                            cancelled.insert(id, reason);
+                        }
+                    }
+                    continue;
+                }
+                Response::Stored { .. } => PushEvent::Stored(part.info.name.clone()),
+                Response::Have { .. } => PushEvent::AlreadyHad(part.info.name.clone()),
+                Response::Conflict { existing, .. } => PushEvent::Rejected(
+                    part.info.name.clone(),
+                    format!(
+                        "the peer holds other content under this name ({})",
+                        PartHash::from_bytes(existing)
+                    ),
+                ),
+                Response::Rejected { message, .. } => PushEvent::Rejected(
+                    part.info.name.clone(),
+                    cancelled.remove(&id).unwrap_or(message),
+                ),
+                other => return Err(unexpected(&other)),
+            };
+            pending.remove(&id);
+            report(&mut summary, event);
+        }
+    }
+
+    /// Every part the server holds, sorted by name, one page at a time.
+    ///
+    /// # Errors
+    /// When the connection fails or the server sends a name that breaks the naming rules.
+    pub fn list(&mut self) -> Result<Vec<PartInfo>, ClientError> {
+        let mut parts = Vec::new();
+        let mut after = None;
+        loop {
+            let id = self.next_id();
+            self.send(&Request::List {
+                id,
+                after: after.take(),
+                limit: MAX_PAGE_ENTRIES,
+            })?;
+            match self.receive()? {
+                Response::Page {
+                    id: answered,
+                    parts: page,
+                    next,
+                } if answered == id => {
+                    for entry in page {
+                        let info = entry
+                            .into_info()
+                            .map_err(|err| ClientError::Protocol(err.to_string()))?;
+                        parts.push(info);
+                    }
+                    match next {
+                        Some(next) => after = Some(next),
+                        None => return Ok(parts),
+                    }
+                }
+                Response::Rejected { code, message, .. } => {
+                    return Err(ClientError::Refused { code, message });
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+
+    /// Fetches `parts` with a window of requests in flight, verifying each against the hash
+    /// it was listed with, and hands each result to `on_part` in the order given.
+    ///
+    /// # Errors
+    /// When the connection fails; a part the server refuses or sends damaged is reported to
+    /// `on_part` and the others go on.
+    pub fn fetch(
+        &mut self,
+        parts: &[PartInfo],
+        mut on_part: impl FnMut(&PartInfo, Result<VerifiedPart, ClientError>),
+    ) -> Result<(), ClientError> {
+        let mut queue = parts.iter();
+        let mut waiting: VecDeque<(RequestId, &PartInfo)> = VecDeque::new();
+        loop {
+            while waiting.len() < self.window as usize {
+                let Some(info) = queue.next() else { break };
+                let id = self.next_id();
+                self.send(&Request::Get {
+                    id,
+                    name: info.name.as_str().to_owned(),
+                })?;
+                waiting.push_back((id, info));
+            }
+            let Some((id, info)) = waiting.pop_front() else {
+                return Ok(());
+            };
+            let result = match self.receive()? {
+                Response::Part {
+                    id: answered,
+                    hash,
+                    size,
+                } if answered == id => {
+                    let bytes = self.receive_body(size)?;
+                    let sent = PartHash::from_bytes(hash);
+                    if sent == info.hash {
+                        VerifiedPart::new(info.name.clone(), info.hash, bytes)
+                            .map_err(ClientError::from)
+                    } else {
+                        Err(ClientError::Protocol(format!(
+                            "{} now holds {sent}, not the listed {}",
+                            info.name, info.hash
+                        )))
+                    }
+                }
+                Response::Rejected {
+                    id: answered,
+                    code,
+                    message,
+                } if answered == id => Err(ClientError::Refused { code, message }),
+                other => return Err(unexpected(&other)),
+            };
+            on_part(info, result);
+        }
+    }
+
+    fn next_id(&mut self) -> RequestId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn send(&mut self, request: &Request) -> Result<(), ClientError> {
+        let mut header = Vec::with_capacity(64);
+        frame::encode_into::<MAX_REQUEST_HEADER>(request, &mut header)?;
+        self.writer.write_all(&header)?;
+        Ok(())
+    }
+
+    fn send_body(&mut self, id: RequestId, bytes: &[u8]) -> Result<(), ClientError> {
+        self.send(&Request::Body {
+            id,
+            size: bytes.len() as u64,
+        })?;
+        self.writer.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Flushes what is buffered and waits for the next response; a connection-ending `Error`
+    /// becomes [`ClientError::Refused`].
+    fn receive(&mut self) -> Result<Response, ClientError> {
+        self.writer.flush()?;
+        match frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.reader)? {
+            None => Err(ClientError::Closed),
+            Some(Response::Error { code, message }) => Err(ClientError::Refused { code, message }),
+            Some(response) => Ok(response),
+        }
+    }
+
+    fn receive_body(&mut self, size: u64) -> Result<Vec<u8>, ClientError> {
+        if size > self.max_part_size {
+            return Err(ClientError::Protocol(format!(
+                "a part of {size} bytes, more than the {} announced",
+                self.max_part_size
+            )));
+        }
+        let size = usize::try_from(size).expect("a checked part size fits in memory");
+        let mut bytes = Vec::with_capacity(size);
+        (&mut self.reader)
+            .take(size as u64)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() < size {
+            return Err(FrameError::Truncated.into());
+        }
+        Ok(bytes)
+    }
+}
+
+fn connect_any(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "the address resolves to nothing");
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
+fn response_id(response: &Response) -> Option<RequestId> {
+    match response {
+        Response::Have { id }
+        | Response::Want { id }
+        | Response::Conflict { id, .. }
+        | Response::Stored { id }
+        | Response::Rejected { id, .. }
+        | Response::Page { id, .. }
+        | Response::Part { id, .. } => Some(*id),
+        Response::Welcome { .. } | Response::Error { .. } => None,
+    }
+}
+
+fn unexpected(response: &Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected {response:?}"))
+}

@@ -1,0 +1,21 @@
+//! The p2p-store wire protocol and the two ends that speak it.
+//!
+//! [`frame`] and [`message`] are the protocol (PROTOCOL.md describes it byte by byte);
+//! [`Server`] is the peer that accepts parts, [`Client`] the blocking peer that pushes and
+//! fetches them.
+//!
+//! Threading: the server runs one mio event loop that owns every socket and never touches the
+//! disk; a reader thread answers offers, lists and gets, and a writer thread verifies and
+//! commits pushed parts in groups (one sync for many parts) and wakes the loop to acknowledge
+//! them. `Stored` goes out only once the part is durable. Stores are reached only through
+//! [`storage::PartStore`].
+
+pub mod client;
+pub mod frame;
+mod limits;
+pub mod message;
+pub mod server;
+
+pub use client::{Client, ClientError, PushEvent, PushSummary, Outgoing};
+pub use limits::Limits;
+pub use server::{ServeSummary, Server, ServerConfig, ShutdownHandle};

@@ -1,0 +1,324 @@
+//! The messages of protocol version 1, exactly as they travel inside a frame's header.
+//!
+//! Names travel as plain strings and hashes as 32 raw bytes: a peer's bad name must reach
+//! [`storage::PartName`] validation and be answered with a reason, not fail decoding and cost
+//! the connection. Variants are only ever added at the end of an enum, since the variant index
+//! is what goes on the wire; the golden tests below pin every encoding.
+
+use serde::{Deserialize, Serialize};
+use storage::{PartHash, PartInfo, PartName};
+
+/// First bytes of every handshake, so a stray client of another protocol is told apart at once.
+pub const MAGIC: [u8; 4] = *b"P2PS";
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Every version this build can serve; an unknown one is refused with this list.
+pub const SUPPORTED_VERSIONS: [u16; 1] = [PROTOCOL_VERSION];
+
+/// Identifies a request on its connection; the client picks it, the server echoes it.
+pub type RequestId = u64;
+
+/// A blake3 hash as it travels: 32 raw bytes.
+pub type WireHash = [u8; PartHash::LEN];
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// The first frame on a connection.
+    Hello {
+        magic: [u8; 4],
+        version: u16,
+        peer: String,
+    },
+    /// "I have this part": answered with `Have`, `Want`, `Conflict` or `Rejected`.
+    Offer {
+        id: RequestId,
+        name: String,
+        hash: WireHash,
+        size: u64,
+    },
+    /// The bytes of an offer the server answered with `Want`; `size` raw bytes follow the
+    /// header and must equal the offer's size. Answered with `Stored`, `Have`, `Conflict` or
+    /// `Rejected`.
+    Body { id: RequestId, size: u64 },
+    /// One page of the server's parts, sorted by name, starting after `after`.
+    List {
+        id: RequestId,
+        after: Option<String>,
+        limit: u32,
+    },
+    /// The bytes of one part: answered with `Part` (and its body) or `Rejected`.
+    Get { id: RequestId, name: String },
+    /// Withdraws an offer answered with `Want` whose bytes the client can no longer send;
+    /// answered with `Rejected` (code `Cancelled`).
+    Cancel { id: RequestId },
+}
+
+/// What a server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The handshake succeeded; the limits bind the client from now on.
+    Welcome {
+        version: u16,
+        peer: String,
+        max_part_size: u64,
+        max_in_flight: u32,
+    },
+    /// The server already holds this exact part: nothing to send.
+    Have { id: RequestId },
+    /// Send the offered part's bytes.
+    Want { id: RequestId },
+    /// The name holds other bytes on the server; they are kept.
+    Conflict { id: RequestId, existing: WireHash },
+    /// The part's bytes are durable on the server.
+    Stored { id: RequestId },
+    /// This request failed; the connection goes on.
+    Rejected {
+        id: RequestId,
+        code: ErrorCode,
+        message: String,
+    },
+    /// One page of a `List`; `next` is the `after` for the following page, `None` at the end.
+    Page {
+        id: RequestId,
+        parts: Vec<WireEntry>,
+        next: Option<String>,
+    },
+    /// A part for a `Get`; `size` raw bytes follow the header. The client verifies them.
+    Part {
+        id: RequestId,
+        hash: WireHash,
+        size: u64,
+    },
+    /// The connection failed and the server closes it after this frame.
+    Error { code: ErrorCode, message: String },
+}
+
+/// One part in a `Page`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEntry {
+    pub name: String,
+    pub hash: WireHash,
+    pub size: u64,
+}
+
+impl From<&PartInfo> for WireEntry {
+    fn from(info: &PartInfo) -> Self {
+        Self {
+            name: info.name.as_str().to_owned(),
+            hash: *info.hash.as_bytes(),
+            size: info.size,
+        }
+    }
+}
+
+impl WireEntry {
+    /// Validates the entry's name, as every name from a peer must be.
+    ///
+    /// # Errors
+    /// The rule the name breaks.
+    pub fn into_info(self) -> Result<PartInfo, storage::NameError> {
+        Ok(PartInfo {
+            name: PartName::new(self.name)?,
+            hash: PartHash::from_bytes(self.hash),
+            size: self.size,
+        })
+    }
+}
+
+/// Why a request or a connection failed. Numbered on the wire by position: only append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// A frame could not be decoded, or carried bytes after its message.
+    Malformed,
+    /// A frame's header is longer than the limit.
+    FrameTooLarge,
+    /// A part is larger than the server accepts.
+    PartTooLarge,
+    /// The handshake's magic is not [`MAGIC`].
+    BadMagic,
+    /// The handshake asked for a version the server does not speak.
+    UnsupportedVersion,
+    /// A request came before the handshake, or a second handshake came.
+    HandshakeRequired,
+    /// The part name breaks a naming rule.
+    InvalidName,
+    /// The bytes do not hash to the offered hash; nothing was stored.
+    HashMismatch,
+    /// No part by that name.
+    NotFound,
+    /// The name already holds other bytes.
+    Conflict,
+    /// The stored copy is damaged on the server.
+    Corrupt,
+    /// The server could not read or write its store.
+    StorageFailed,
+    /// A `Body` for an id with no wanted offer, or with another size.
+    UnexpectedBody,
+    /// A request id already in flight on this connection.
+    DuplicateId,
+    /// The server holds its maximum number of connections.
+    Busy,
+    /// The handshake or the next frame did not arrive in time.
+    Timeout,
+    /// The server is stopping.
+    ShuttingDown,
+    /// The client withdrew its offer.
+    Cancelled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    fn encoded_request(request: &Request) -> String {
+        hex(&frame::encode_request(request).expect("encodes"))
+    }
+
+    fn encoded_response(response: &Response) -> String {
+        hex(&frame::encode_response(response).expect("encodes"))
+    }
+
+    const HASH: WireHash = [0xab; 32];
+    const HASH_HEX: &str = "abababababababababababababababababababababababababababababababab";
+
+    /// Pins every request's bytes: a change here is a protocol change and needs a new version.
+    #[test]
+    fn request_encodings_are_pinned() {
+        let cases = [
+            (
+                Request::Hello {
+                    magic: MAGIC,
+                    version: 1,
+                    peer: "p2".into(),
+                },
+                // len=20 | tag 0 | magic | version 1 | string len 2 | "p2"
+                "14000000 00000000 50325053 0100 0200000000000000 7032".replace(' ', ""),
+            ),
+            (
+                Request::Offer {
+                    id: 7,
+                    name: "a".into(),
+                    hash: HASH,
+                    size: 5,
+                },
+                format!(
+                    "3d000000 01000000 0700000000000000 010000000000000061 {HASH_HEX} 0500000000000000"
+                )
+                .replace(' ', ""),
+            ),
+            (
+                Request::Body { id: 7, size: 5 },
+                "14000000 02000000 0700000000000000 0500000000000000".replace(' ', ""),
+            ),
+            (
+                Request::List {
+                    id: 1,
+                    after: Some("a".into()),
+                    limit: 100,
+                },
+                "1a000000 03000000 0100000000000000 01 010000000000000061 64000000"
+                    .replace(' ', ""),
+            ),
+            (
+                Request::Get {
+                    id: 2,
+                    name: "a".into(),
+                },
+                "15000000 04000000 0200000000000000 010000000000000061".replace(' ', ""),
+            ),
+            (
+                Request::Cancel { id: 7 },
+                "0c000000 05000000 0700000000000000".replace(' ', ""),
+            ),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(encoded_request(&request), expected, "{request:?}");
+        }
+    }
+
+    /// Pins every response's bytes.
+    #[test]
+    fn response_encodings_are_pinned() {
+        let cases = [
+            (
+                Response::Welcome {
+                    version: 1,
+                    peer: "p1".into(),
+                    max_part_size: 1024,
+                    max_in_flight: 8,
+                },
+                "1c000000 00000000 0100 0200000000000000 7031 0004000000000000 08000000"
+                    .replace(' ', ""),
+            ),
+            (
+                Response::Have { id: 3 },
+                "0c000000 01000000 0300000000000000".replace(' ', ""),
+            ),
+            (
+                Response::Want { id: 3 },
+                "0c000000 02000000 0300000000000000".replace(' ', ""),
+            ),
+            (
+                Response::Conflict {
+                    id: 3,
+                    existing: HASH,
+                },
+                format!("2c000000 03000000 0300000000000000 {HASH_HEX}").replace(' ', ""),
+            ),
+            (
+                Response::Stored { id: 3 },
+                "0c000000 04000000 0300000000000000".replace(' ', ""),
+            ),
+            (
+                Response::Rejected {
+                    id: 3,
+                    code: ErrorCode::InvalidName,
+                    message: "x".into(),
+                },
+                "19000000 05000000 0300000000000000 06000000 010000000000000078".replace(' ', ""),
+            ),
+            (
+                Response::Page {
+                    id: 4,
+                    parts: vec![WireEntry {
+                        name: "a".into(),
+                        hash: HASH,
+                        size: 5,
+                    }],
+                    next: None,
+                },
+                format!(
+                    "46000000 06000000 0400000000000000 0100000000000000 010000000000000061 {HASH_HEX} 0500000000000000 00"
+                )
+                .replace(' ', ""),
+            ),
+            (
+                Response::Part {
+                    id: 4,
+                    hash: HASH,
+                    size: 5,
+                },
+                format!("34000000 07000000 0400000000000000 {HASH_HEX} 0500000000000000")
+                    .replace(' ', ""),
+            ),
+            (
+                Response::Error {
+                    code: ErrorCode::ShuttingDown,
+                    message: "x".into(),
+                },
+                "11000000 08000000 10000000 010000000000000078".replace(' ', ""),
+            ),
+        ];
+        for (response, expected) in cases {
+            assert_eq!(encoded_response(&response), expected, "{response:?}");
+        }
+    }
+}

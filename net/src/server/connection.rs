@@ -1,0 +1,213 @@
+//! One peer's socket and buffers: bytes in, frames out of them, bytes out. No protocol
+//! decisions are made here; `session` makes them.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use crate::frame::{self, FrameError, MAX_REQUEST_HEADER};
+use crate::message::{Request, RequestId};
+
+/// Bytes read from the socket in one call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Unparsed input held before the connection stops reading and parses what it has.
+const MAX_PENDING_INPUT: usize = 1024 * 1024;
+
+/// What the next bytes of a connection amount to.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A whole request header. For `Request::Body`, the session must call
+    /// [`Connection::expect_body`] or close the connection.
+    Request(Request),
+    /// The body expected by `expect_body`, complete.
+    Body { id: RequestId, bytes: Vec<u8> },
+}
+
+/// A body being received.
+#[derive(Debug)]
+struct PendingBody {
+    id: RequestId,
+    size: usize,
+    bytes: Vec<u8>,
+}
+
+/// Why a read stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadEnd {
+    /// The socket has nothing more for now.
+    Drained,
+    /// Enough is buffered; parse it before reading more.
+    Full,
+    /// The peer closed its side.
+    Closed,
+}
+
+pub(crate) struct Connection {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    input: Vec<u8>,
+    parsed: usize,
+    body: Option<PendingBody>,
+    output: Vec<u8>,
+    written: usize,
+    /// When a frame or body bytes last arrived.
+    pub(crate) last_activity: Instant,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Self {
+        Self {
+            stream,
+            peer,
+            input: Vec::new(),
+            parsed: 0,
+            body: None,
+            output: Vec::new(),
+            written: 0,
+            last_activity: now,
+        }
+    }
+
+    /// Reads what the socket has, up to [`MAX_PENDING_INPUT`] unparsed bytes. A body's bytes
+    /// go straight into the body's buffer when nothing else is pending.
+    ///
+    /// # Errors
+    /// The socket's errors other than `WouldBlock` and `Interrupted`.
+    pub(crate) fn read(&mut self) -> io::Result<ReadEnd> {
+        loop {
+            if self.pending_input() >= MAX_PENDING_INPUT {
+                return Ok(ReadEnd::Full);
+            }
+            let result = match &mut self.body {
+                Some(body) if self.parsed == self.input.len() => {
+                    if body.bytes.len() == body.size {
+                        return Ok(ReadEnd::Full);
+                    }
+                    read_into(&mut self.stream, &mut body.bytes, body.size)
+                }
+                _ => {
+                    self.compact();
+                    let limit = self.input.len() + READ_CHUNK;
+                    read_into(&mut self.stream, &mut self.input, limit)
+                }
+            };
+            match result {
+                Ok(0) => return Ok(ReadEnd::Closed),
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(ReadEnd::Drained),
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The next complete request or body from the buffered bytes, `Ok(None)` if more bytes
+    /// are needed.
+    ///
+    /// # Errors
+    /// A [`FrameError`]: the stream can no longer be trusted.
+    pub(crate) fn next_incoming(&mut self, now: Instant) -> Result<Option<Incoming>, FrameError> {
+        if let Some(body) = &mut self.body {
+            let take = (body.size - body.bytes.len()).min(self.input.len() - self.parsed);
+            if take > 0 {
+                body.bytes
+                    .extend_from_slice(&self.input[self.parsed..self.parsed + take]);
+                self.parsed += take;
+            }
+            if body.bytes.len() < body.size {
+                return Ok(None);
+            }
+            let body = self.body.take().expect("checked above");
+            self.last_activity = now;
+            return Ok(Some(Incoming::Body {
+                id: body.id,
+                bytes: body.bytes,
+            }));
+        }
+        let decoded = frame::decode::<Request, MAX_REQUEST_HEADER>(&self.input[self.parsed..])?;
+        Ok(decoded.map(|(request, used)| {
+            self.parsed += used;
+            self.last_activity = now;
+            Incoming::Request(request)
+        }))
+    }
+
+    /// Makes the next `size` bytes the body of request `id`. The caller has checked `size`
+    /// against the limits, so reserving it up front is safe.
+    pub(crate) fn expect_body(&mut self, id: RequestId, size: usize) {
+        self.body = Some(PendingBody {
+            id,
+            size,
+            bytes: Vec::with_capacity(size),
+        });
+    }
+
+    /// Whether the peer sent bytes that are not yet a whole frame or body.
+    pub(crate) fn has_partial_input(&self) -> bool {
+        self.body.is_some() || self.parsed < self.input.len()
+    }
+
+    /// Queues a response header, and the raw bytes after it.
+    ///
+    /// # Errors
+    /// When the header does not encode within the response limit.
+    pub(crate) fn queue(
+        &mut self,
+        response: &crate::message::Response,
+        body: &[u8],
+    ) -> Result<(), FrameError> {
+        frame::encode_into::<{ frame::MAX_RESPONSE_HEADER }>(response, &mut self.output)?;
+        self.output.extend_from_slice(body);
+        Ok(())
+    }
+
+    /// Writes queued output until it is gone or the socket is full; returns whether output
+    /// remains (and so write interest is needed).
+    ///
+    /// # Errors
+    /// The socket's errors other than `WouldBlock` and `Interrupted`.
+    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        while self.written < self.output.len() {
+            match self.stream.write(&self.output[self.written..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(written) => self.written += written,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.output.clear();
+        self.written = 0;
+        Ok(false)
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn pending_output(&self) -> usize {
+        self.output.len() - self.written
+    }
+
+    fn pending_input(&self) -> usize {
+        self.input.len() - self.parsed
+    }
+
+    /// Drops the parsed prefix of the input buffer.
+    fn compact(&mut self) {
+        if self.parsed > 0 {
+            self.input.drain(..self.parsed);
+            self.parsed = 0;
+        }
+    }
+}
+
+/// Reads once into `buf`'s spare room, growing it to at most `limit` bytes.
+fn read_into(stream: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    let start = buf.len();
+    let room = (limit - start).min(4 * READ_CHUNK);
+    buf.resize(start + room, 0);
+    let result = stream.read(&mut buf[start..]);
+    buf.truncate(start + *result.as_ref().unwrap_or(&0));
+    result
+}
