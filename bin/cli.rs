@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand};
 use storage::BackendKind;
 
-use crate::{export, import, list, remove, verify};
+use crate::{demo, export, fetch, import, list, remove, send, serve, verify};
 
 /// Keep file parts in an embedded database and exchange them with other peers, verified.
 #[derive(Debug, Parser)]
@@ -43,4 +43,8 @@ pub enum Command {
     Export(export::Args),
     Verify(verify::Args),
     Remove(remove::Args),
+    Serve(serve::Args),
+    Send(send::Args),
+    Fetch(fetch::Args),
+    Demo(demo::Args),
 }

@@ -4,12 +4,19 @@
 //! was done, 1 when anything was rejected, corrupt or failed, 2 for a usage error.
 
 mod cli;
+mod demo;
 mod export;
+mod fetch;
 mod import;
 mod list;
+mod local_file;
 mod logging;
 mod open;
+mod peer;
+mod remote;
 mod remove;
+mod send;
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -44,6 +51,10 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(&cli.db, cli.backend, args),
         Command::Verify(args) => verify::run(&cli.db, cli.backend, args),
         Command::Remove(args) => remove::run(&cli.db, cli.backend, args),
+        Command::Serve(args) => serve::run(&cli.db, cli.backend, args),
+        Command::Send(args) => send::run(&cli.db, cli.backend, args),
+        Command::Fetch(args) => fetch::run(&cli.db, cli.backend, args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(Status::Done) => ExitCode::SUCCESS,

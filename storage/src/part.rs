@@ -59,6 +59,11 @@ impl VerifiedPart {
         &self.bytes
     }
 
+    /// The verified bytes, to send or write elsewhere without a copy.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }

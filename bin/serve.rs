@@ -1,0 +1,120 @@
+//! `p2p-store serve`: accept parts from other peers and serve them.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use net::{Limits, Server, ServerConfig, ShutdownHandle};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use storage::{BackendKind, Overwrite};
+use tracing::info;
+
+use crate::{Status, open};
+
+/// Serve the store: other peers push parts to it and fetch parts from it. Stops cleanly on
+/// SIGINT or SIGTERM.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port. The first line on stdout says which.
+    #[arg(long, default_value = "127.0.0.1:6881", value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// Also write each part, once stored, as DIR/<name>_recebida.
+    #[arg(long, value_name = "DIR")]
+    export_dir: Option<PathBuf>,
+
+    /// With --export-dir: overwrite files that already exist.
+    #[arg(long, requires = "export_dir")]
+    force: bool,
+
+    /// Largest part accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_part_size)]
+    max_part_size: u64,
+
+    /// Connections held at once; more are told the server is busy.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+
+    /// Requests one connection may have in flight.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: u32,
+
+    /// Upload bytes one connection may have queued for the store before it is read no more.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_per_connection)]
+    max_buffered: u64,
+
+    /// Upload bytes all connections together may have queued for the store.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_queued_bytes)]
+    max_queued: u64,
+
+    /// Seconds a new connection has to complete its handshake.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+
+    /// Seconds a connection may stay silent with nothing in flight.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+}
+
+pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
+    anyhow::ensure!(
+        args.max_part_size <= storage::MAX_PART_SIZE,
+        "--max-part-size is at most {} bytes",
+        storage::MAX_PART_SIZE
+    );
+    let store = Arc::from(open::store(db, backend)?);
+    let config = ServerConfig {
+        listen: args.listen,
+        limits: Limits {
+            max_part_size: args.max_part_size,
+            max_connections: args.max_connections,
+            max_in_flight: args.max_in_flight.max(1),
+            max_buffered_per_connection: args.max_buffered,
+            max_queued_bytes: args.max_queued,
+            handshake_timeout: Duration::from_secs(args.handshake_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+        },
+        peer_name: format!("p2p-store {}", env!("CARGO_PKG_VERSION")),
+        export_dir: args.export_dir,
+        export_overwrite: if args.force {
+            Overwrite::Always
+        } else {
+            Overwrite::Never
+        },
+    };
+    let server = Server::bind(config, store)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    stop_on_signals(server.shutdown_handle())?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on {}", server.local_addr())?;
+    stdout.flush()?;
+    let summary = server.run().context("the server failed")?;
+    info!(
+        connections = summary.connections,
+        parts_stored = summary.parts_stored,
+        bytes_stored = summary.bytes_stored,
+        "served"
+    );
+    Ok(Status::Done)
+}
+
+/// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.
+fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                info!(signal, "stopping");
+                if let Err(err) = handle.shutdown() {
+                    tracing::error!(%err, "cannot stop the server");
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
