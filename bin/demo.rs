@@ -89,7 +89,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     println!("peer 1: stopped; it wrote:");
     for (name, bytes) in &parts {
         let path = args.out.join(format!("{name}{}", storage::EXPORT_SUFFIX));
-        let written = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let written =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         anyhow::ensure!(
             &written == bytes,
             "{} differs from peer 2's {name}",
@@ -121,8 +122,11 @@ fn start_peer1(db: &Path, args: &Args) -> anyhow::Result<Server> {
     let preferred: SocketAddr = "127.0.0.1:6881".parse().expect("a valid address");
     Server::bind(config(preferred), Arc::clone(&store)).or_else(|err| {
         println!("peer 1: {preferred} is not available ({err}); using a free port");
-        Server::bind(config("127.0.0.1:0".parse().expect("a valid address")), store)
-            .context("cannot listen on 127.0.0.1")
+        Server::bind(
+            config("127.0.0.1:0".parse().expect("a valid address")),
+            store,
+        )
+        .context("cannot listen on 127.0.0.1")
     })
 }
 
@@ -131,7 +135,10 @@ fn push_all(
     store: &dyn PartStore,
     round: &str,
 ) -> anyhow::Result<net::PushSummary> {
-    let parts = store.list()?.into_iter().map(|info| Outgoing { info, bytes: None });
+    let parts = store
+        .list()?
+        .into_iter()
+        .map(|info| Outgoing { info, bytes: None });
     let load = |info: &storage::PartInfo| store.get(&info.name).map_err(|err| err.to_string());
     let summary = client.push(parts, load, |event| match event {
         PushEvent::Stored(name) => println!("peer 2 -> peer 1 ({round}): stored {name}"),

@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use storage::{
-    BackendKind, ExportOutcome, MemStore, OnConflict, Overwrite, PartName, PartStore,
-};
+use storage::{BackendKind, ExportOutcome, MemStore, OnConflict, Overwrite, PartName, PartStore};
 
 use crate::{Status, open, peer, remote};
 

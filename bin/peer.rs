@@ -10,6 +10,11 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connects to the peer at `addr` and does the handshake.
 pub fn connect(addr: &str) -> anyhow::Result<Client> {
-    let name = format!("p2p-store {} (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
-    Client::connect(addr, &name, TIMEOUT).with_context(|| format!("cannot talk to the peer at {addr}"))
+    let name = format!(
+        "p2p-store {} (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    Client::connect(addr, &name, TIMEOUT)
+        .with_context(|| format!("cannot talk to the peer at {addr}"))
 }

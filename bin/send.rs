@@ -57,8 +57,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
 /// Pushes files as they are read: each is hashed for its offer and kept until answered.
 fn push_files(args: &Args, report: &Report) -> anyhow::Result<PushSummary> {
     let mut client = peer::connect(&args.to)?;
-    let parts = args.files.iter().filter_map(|path| {
-        match read_part(path, args.name.as_ref()) {
+    let parts = args
+        .files
+        .iter()
+        .filter_map(|path| match read_part(path, args.name.as_ref()) {
             Ok(part) => Some(Outgoing {
                 info: part.info(),
                 bytes: Some(part.into_bytes()),
@@ -67,8 +69,7 @@ fn push_files(args: &Args, report: &Report) -> anyhow::Result<PushSummary> {
                 report.local_rejection(&name, &reason);
                 None
             }
-        }
-    });
+        });
     let no_load = |_: &storage::PartInfo| Err("the file's bytes were already sent".to_owned());
     client
         .push(parts, no_load, |event| report.event(event))

@@ -39,11 +39,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
 
-    /// Requests one connection may have in flight.
+    /// Requests one connection may have unanswered; a client sending more is disconnected.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
     max_in_flight: u32,
 
-    /// Upload bytes one connection may have queued for the store before it is read no more.
+    /// Upload bytes queued for the store, or answer bytes unread, past which a connection is
+    /// read no more until they drain.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_per_connection)]
     max_buffered: u64,
 
@@ -55,7 +56,8 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().handshake_timeout.as_secs())]
     handshake_timeout: u64,
 
-    /// Seconds a connection may stay silent with nothing in flight.
+    /// Seconds a connection may go without sending a whole frame (or 64 KiB of a body) while
+    /// the server is not working on its requests.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
     idle_timeout: u64,
 }
@@ -86,8 +88,8 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
             Overwrite::Never
         },
     };
-    let server = Server::bind(config, store)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let server =
+        Server::bind(config, store).with_context(|| format!("cannot listen on {}", args.listen))?;
     stop_on_signals(server.shutdown_handle())?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", server.local_addr())?;

@@ -5,7 +5,7 @@
 //! socket straight from their buffer. Every part fetched is verified against its hash before
 //! it is handed to the caller.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -276,7 +276,7 @@ impl Client {
     }
 
     /// Fetches `parts` with a window of requests in flight, verifying each against the hash
-    /// it was listed with, and hands each result to `on_part` in the order given.
+    /// it was listed with, and hands each result to `on_part` as it arrives.
     ///
     /// # Errors
     /// When the connection fails; a part the server refuses or sends damaged is reported to
@@ -287,7 +287,7 @@ impl Client {
         mut on_part: impl FnMut(&PartInfo, Result<VerifiedPart, ClientError>),
     ) -> Result<(), ClientError> {
         let mut queue = parts.iter();
-        let mut waiting: VecDeque<(RequestId, &PartInfo)> = VecDeque::new();
+        let mut waiting: HashMap<RequestId, &PartInfo> = HashMap::new();
         loop {
             while waiting.len() < self.window as usize {
                 let Some(info) = queue.next() else { break };
@@ -296,17 +296,17 @@ impl Client {
                     id,
                     name: info.name.as_str().to_owned(),
                 })?;
-                waiting.push_back((id, info));
+                waiting.insert(id, info);
             }
-            let Some((id, info)) = waiting.pop_front() else {
+            if waiting.is_empty() {
                 return Ok(());
-            };
-            let result = match self.receive()? {
-                Response::Part {
-                    id: answered,
-                    hash,
-                    size,
-                } if answered == id => {
+            }
+            let response = self.receive()?;
+            let info = response_id(&response)
+                .and_then(|id| waiting.remove(&id))
+                .ok_or_else(|| unexpected(&response))?;
+            let result = match response {
+                Response::Part { hash, size, .. } => {
                     let bytes = self.receive_body(size)?;
                     let sent = PartHash::from_bytes(hash);
                     if sent == info.hash {
@@ -319,11 +319,9 @@ impl Client {
                         )))
                     }
                 }
-                Response::Rejected {
-                    id: answered,
-                    code,
-                    message,
-                } if answered == id => Err(ClientError::Refused { code, message }),
+                Response::Rejected { code, message, .. } => {
+                    Err(ClientError::Refused { code, message })
+                }
                 other => return Err(unexpected(&other)),
             };
             on_part(info, result);
@@ -383,7 +381,10 @@ impl Client {
 }
 
 fn connect_any(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "the address resolves to nothing");
+    let mut last = io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the address resolves to nothing",
+    );
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {

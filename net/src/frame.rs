@@ -14,7 +14,7 @@
 
 use std::io::{self, Read};
 
-use bincode::config::{Configuration, Fixint, LittleEndian, Limit};
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -233,7 +233,10 @@ mod tests {
         })
         .unwrap();
         for cut in 0..frame.len() {
-            assert!(decode_request(&frame[..cut]).unwrap().is_none(), "cut at {cut}");
+            assert!(
+                decode_request(&frame[..cut]).unwrap().is_none(),
+                "cut at {cut}"
+            );
         }
         let (_, used) = decode_request(&frame).unwrap().unwrap();
         assert_eq!(used, frame.len());
@@ -267,7 +270,10 @@ mod tests {
         let len = u32::from_le_bytes(*frame.first_chunk().unwrap()) + 1;
         frame[..LEN_PREFIX].copy_from_slice(&len.to_le_bytes());
         let err = decode_request(&frame).unwrap_err();
-        assert!(matches!(err, FrameError::TrailingBytes { extra: 1 }), "{err}");
+        assert!(
+            matches!(err, FrameError::TrailingBytes { extra: 1 }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,6 +16,6 @@ mod limits;
 pub mod message;
 pub mod server;
 
-pub use client::{Client, ClientError, PushEvent, PushSummary, Outgoing};
+pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use limits::Limits;
 pub use server::{ServeSummary, Server, ServerConfig, ShutdownHandle};

@@ -9,16 +9,19 @@ pub struct Limits {
     pub max_part_size: u64,
     /// Connections held at once; one more is told `Busy` and closed.
     pub max_connections: usize,
-    /// Requests of one connection the server works on at once; it stops reading past this.
+    /// Requests of one connection unanswered at once (announced in the handshake); a request
+    /// past it is a broken client, told `TooManyRequests` and disconnected.
     pub max_in_flight: u32,
-    /// Body bytes of one connection handed to the store and not yet acknowledged; the server
-    /// stops reading that connection past this (backpressure to the sender).
+    /// Body bytes of one connection handed to the store and not yet acknowledged, and bytes
+    /// of answers the peer has not yet read: past either, the server stops reading that
+    /// connection (backpressure to the peer).
     pub max_buffered_per_connection: u64,
     /// Body bytes of all connections queued for the store; every connection waits past this.
     pub max_queued_bytes: u64,
     /// Time from accepting a connection to its handshake.
     pub handshake_timeout: Duration,
-    /// Time a connection may stay silent between frames with nothing in flight.
+    /// Time a connection may go without a whole frame, or body bytes in 64 KiB steps, while
+    /// the server is not working on its requests.
     pub idle_timeout: Duration,
 }
 

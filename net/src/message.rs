@@ -155,7 +155,8 @@ pub enum ErrorCode {
     Corrupt,
     /// The server could not read or write its store.
     StorageFailed,
-    /// A `Body` for an id with no wanted offer, or with another size.
+    /// A `Body` or `Cancel` for an id with no offer answered `Want`, or a `Body` of another
+    /// size than offered.
     UnexpectedBody,
     /// A request id already in flight on this connection.
     DuplicateId,
@@ -167,6 +168,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The client withdrew its offer.
     Cancelled,
+    /// A new request while `max_in_flight` requests were already in flight.
+    TooManyRequests,
 }
 
 #[cfg(test)]

@@ -16,6 +16,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Unparsed input held before the connection stops reading and parses what it has.
 const MAX_PENDING_INPUT: usize = 1024 * 1024;
 
+/// Body bytes that count as a sign of life: a large body on a slow link keeps its connection,
+/// a peer dribbling a byte at a time does not.
+const PROGRESS_STEP: usize = 64 * 1024;
+
 /// What the next bytes of a connection amount to.
 #[derive(Debug)]
 pub(crate) enum Incoming {
@@ -32,6 +36,8 @@ struct PendingBody {
     id: RequestId,
     size: usize,
     bytes: Vec<u8>,
+    /// Length of `bytes` when activity was last recorded.
+    progress_mark: usize,
 }
 
 /// Why a read stopped.
@@ -76,8 +82,9 @@ impl Connection {
     ///
     /// # Errors
     /// The socket's errors other than `WouldBlock` and `Interrupted`.
-    pub(crate) fn read(&mut self) -> io::Result<ReadEnd> {
+    pub(crate) fn read(&mut self, now: Instant) -> io::Result<ReadEnd> {
         loop {
+            self.note_body_progress(now);
             if self.pending_input() >= MAX_PENDING_INPUT {
                 return Ok(ReadEnd::Full);
             }
@@ -118,6 +125,7 @@ impl Connection {
                 self.parsed += take;
             }
             if body.bytes.len() < body.size {
+                self.note_body_progress(now);
                 return Ok(None);
             }
             let body = self.body.take().expect("checked above");
@@ -142,7 +150,17 @@ impl Connection {
             id,
             size,
             bytes: Vec::with_capacity(size),
+            progress_mark: 0,
         });
+    }
+
+    fn note_body_progress(&mut self, now: Instant) {
+        if let Some(body) = &mut self.body
+            && body.bytes.len() - body.progress_mark >= PROGRESS_STEP
+        {
+            body.progress_mark = body.bytes.len();
+            self.last_activity = now;
+        }
     }
 
     /// Whether the peer sent bytes that are not yet a whole frame or body.

@@ -302,10 +302,7 @@ impl EventLoop {
         if !self.sessions.contains(slot) {
             return;
         }
-        let session = &mut self.sessions[slot];
-        let result = session
-            .service(&mut self.shared, now)
-            .and_then(|()| flush(&self.poll, session, now));
+        let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
         self.settle(slot, result);
     }
 
@@ -338,10 +335,7 @@ impl EventLoop {
         touched.sort_unstable();
         touched.dedup();
         for slot in touched {
-            let session = &mut self.sessions[slot];
-            let result = session
-                .service(&mut self.shared, now)
-                .and_then(|()| flush(&self.poll, session, now));
+            let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
             self.settle(slot, result);
         }
     }
@@ -404,10 +398,10 @@ impl EventLoop {
 
     fn begin_shutdown(&mut self) {
         self.shared.shutting_down = true;
-        if let Some(mut listener) = self.listener.take() {
-            if let Err(err) = self.poll.registry().deregister(&mut listener) {
-                debug!(%err, "deregistering the listener");
-            }
+        if let Some(mut listener) = self.listener.take()
+            && let Err(err) = self.poll.registry().deregister(&mut listener)
+        {
+            debug!(%err, "deregistering the listener");
         }
     }
 
@@ -421,6 +415,18 @@ impl EventLoop {
             self.settle(slot, result);
         }
     }
+}
+
+/// Reads and answers what the peer sent, then writes; once more if the write freed the
+/// output budget that had stopped the reading.
+fn drive(poll: &Poll, shared: &mut Shared, session: &mut Session, now: Instant) -> io::Result<()> {
+    session.service(shared, now)?;
+    flush(poll, session, now)?;
+    if session.stalled {
+        session.service(shared, now)?;
+        flush(poll, session, now)?;
+    }
+    Ok(())
 }
 
 /// Writes what the session has queued and keeps write interest only while output remains.

@@ -18,6 +18,10 @@ use crate::message::{ErrorCode, MAGIC, Request, RequestId, Response, SUPPORTED_V
 /// Time a failed connection gets to take its error reply before it is closed regardless.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// `Get`s of one connection at the reader at once. Their answers land in the output buffer,
+/// which the peer may not be reading, so they are bounded here as well as by output bytes.
+const MAX_GETS_AT_WORKERS: usize = 16;
+
 /// What the sessions share: the limits, the way to the workers, the server-wide budget.
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
@@ -27,6 +31,14 @@ pub(crate) struct Shared {
     /// Upload bytes queued for the writer, over every connection.
     pub(crate) queued_bytes: u64,
     pub(crate) shutting_down: bool,
+}
+
+/// A request the session has not finished answering.
+#[derive(Debug)]
+enum Pending {
+    Offer(Offer),
+    List,
+    Get,
 }
 
 /// An offer the session is working on.
@@ -44,10 +56,12 @@ pub(crate) struct Session {
     span: tracing::Span,
     accepted_at: Instant,
     greeted: bool,
-    /// Requests answered only in part, by id.
-    active: HashMap<RequestId, Option<Offer>>,
+    /// Requests not yet answered in full, by id.
+    active: HashMap<RequestId, Pending>,
     /// Jobs at the workers: while any is out, the wait is ours, not the peer's.
     at_workers: usize,
+    /// The `Get`s among them.
+    gets_at_workers: usize,
     /// Upload bytes of this connection queued for the writer.
     buffered: u64,
     /// When a fatal error was queued; the connection closes once it is written.
@@ -70,6 +84,7 @@ impl Session {
             greeted: false,
             active: HashMap::new(),
             at_workers: 0,
+            gets_at_workers: 0,
             buffered: 0,
             closing_since: None,
             read_closed: false,
@@ -91,7 +106,7 @@ impl Session {
             if self.stalled || self.closing_since.is_some() || self.read_closed {
                 return Ok(());
             }
-            match self.conn.read()? {
+            match self.conn.read(now)? {
                 ReadEnd::Full => {}
                 ReadEnd::Drained => {
                     self.take_incoming(shared, now);
@@ -102,7 +117,9 @@ impl Session {
                     self.read_closed = true;
                     self.take_incoming(shared, now);
                     if self.conn.has_partial_input() {
-                        warn!("peer closed in the middle of a frame; its partial request is dropped");
+                        warn!(
+                            "peer closed in the middle of a frame; its partial request is dropped"
+                        );
                     }
                     return Ok(());
                 }
@@ -116,11 +133,11 @@ impl Session {
         self.buffered -= done.released;
         shared.queued_bytes -= done.released;
         if let Response::Want { id } = done.response {
-            if let Some(Some(offer)) = self.active.get_mut(&id) {
+            if let Some(Pending::Offer(offer)) = self.active.get_mut(&id) {
                 offer.wanted = true;
             }
-        } else {
-            self.active.remove(&done.id);
+        } else if let Some(Pending::Get) = self.active.remove(&done.id) {
+            self.gets_at_workers -= 1;
         }
         self.respond(&done.response, &done.body);
     }
@@ -152,7 +169,10 @@ impl Session {
         let message = if self.greeted {
             format!("no request for {}s", limits.idle_timeout.as_secs())
         } else {
-            format!("no handshake within {}s", limits.handshake_timeout.as_secs())
+            format!(
+                "no handshake within {}s",
+                limits.handshake_timeout.as_secs()
+            )
         };
         self.fail(ErrorCode::Timeout, message);
         false
@@ -170,12 +190,15 @@ impl Session {
         self.conn.last_activity = now;
     }
 
+    /// Whether to take more from the peer. The number of requests in flight is no reason to
+    /// stop: an offer answered `Want` stays in flight until its body is read.
     fn may_read(&self, shared: &Shared) -> bool {
         let limits = &shared.limits;
         self.closing_since.is_none()
             && !shared.shutting_down
-            && self.active.len() < limits.max_in_flight as usize
             && self.buffered < limits.max_buffered_per_connection
+            && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection
+            && self.gets_at_workers < MAX_GETS_AT_WORKERS
             && shared.queued_bytes < limits.max_queued_bytes
     }
 
@@ -207,25 +230,47 @@ impl Session {
             Request::Hello { .. } => {
                 self.fail(ErrorCode::HandshakeRequired, "a second handshake".into());
             }
+            Request::Body { id, size } => self.start_body(id, size),
+            Request::Cancel { id } => self.cancel(id),
             Request::Offer {
                 id,
                 name,
                 hash,
                 size,
-            } => self.offer(id, name, PartHash::from_bytes(hash), size, shared),
-            Request::Body { id, size } => self.start_body(id, size),
-            Request::Cancel { id } => self.cancel(id),
+            } => {
+                if self.begin(id, shared) {
+                    self.offer(id, name, PartHash::from_bytes(hash), size, shared);
+                }
+            }
             Request::List { id, after, limit } => {
-                if self.begin(id, None) {
+                if self.begin(id, shared) {
+                    self.active.insert(id, Pending::List);
                     let limit = limit.clamp(1, MAX_PAGE_ENTRIES);
-                    self.send_job(shared, ReadJob::List { conn: self.id, id, after, limit });
+                    self.send_job(
+                        shared,
+                        ReadJob::List {
+                            conn: self.id,
+                            id,
+                            after,
+                            limit,
+                        },
+                    );
                 }
             }
             Request::Get { id, name } => {
-                if let Some(name) = self.valid_name(id, name)
-                    && self.begin(id, None)
+                if self.begin(id, shared)
+                    && let Some(name) = self.valid_name(id, name)
                 {
-                    self.send_job(shared, ReadJob::Get { conn: self.id, id, name });
+                    self.active.insert(id, Pending::Get);
+                    self.gets_at_workers += 1;
+                    self.send_job(
+                        shared,
+                        ReadJob::Get {
+                            conn: self.id,
+                            id,
+                            name,
+                        },
+                    );
                 }
             }
         }
@@ -249,7 +294,9 @@ impl Session {
         if !SUPPORTED_VERSIONS.contains(&version) {
             return self.fail(
                 ErrorCode::UnsupportedVersion,
-                format!("version {version} is not supported; supported versions: {SUPPORTED_VERSIONS:?}"),
+                format!(
+                    "version {version} is not supported; supported versions: {SUPPORTED_VERSIONS:?}"
+                ),
             );
         }
         debug!(client = %peer.escape_debug(), version, "handshake");
@@ -286,14 +333,21 @@ impl Session {
             size,
             wanted: false,
         };
-        if self.begin(id, Some(offer)) {
-            self.send_job(shared, ReadJob::Offer { conn: self.id, id, name, hash });
-        }
+        self.active.insert(id, Pending::Offer(offer));
+        self.send_job(
+            shared,
+            ReadJob::Offer {
+                conn: self.id,
+                id,
+                name,
+                hash,
+            },
+        );
     }
 
     fn start_body(&mut self, id: RequestId, size: u64) {
         match self.active.get(&id) {
-            Some(Some(offer)) if offer.wanted && offer.size == size => {
+            Some(Pending::Offer(offer)) if offer.wanted && offer.size == size => {
                 // size <= max_part_size was checked when the offer came.
                 let size = usize::try_from(size).expect("a checked part size fits in memory");
                 self.conn.expect_body(id, size);
@@ -307,7 +361,7 @@ impl Session {
 
     fn cancel(&mut self, id: RequestId) {
         match self.active.get(&id) {
-            Some(Some(offer)) if offer.wanted => {
+            Some(Pending::Offer(offer)) if offer.wanted => {
                 self.active.remove(&id);
                 self.reject(id, ErrorCode::Cancelled, "offer withdrawn".into());
             }
@@ -319,7 +373,7 @@ impl Session {
     }
 
     fn upload(&mut self, id: RequestId, bytes: Vec<u8>, shared: &mut Shared) {
-        let Some(Some(offer)) = self.active.get_mut(&id) else {
+        let Some(Pending::Offer(offer)) = self.active.get_mut(&id) else {
             unreachable!("a body is only expected for an active offer");
         };
         offer.wanted = false;
@@ -335,17 +389,32 @@ impl Session {
             bytes,
         };
         if shared.uploads.send(upload).is_err() {
-            self.fail(ErrorCode::ShuttingDown, "the store writer has stopped".into());
+            self.fail(
+                ErrorCode::ShuttingDown,
+                "the store writer has stopped".into(),
+            );
         }
     }
 
-    /// Registers a request id; a duplicate is a broken client and ends the connection.
-    fn begin(&mut self, id: RequestId, offer: Option<Offer>) -> bool {
+    /// Checks a new request's id before anything else is answered under it: a duplicate,
+    /// or one request more than the handshake allowed, is a broken client and ends the
+    /// connection.
+    fn begin(&mut self, id: RequestId, shared: &Shared) -> bool {
         if self.active.contains_key(&id) {
-            self.fail(ErrorCode::DuplicateId, format!("request id {id} is already in flight"));
+            self.fail(
+                ErrorCode::DuplicateId,
+                format!("request id {id} is already in flight"),
+            );
             return false;
         }
-        self.active.insert(id, offer);
+        let max = shared.limits.max_in_flight;
+        if self.active.len() >= max as usize {
+            self.fail(
+                ErrorCode::TooManyRequests,
+                format!("more than {max} requests in flight"),
+            );
+            return false;
+        }
         true
     }
 
@@ -367,7 +436,10 @@ impl Session {
     fn send_job(&mut self, shared: &Shared, job: ReadJob) {
         self.at_workers += 1;
         if shared.read_jobs.send(job).is_err() {
-            self.fail(ErrorCode::ShuttingDown, "the store reader has stopped".into());
+            self.fail(
+                ErrorCode::ShuttingDown,
+                "the store reader has stopped".into(),
+            );
         }
     }
 
@@ -385,7 +457,11 @@ impl Session {
         self.closing_since = Some(Instant::now());
     }
 
+    /// Queues a response; nothing follows the `Error` that closes a connection.
     fn respond(&mut self, response: &Response, body: &[u8]) {
+        if self.closing_since.is_some() {
+            return;
+        }
         if let Err(err) = self.conn.queue(response, body) {
             tracing::error!(%err, "cannot encode a response");
         }
