@@ -144,7 +144,12 @@ impl Session {
 
     /// Whether the session is finished and its socket can be dropped.
     pub(crate) fn is_finished(&self) -> bool {
-        let idle = self.active.is_empty() && self.at_workers == 0;
+        // Once the peer has stopped sending, an offer waiting for its body can never get it.
+        let idle = self.at_workers == 0
+            && self
+                .active
+                .values()
+                .all(|pending| matches!(pending, Pending::Offer(offer) if offer.wanted));
         self.conn.pending_output() == 0
             && (self.closing_since.is_some() || (self.read_closed && idle))
     }

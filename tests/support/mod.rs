@@ -1,0 +1,394 @@
+//! What the network tests share: running the real binary, a running `serve` that is always
+//! stopped, and a hand-driven peer that speaks the wire protocol frame by frame.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use net::frame::{self, FrameError, MAX_RESPONSE_HEADER};
+use net::message::{ErrorCode, MAGIC, PROTOCOL_VERSION, Request, Response};
+use storage::{BackendKind, PartHash};
+use tempfile::NamedTempFile;
+
+/// How long a test waits for a peer's answer or a server's exit before calling it hung.
+/// Generous on purpose: it only bounds a failure, it is never what a test measures.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub const BACKENDS: [BackendKind; 2] = [BackendKind::Sled, BackendKind::Fs];
+
+/// Runs `p2p-store ARGS` to completion. The working directory is a scratch one, so a command
+/// that falls back to the default `--db` cannot litter the source tree.
+pub fn run<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let output = Command::new(env!("CARGO_BIN_EXE_p2p-store"))
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .args(args)
+        .output()
+        .unwrap();
+    Run(output)
+}
+
+/// A path as the CLI takes it; temp dirs are UTF-8.
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// `p2p-store send --to SERVER FILES... [--json]`
+pub fn send(server: &Server, paths: &[impl AsRef<Path>], json: bool) -> Run {
+    let mut args = vec!["send".to_owned(), "--to".to_owned(), server.at()];
+    args.extend(paths.iter().map(|path| p(path.as_ref()).to_owned()));
+    if json {
+        args.push("--json".into());
+    }
+    run(args)
+}
+
+/// `p2p-store list --from SERVER --json`
+pub fn list_from(server: &Server) -> serde_json::Value {
+    run(["list", "--from", &server.at(), "--json"]).ok().json()
+}
+
+/// `p2p-store --db DB list --json`
+pub fn list_local(db: &Path) -> serde_json::Value {
+    run(["--db", p(db), "list", "--json"]).ok().json()
+}
+
+/// The names in a `list --json` output.
+pub fn names_in(listing: &serde_json::Value) -> BTreeSet<String> {
+    listing
+        .as_array()
+        .expect("a listing is an array")
+        .iter()
+        .map(|entry| entry["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+/// A finished run of the binary.
+pub struct Run(Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().expect("exited, not killed")
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8(self.0.stdout.clone()).unwrap()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout()))
+    }
+
+    pub fn ok(self) -> Self {
+        self.fails(0)
+    }
+
+    pub fn fails(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// A running `p2p-store serve`. Dropping it kills the process (SIGKILL) and reaps it, so a
+/// failing test never leaves a server behind; [`Server::stop`] is the graceful way out.
+pub struct Server {
+    child: Option<Child>,
+    addr: SocketAddr,
+    /// Where the server's stderr goes: a file never fills up and blocks the server.
+    log: NamedTempFile,
+    /// Held open so a late write to stdout cannot fail for want of a reader.
+    _stdout: BufReader<ChildStdout>,
+}
+
+/// Starts `p2p-store --db DB --backend BACKEND serve --listen 127.0.0.1:0 EXTRA` and waits for
+/// its `listening on` line.
+pub fn start_server(db: &Path, backend: BackendKind, extra: &[&str]) -> Server {
+    let log = NamedTempFile::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-store"))
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .arg("--db")
+        .arg(db)
+        .args([
+            "--backend",
+            backend.name(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let Some(addr) = line.trim_end().strip_prefix("listening on ") else {
+        let status = child.wait().unwrap();
+        let log = std::fs::read_to_string(log.path()).unwrap_or_default();
+        panic!("serve did not start ({status}); stdout: {line:?}\nstderr:\n{log}");
+    };
+    Server {
+        addr: addr.parse().unwrap(),
+        child: Some(child),
+        log,
+        _stdout: stdout,
+    }
+}
+
+impl Server {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The address as the CLI's `--to`/`--from` take it.
+    pub fn at(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Asks for a graceful stop with SIGTERM and checks the server exits with status 0.
+    pub fn stop(mut self) {
+        signal(self.pid(), "-TERM");
+        let status = self.reap();
+        assert!(
+            status.success(),
+            "serve exited with {status} on SIGTERM; stderr:\n{}",
+            self.log()
+        );
+    }
+
+    /// Kills the server with SIGKILL, as a crash would stop it. (Not a power cut: what the
+    /// server wrote is still in the kernel, so this checks what `Stored` waits for, not fsync.)
+    pub fn kill(mut self) {
+        signal(self.pid(), "-KILL");
+        self.reap();
+    }
+
+    /// Waits for the process to end, at most [`PATIENCE`]; std has no timed wait, so it polls.
+    fn reap(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("not reaped yet");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve did not exit in time; stderr:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` is SIGKILL by pid; unlike `signal`, it never panics in a drop.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
+/// A peer driven by hand, one frame at a time, over a plain blocking socket.
+pub struct RawPeer {
+    stream: TcpStream,
+}
+
+impl RawPeer {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        Self { stream }
+    }
+
+    /// A peer that has done the handshake.
+    pub fn greeted(addr: SocketAddr) -> Self {
+        let mut peer = Self::connect(addr);
+        peer.hello();
+        peer
+    }
+
+    /// Sends a request's frame; for a `Body`, `body` are the bytes after its header.
+    pub fn send(&mut self, request: &Request, body: &[u8]) {
+        let mut frame = frame::encode_request(request).unwrap();
+        frame.extend_from_slice(body);
+        self.send_raw(&frame);
+    }
+
+    /// Writes bytes as they are. The server may close on the first bad byte, so a reset or a
+    /// broken pipe is not a failure here: the reading side tells what happened.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        match self.stream.write_all(bytes) {
+            Ok(()) => {}
+            Err(err) if is_closed(&err) => {}
+            Err(err) => panic!("cannot write to the server: {err}"),
+        }
+    }
+
+    /// Closes the sending side, as a client that has said all it has to say.
+    pub fn finish_sending(&mut self) {
+        self.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+
+    /// The next response, or `None` once the server has closed the connection.
+    pub fn receive(&mut self) -> Option<Response> {
+        match frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.stream) {
+            Ok(response) => response,
+            Err(FrameError::Io(err)) if is_closed(&err) => None,
+            Err(err) => panic!("no valid response from the server: {err}"),
+        }
+    }
+
+    /// The next response, which must come.
+    pub fn expect(&mut self) -> Response {
+        self.receive().expect("the server closed the connection")
+    }
+
+    /// Does the handshake a well-behaved client does.
+    pub fn hello(&mut self) {
+        self.send(&hello(PROTOCOL_VERSION), &[]);
+        match self.expect() {
+            Response::Welcome { version, .. } => assert_eq!(version, PROTOCOL_VERSION),
+            other => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    /// Expects the connection-ending `Error` with `code`, then the close; returns its message.
+    pub fn expect_error_then_close(&mut self, code: ErrorCode) -> String {
+        let message = match self.expect() {
+            Response::Error { code: got, message } if got == code => message,
+            other => panic!("expected Error {code:?}, got {other:?}"),
+        };
+        self.expect_closed();
+        message
+    }
+
+    /// Expects request `id` to be answered `Rejected` with `code`.
+    pub fn expect_rejected(&mut self, id: u64, code: ErrorCode) {
+        match self.expect() {
+            Response::Rejected {
+                id: got,
+                code: got_code,
+                ..
+            } if got == id && got_code == code => {}
+            other => panic!("expected request {id} Rejected with {code:?}, got {other:?}"),
+        }
+    }
+
+    pub fn expect_closed(&mut self) {
+        if let Some(response) = self.receive() {
+            panic!("expected the server to close the connection, got {response:?}");
+        }
+    }
+}
+
+fn is_closed(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+    )
+}
+
+pub fn hello(version: u16) -> Request {
+    Request::Hello {
+        magic: MAGIC,
+        version,
+        peer: "net test".into(),
+    }
+}
+
+/// An offer of `bytes` under `name`, as an honest client makes it.
+pub fn offer(id: u64, name: &str, bytes: &[u8]) -> Request {
+    Request::Offer {
+        id,
+        name: name.into(),
+        hash: *PartHash::of(bytes).as_bytes(),
+        size: bytes.len() as u64,
+    }
+}
+
+pub fn body(id: u64, bytes: &[u8]) -> Request {
+    Request::Body {
+        id,
+        size: bytes.len() as u64,
+    }
+}
+
+pub fn total_len(files: &[(&str, Vec<u8>)]) -> usize {
+    files.iter().map(|(_, bytes)| bytes.len()).sum()
+}
+
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    fastrand::Rng::with_seed(seed).fill(&mut bytes);
+    bytes
+}
+
+/// Writes each `(name, bytes)` as `dir/name` and returns the paths, in order.
+pub fn write_files(dir: &Path, files: &[(&str, Vec<u8>)]) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    files
+        .iter()
+        .map(|(name, bytes)| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// The `list --json` entries `files` should produce, sorted by name as a listing is.
+pub fn expected_listing(files: &[(&str, Vec<u8>)]) -> serde_json::Value {
+    let mut entries: Vec<_> = files
+        .iter()
+        .map(|(name, bytes)| {
+            serde_json::json!({
+                "name": name,
+                "size": bytes.len(),
+                "hash": PartHash::of(bytes).to_hex(),
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    serde_json::Value::Array(entries)
+}
