@@ -31,6 +31,7 @@ mod hash;
 mod mem_store;
 mod name;
 mod name_index;
+mod packs;
 mod part;
 mod registry;
 mod sled_record;

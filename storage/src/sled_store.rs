@@ -1,24 +1,27 @@
 //! `SledStore`, the default backend: a sled index with small bodies inline and larger bodies
-//! as hash-named files beside it.
+//! appended to pack files beside it.
 //!
 //! sled does well with many small values and poorly with large ones (measured on these
 //! machines: 1 MiB values ran at about a sixth of plain files and took 2.87x their size on disk,
 //! and sled does not fsync the blob files it keeps them in). So bodies up to [`INLINE_MAX`]
-//! live inside their index entry (one insert per small part) and larger ones in `bodies/`,
-//! shared by every name with the same content. `sled_record` has the key layout.
+//! live inside their index entry (one insert per small part) and larger ones in `packs/`
+//! (see `packs` for why packs rather than a file per body), shared by every name with the same
+//! content. `sled_record` has the key layout.
 //!
-//! Durability: a batch writes and fsyncs its new body files and fsyncs `bodies/` before
-//! one atomic sled `Batch` records the entries, then flushes sled and fsyncs its log file.
-//! sled's own flush only calls `sync_file_range`, which neither persists the file's size nor
-//! flushes the drive's cache; the extra `fdatasync` does both. A body whose entry never made it
-//! is deleted by the sweep on the next open.
+//! Durability: a batch appends its new bodies to a pack and fsyncs it before one atomic sled
+//! `Batch` records the entries, where the bodies are and the pack's new committed length; then
+//! it flushes sled and fsyncs its log file. sled's own flush only calls `sync_file_range`,
+//! which neither persists the file's size nor flushes the drive's cache; the extra `fdatasync`
+//! does both. Bytes appended past a pack's committed length are cut off on the next open.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::batch::{self, Step};
-use crate::body_files::BodyFiles;
 use crate::error::IoContext;
+use crate::packs::{self, BodyAt, Packs};
 use crate::sled_record::{self as record, Location};
 use crate::store::{BatchOutcome, verify_read};
 use crate::store_dir::StoreDir;
@@ -32,12 +35,16 @@ pub const INLINE_MAX: u64 = 16 * 1024;
 /// sled's page cache; it only grows this large with use.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Live bytes a compaction moves per index commit, bounding the memory it holds.
+const COMPACTION_STEP: u64 = 32 * 1024 * 1024;
+
 pub struct SledStore {
     _dir: StoreDir,
     db: sled::Db,
     log: File,
-    bodies: BodyFiles,
-    writer: Mutex<()>,
+    packs_dir: PathBuf,
+    /// The packs, behind the one lock every writer takes.
+    writer: Mutex<Packs>,
 }
 
 impl SledStore {
@@ -49,22 +56,44 @@ impl SledStore {
             .open()?;
         let log_path = index.join("db");
         let log = File::open(&log_path).context(|| format!("opening {}", log_path.display()))?;
-        let bodies = BodyFiles::open(dir.bodies(), dir.temp())?;
+        let mut states = BTreeMap::new();
+        for entry in db.scan_prefix(record::PACK_PREFIX) {
+            let (key, value) = entry?;
+            let (id, state) = record::decode_pack_state(&key, &value)?;
+            states.insert(id, state);
+        }
+        let packs = Packs::open(dir.root().join("packs"), states)?;
         let store = Self {
             _dir: dir,
             db,
             log,
-            bodies,
-            writer: Mutex::new(()),
+            packs_dir: packs.dir().to_owned(),
+            writer: Mutex::new(packs),
         };
         store.sweep()?;
         Ok(store)
     }
 
-    /// Removes temp files, and body files no entry refers to.
+    fn lock(&self) -> MutexGuard<'_, Packs> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Releases bodies no entry refers to (a crash between an entry's removal and its body's
+    /// release leaves one) and compacts what that frees.
     fn sweep(&self) -> Result<(), StoreError> {
-        self.bodies.sweep(|hash| self.is_referenced(hash))?;
-        Ok(())
+        let mut unreferenced = Vec::new();
+        for entry in self.db.scan_prefix(record::BODY_PREFIX) {
+            let (key, value) = entry?;
+            let (hash, _) = record::decode_body_at(&key, &value)?;
+            if !self.is_referenced(&hash)? {
+                unreferenced.push(hash);
+            }
+        }
+        let mut packs = self.lock();
+        self.release(&mut packs, &unreferenced)?;
+        self.compact(&mut packs)
     }
 
     fn is_referenced(&self, hash: &PartHash) -> Result<bool, StoreError> {
@@ -76,11 +105,24 @@ impl SledStore {
             .is_some())
     }
 
+    fn body_at(&self, hash: &PartHash) -> Result<Option<BodyAt>, StoreError> {
+        let key = record::body_key(hash);
+        self.db
+            .get(&key)?
+            .map(|value| record::decode_body_at(&key, &value).map(|(_, at)| at))
+            .transpose()
+    }
+
     fn durable_flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         self.log
             .sync_data()
             .context(|| "syncing the sled log".to_owned())
+    }
+
+    fn commit(&self, entries: sled::Batch) -> Result<(), StoreError> {
+        self.db.apply_batch(entries)?;
+        self.durable_flush()
     }
 
     /// The entry for `name`, and its raw value (which holds an inline body).
@@ -96,12 +138,101 @@ impl SledStore {
         Ok(Some((info, location, value)))
     }
 
-    /// Deletes the body file of `hash` if no entry refers to it any more.
-    fn release(&self, hash: &PartHash) -> Result<(), StoreError> {
-        if !self.is_referenced(hash)? {
-            self.bodies.remove(hash)?;
+    /// Reads a packed body. A compaction may move it between finding and reading it, so a
+    /// miss is retried once at its new place.
+    fn read_packed(&self, hash: &PartHash) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut last = None;
+        for _ in 0..2 {
+            let Some(at) = self.body_at(hash)? else {
+                return Ok(None);
+            };
+            if last == Some(at) {
+                break;
+            }
+            if let Some(bytes) = packs::read_body(&self.packs_dir, at)? {
+                return Ok(Some(bytes));
+            }
+            last = Some(at);
+        }
+        Ok(None)
+    }
+
+    /// Forgets the bodies among `hashes` that no entry refers to any more, counting them as
+    /// dead bytes of their packs, then compacts the packs that are mostly dead.
+    fn release(&self, packs: &mut Packs, hashes: &[PartHash]) -> Result<(), StoreError> {
+        let mut entries = sled::Batch::default();
+        let mut any = false;
+        let mut seen = HashSet::new();
+        for hash in hashes {
+            if !seen.insert(*hash) || self.is_referenced(hash)? {
+                continue;
+            }
+            if let Some(at) = self.body_at(hash)? {
+                entries.remove(record::body_key(hash));
+                let (id, state) = packs.mark_dead(at);
+                entries.insert(record::pack_key(id), record::encode_pack_state(state));
+                any = true;
+            }
+        }
+        if any {
+            self.commit(entries)?;
+            self.compact(packs)?;
         }
         Ok(())
+    }
+
+    /// Moves the live bodies out of every pack that is at least half dead, then deletes it.
+    fn compact(&self, packs: &mut Packs) -> Result<(), StoreError> {
+        while let Some(old) = packs.next_to_compact() {
+            let mut live = Vec::new();
+            for entry in self.db.scan_prefix(record::BODY_PREFIX) {
+                let (key, value) = entry?;
+                let (hash, at) = record::decode_body_at(&key, &value)?;
+                if at.pack == old {
+                    live.push((hash, at));
+                }
+            }
+            for group in
+                live.chunk_by(|a, b| a.1.offset / COMPACTION_STEP == b.1.offset / COMPACTION_STEP)
+            {
+                self.move_bodies(packs, group)?;
+            }
+            let mut entries = sled::Batch::default();
+            entries.remove(record::pack_key(old));
+            self.commit(entries)?;
+            packs.delete(old)?;
+            tracing::info!(pack = old, moved = live.len(), "compacted a pack");
+        }
+        Ok(())
+    }
+
+    /// Copies bodies to the current pack and points their entries there; a body that cannot
+    /// be read stays where it is, reported missing as before.
+    fn move_bodies(
+        &self,
+        packs: &mut Packs,
+        group: &[(PartHash, BodyAt)],
+    ) -> Result<(), StoreError> {
+        let mut moving = Vec::new();
+        let mut bytes = Vec::new();
+        for &(hash, at) in group {
+            if let Some(body) = packs::read_body(&self.packs_dir, at)? {
+                moving.push((hash, at));
+                bytes.push(body);
+            }
+        }
+        let slices: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+        let (placed, touched) = packs.append(&slices)?;
+        let mut entries = sled::Batch::default();
+        for ((hash, old_at), new_at) in moving.iter().zip(placed) {
+            entries.insert(record::body_key(hash), record::encode_body_at(new_at));
+            let (id, state) = packs.mark_dead(*old_at);
+            entries.insert(record::pack_key(id), record::encode_pack_state(state));
+        }
+        for (id, state) in touched {
+            entries.insert(record::pack_key(id), record::encode_pack_state(state));
+        }
+        self.commit(entries)
     }
 }
 
@@ -111,16 +242,14 @@ impl PartStore for SledStore {
         parts: &[VerifiedPart],
         on_conflict: OnConflict,
     ) -> Result<BatchOutcome, StoreError> {
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut packs = self.lock();
         let steps = batch::plan(parts, on_conflict, |name| {
             Ok(self.entry(name)?.map(|(info, _, _)| info.hash))
         })?;
         let mut entries = sled::Batch::default();
         let mut released = Vec::new();
-        let mut files = Vec::new();
+        let mut new_bodies = Vec::new();
+        let mut placing = HashSet::new();
         let mut writes = 0;
         for (part, step) in parts.iter().zip(&steps) {
             let Step::Write { previous } = step else {
@@ -135,21 +264,27 @@ impl PartStore for SledStore {
             if part.size() <= INLINE_MAX {
                 entries.insert(key, record::encode_inline(&part.hash(), part.bytes()));
             } else {
-                files.push((part.hash(), part.bytes()));
-                entries.insert(key, record::encode_file(&part.hash(), part.size()));
+                entries.insert(key, record::encode_packed(&part.hash(), part.size()));
                 entries.insert(record::ref_key(&part.hash(), part.name()), &[][..]);
+                let hash = part.hash();
+                if self.body_at(&hash)?.is_none() && placing.insert(hash) {
+                    new_bodies.push(part);
+                }
             }
         }
         if writes > 0 {
-            if !files.is_empty() {
-                self.bodies.write_all(&files)?;
-                self.bodies.sync()?;
+            if !new_bodies.is_empty() {
+                let bytes: Vec<&[u8]> = new_bodies.iter().map(|part| part.bytes()).collect();
+                let (placed, touched) = packs.append(&bytes)?;
+                for (part, at) in new_bodies.iter().zip(placed) {
+                    entries.insert(record::body_key(&part.hash()), record::encode_body_at(at));
+                }
+                for (id, state) in touched {
+                    entries.insert(record::pack_key(id), record::encode_pack_state(state));
+                }
             }
-            self.db.apply_batch(entries)?;
-            self.durable_flush()?;
-            for hash in &released {
-                self.release(hash)?;
-            }
+            self.commit(entries)?;
+            self.release(&mut packs, &released)?;
         }
         Ok(steps.into_iter().map(Step::into_outcome).collect())
     }
@@ -164,7 +299,7 @@ impl PartStore for SledStore {
             .ok_or_else(|| StoreError::NotFound(name.clone()))?;
         let bytes = match location {
             Location::Inline => Some(value[record::HEADER_LEN..].to_vec()),
-            Location::File => self.bodies.read(&info.hash, info.size)?,
+            Location::Packed => self.read_packed(&info.hash)?,
         };
         let bytes = bytes.ok_or_else(|| StoreError::BodyMissing {
             name: name.clone(),
@@ -184,28 +319,24 @@ impl PartStore for SledStore {
     }
 
     fn remove(&self, name: &PartName) -> Result<bool, StoreError> {
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut packs = self.lock();
         let Some((info, location, _)) = self.entry(name)? else {
             return Ok(false);
         };
         let mut entries = sled::Batch::default();
         entries.remove(record::name_key(name));
-        if location == Location::File {
+        if location == Location::Packed {
             entries.remove(record::ref_key(&info.hash, name));
         }
-        self.db.apply_batch(entries)?;
-        self.durable_flush()?;
-        if location == Location::File {
-            self.release(&info.hash)?;
+        self.commit(entries)?;
+        if location == Location::Packed {
+            self.release(&mut packs, &[info.hash])?;
         }
         Ok(true)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.bodies.sync()?;
+        let _packs = self.lock();
         self.durable_flush()
     }
 

@@ -4,8 +4,9 @@
 //! <db>/p2p-store.meta   which backend, which format version (written once, at creation)
 //! <db>/LOCK             flock-ed while a process has the store open; holds that process's pid
 //! <db>/tmp/             writes in progress; emptied on every open
-//! <db>/bodies/          part bodies as files named by their blake3 hash
+//! <db>/bodies/          fs backend: part bodies as files named by their blake3 hash
 //! <db>/index/           sled backend: the sled database
+//! <db>/packs/           sled backend: larger part bodies, appended to pack files
 //! <db>/names/           fs backend: one small file per part name
 //! ```
 
@@ -70,7 +71,7 @@ impl FromStr for BackendKind {
 
 pub(crate) const MARKER: &str = "p2p-store.meta";
 const LOCK: &str = "LOCK";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// An open, locked store directory. The lock is held until this is dropped.
 #[derive(Debug)]

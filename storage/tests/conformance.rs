@@ -2,7 +2,7 @@
 //! same way for sled, fs and memory.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use storage::{
@@ -212,27 +212,67 @@ fn missing_names_are_not_found(fx: Fixture) {
     assert_eq!(fx.store.lookup(&name("nope")).unwrap(), None);
 }
 
-/// Bodies are content-addressed: identical bytes under many names take one file, and the
-/// file goes when its last name does.
+/// Where a backend keeps bodies too large to inline.
+fn body_dir(kind: BackendKind, db: &Path) -> PathBuf {
+    match kind {
+        BackendKind::Sled => db.join("packs"),
+        BackendKind::Fs => db.join("bodies"),
+    }
+}
+
+/// Bytes on disk in a backend's body files.
+fn body_bytes(kind: BackendKind, db: &Path) -> u64 {
+    std::fs::read_dir(body_dir(kind, db))
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// The body file holding `bytes`, and where in it they start.
+fn locate(kind: BackendKind, db: &Path, bytes: &[u8]) -> (PathBuf, usize) {
+    let probe = &bytes[..64];
+    for entry in std::fs::read_dir(body_dir(kind, db)).unwrap() {
+        let path = entry.unwrap().path();
+        let stored = std::fs::read(&path).unwrap();
+        if let Some(at) = stored
+            .windows(probe.len())
+            .position(|window| window == probe)
+        {
+            return (path, at);
+        }
+    }
+    panic!("no body file holds the bytes");
+}
+
+/// Flips one bit of a stored body; returns the bytes now on disk.
+fn corrupt(kind: BackendKind, db: &Path, bytes: &[u8], offset: usize, bit: u8) -> Vec<u8> {
+    let (path, at) = locate(kind, db, bytes);
+    let mut stored = std::fs::read(&path).unwrap();
+    stored[at + offset] ^= bit;
+    std::fs::write(&path, &stored).unwrap();
+    stored[at..at + bytes.len()].to_vec()
+}
+
+/// Bodies are content-addressed: identical bytes under many names are stored once, and the
+/// space goes when their last name does.
 fn on_disk_bodies_are_shared_and_collected(kind: BackendKind) {
     let mut fx = Fixture::on_disk(kind);
-    let bodies = fx.db_path().unwrap().join("bodies");
+    let db = fx.db_path().unwrap();
     let big = bytes_of(3, 200_000);
     for n in ["x", "y", "z"] {
         fx.store.put(&part(n, &big), OnConflict::Refuse).unwrap();
     }
-    let count = || std::fs::read_dir(&bodies).unwrap().count();
-    assert_eq!(count(), 1);
+    assert_eq!(body_bytes(kind, &db), 200_000);
     fx.store.remove(&name("x")).unwrap();
     let other = bytes_of(6, 200_000);
     fx.store
         .put(&part("y", &other), OnConflict::Replace)
         .unwrap();
-    assert_eq!(count(), 2);
+    assert_eq!(body_bytes(kind, &db), 400_000);
     fx.store.remove(&name("z")).unwrap();
-    assert_eq!(count(), 1);
+    assert_eq!(body_bytes(kind, &db), 200_000);
     fx.reopen();
-    assert_eq!(count(), 1);
+    assert_eq!(body_bytes(kind, &db), 200_000);
     assert_eq!(fx.store.get(&name("y")).unwrap(), other);
 }
 
@@ -245,14 +285,8 @@ fn on_disk_corruption_is_detected(kind: BackendKind) {
     fx.store
         .put_batch(&[victim.clone(), bystander.clone()], OnConflict::Refuse)
         .unwrap();
-    let body = fx
-        .db_path()
-        .unwrap()
-        .join("bodies")
-        .join(victim.hash().to_hex());
-    let mut bytes = std::fs::read(&body).unwrap();
-    bytes[12_345] ^= 0x01;
-    std::fs::write(&body, &bytes).unwrap();
+    let db = fx.db_path().unwrap();
+    let bytes = corrupt(kind, &db, victim.bytes(), 12_345, 0x01);
     fx.reopen();
     match fx.store.get(victim.name()) {
         Err(StoreError::Corrupt {
@@ -271,7 +305,14 @@ fn on_disk_corruption_is_detected(kind: BackendKind) {
     assert_eq!(report.corrupt.len(), 1);
     assert_eq!(report.corrupt[0].0, *victim.name());
 
-    std::fs::remove_file(&body).unwrap();
+    let (body, at) = locate(kind, &db, &bytes);
+    match kind {
+        BackendKind::Fs => std::fs::remove_file(&body).unwrap(),
+        BackendKind::Sled => {
+            let pack = std::fs::OpenOptions::new().write(true).open(&body).unwrap();
+            pack.set_len(at as u64).unwrap();
+        }
+    }
     assert!(matches!(
         fx.store.get(victim.name()),
         Err(StoreError::BodyMissing { .. })
@@ -293,14 +334,7 @@ fn on_disk_export_skips_corrupt_parts(kind: BackendKind) {
     fx.store
         .put_batch(&[good.clone(), bad.clone()], OnConflict::Refuse)
         .unwrap();
-    let body = fx
-        .db_path()
-        .unwrap()
-        .join("bodies")
-        .join(bad.hash().to_hex());
-    let mut bytes = std::fs::read(&body).unwrap();
-    bytes[0] ^= 0x80;
-    std::fs::write(&body, bytes).unwrap();
+    corrupt(kind, &fx.db_path().unwrap(), bad.bytes(), 0, 0x80);
 
     let out = tempfile::tempdir().unwrap();
     let outcomes = storage::export(
