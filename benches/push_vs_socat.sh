@@ -40,7 +40,7 @@ cat parts/* > whole.bin
 seconds() {
     local start end
     start=$(date +%s.%N)
-    "$@" >/dev/null
+    "$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
     end=$(date +%s.%N)
     awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
 }
@@ -70,11 +70,14 @@ raw_copy() {
 }
 
 start_server() {
-    rm -rf "$1"
+    rm -rf "$1" serve.out
     "$bin" -q --db "$1" serve --listen 127.0.0.1:0 > serve.out &
     server_pid=$!
-    while ! grep -q '^listening on' serve.out 2>/dev/null; do sleep 0.01; done
-    addr=$(awk '{print $3; exit}' serve.out)
+    addr=
+    while [ -z "$addr" ]; do
+        sleep 0.01
+        addr=$(awk '/^listening on / { print $3; exit }' serve.out 2>/dev/null)
+    done
 }
 
 stop_server() {
@@ -86,7 +89,7 @@ stop_server() {
 push_parts() {
     start_server dst.db
     local t
-    t=$(seconds "$bin" -q send --to "$addr" --json parts/*)
+    t=$(seconds "$bin" -q send --to "$addr" --json parts/*) || exit 1
     stop_server
     echo "$t"
 }
@@ -99,8 +102,8 @@ push_parts > /dev/null
 printf '%-6s %10s %10s %8s\n' round raw_s push_s ratio
 ratios=()
 for round in $(seq 1 "$rounds"); do
-    r=$(raw_copy)
-    p=$(push_parts)
+    r=$(raw_copy) || exit 1
+    p=$(push_parts) || exit 1
     ratio=$(awk -v r="$r" -v p="$p" 'BEGIN { print r / p }')
     ratios+=("$ratio")
     printf '%-6s %10.3f %10.3f %8.3f\n' "$round" "$r" "$p" "$ratio"
@@ -114,7 +117,7 @@ rm -rf small.db
 rates=()
 for round in $(seq 1 "$rounds"); do
     start_server dst-small.db
-    t=$(seconds "$bin" -q --db small.db send --to "$addr" --json)
+    t=$(seconds "$bin" -q --db small.db send --to "$addr" --json) || exit 1
     stop_server
     rate=$(awk -v n="$small" -v t="$t" 'BEGIN { printf "%.0f", n / t }')
     rates+=("$rate")
