@@ -123,10 +123,7 @@ impl Packs {
     ///
     /// # Errors
     /// [`StoreError::Io`]; then nothing appended is referenced, and the next open cuts it off.
-    pub(crate) fn append(
-        &mut self,
-        bodies: &[&[u8]],
-    ) -> Result<Appended, StoreError> {
+    pub(crate) fn append(&mut self, bodies: &[&[u8]]) -> Result<Appended, StoreError> {
         let mut placed = Vec::with_capacity(bodies.len());
         let mut touched = BTreeMap::new();
         for &bytes in bodies {
