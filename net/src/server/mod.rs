@@ -7,9 +7,10 @@
 //! nearest connection deadline (handshake, idle, or the grace after an error reply).
 //!
 //! Budgets give backpressure instead of memory growth: a connection stops being read while it
-//! has too many requests in flight or too many upload bytes queued, and every connection stops
-//! while the writer's queue is full. Stopping is cheap: the peer's kernel buffers fill, and
-//! TCP slows the sender.
+//! has too many upload bytes queued, too many answer bytes unread or too many gets at the
+//! reader, and every connection stops while the writer's queue is full. Stopping is cheap: the
+//! peer's kernel buffers fill, and TCP slows the sender. A request past the in-flight limit the
+//! handshake announced is a broken client, and is disconnected.
 //!
 //! Shutdown ([`ShutdownHandle::shutdown`]): stop accepting and reading, let the workers finish
 //! what they hold (so every `Stored` sent is true), send the answers, close, sync the store.

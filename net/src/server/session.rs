@@ -150,8 +150,10 @@ impl Session {
                 .active
                 .values()
                 .all(|pending| matches!(pending, Pending::Offer(offer) if offer.wanted));
+        // Requests read but held back by a budget still need their answers.
+        let unread = self.stalled && self.conn.has_partial_input();
         self.conn.pending_output() == 0
-            && (self.closing_since.is_some() || (self.read_closed && idle))
+            && (self.closing_since.is_some() || (self.read_closed && idle && !unread))
     }
 
     /// When the session must hear from its peer again, `None` while the wait is ours.
@@ -162,7 +164,11 @@ impl Session {
         if !self.greeted {
             return Some(self.accepted_at + limits.handshake_timeout);
         }
-        (self.at_workers == 0).then_some(self.conn.last_activity + limits.idle_timeout)
+        // Held back by the store's budgets rather than by unread answers, the wait is ours.
+        let held_by_store = self.stalled
+            && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection;
+        (self.at_workers == 0 && !held_by_store)
+            .then_some(self.conn.last_activity + limits.idle_timeout)
     }
 
     /// Acts on a passed deadline: a first time, an error reply; after the grace, the end.
