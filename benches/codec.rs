@@ -7,6 +7,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use net::frame::{self, MAX_REQUEST_HEADER, MAX_RESPONSE_HEADER};
 use net::message::{Request, Response, WireEntry};
+use storage::PartKind;
 
 fn offer() -> Request {
     Request::Offer {
@@ -14,6 +15,7 @@ fn offer() -> Request {
         name: "part-000042.bin".into(),
         hash: [7; 32],
         size: 1 << 20,
+        kind: PartKind::Plain,
     }
 }
 
@@ -23,6 +25,7 @@ fn page() -> Response {
             name: format!("part-{i:06}.bin"),
             hash: [9; 32],
             size: 1 << 20,
+            kind: PartKind::Plain,
         })
         .collect();
     Response::Page {

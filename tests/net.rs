@@ -615,6 +615,7 @@ fn offer_past_the_size_limit(addr: SocketAddr) {
         name: "huge.bin".into(),
         hash: [0; 32],
         size: u64::MAX,
+        kind: storage::PartKind::Plain,
     };
     peer.send(&huge, &[]);
     peer.expect_rejected(1, ErrorCode::PartTooLarge);
@@ -724,7 +725,13 @@ fn serve_a_lie(mut stream: TcpStream) {
             }
             Request::List { id, .. } => {
                 let name = "lie.bin".into();
-                let parts = vec![WireEntry { name, hash, size }];
+                let kind = storage::PartKind::Plain;
+                let parts = vec![WireEntry {
+                    name,
+                    hash,
+                    size,
+                    kind,
+                }];
                 let next = None;
                 (Response::Page { id, parts, next }, &[])
             }

@@ -177,6 +177,7 @@ impl Client {
                     name: part.info.name.as_str().to_owned(),
                     hash: *part.info.hash.as_bytes(),
                     size: part.info.size,
+                    kind: part.info.kind,
                 })?;
                 pending.insert(id, part);
             }

@@ -216,6 +216,8 @@ fn decode_header<T: Framed, const MAX: usize>(header: &[u8]) -> Result<T, FrameE
 mod tests {
     use proptest::prelude::*;
 
+    use storage::PartKind;
+
     use super::*;
     use crate::message::{ErrorCode, WireEntry};
 
@@ -314,6 +316,7 @@ mod tests {
                 name: "x".repeat(200),
                 hash: [0; 32],
                 size: 0,
+                kind: PartKind::Plain,
             };
             5000
         ];
@@ -337,14 +340,24 @@ mod tests {
                     peer,
                 }
             }),
-            (any::<u64>(), ".{0,200}", any::<[u8; 32]>(), any::<u64>()).prop_map(
-                |(id, name, hash, size)| Request::Offer {
+            (
+                any::<u64>(),
+                ".{0,200}",
+                any::<[u8; 32]>(),
+                any::<u64>(),
+                any::<bool>()
+            )
+                .prop_map(|(id, name, hash, size, manifest)| Request::Offer {
                     id,
                     name,
                     hash,
-                    size
-                }
-            ),
+                    size,
+                    kind: if manifest {
+                        PartKind::Manifest
+                    } else {
+                        PartKind::Plain
+                    },
+                }),
             (any::<u64>(), any::<u64>()).prop_map(|(id, size)| Request::Body { id, size }),
             (any::<u64>(), proptest::option::of(".{0,200}"), any::<u32>())
                 .prop_map(|(id, after, limit)| Request::List { id, after, limit }),

@@ -6,7 +6,7 @@
 //! is what goes on the wire; the golden tests below pin every encoding.
 
 use serde::{Deserialize, Serialize};
-use storage::{PartHash, PartInfo, PartName};
+use storage::{PartHash, PartInfo, PartKind, PartName};
 
 /// First bytes of every handshake, so a stray client of another protocol is told apart at once.
 pub const MAGIC: [u8; 4] = *b"P2PS";
@@ -32,12 +32,14 @@ pub enum Request {
         version: u16,
         peer: String,
     },
-    /// "I have this part": answered with `Have`, `Want`, `Conflict` or `Rejected`.
+    /// "I have this part": answered with `Have`, `Want`, `Conflict` or `Rejected`. A
+    /// manifest is accepted only once every chunk it lists is on the server.
     Offer {
         id: RequestId,
         name: String,
         hash: WireHash,
         size: u64,
+        kind: PartKind,
     },
     /// The bytes of an offer the server answered with `Want`; `size` raw bytes follow the
     /// header and must equal the offer's size. Answered with `Stored`, `Have`, `Conflict` or
@@ -102,6 +104,7 @@ pub struct WireEntry {
     pub name: String,
     pub hash: WireHash,
     pub size: u64,
+    pub kind: PartKind,
 }
 
 impl From<&PartInfo> for WireEntry {
@@ -110,6 +113,7 @@ impl From<&PartInfo> for WireEntry {
             name: info.name.as_str().to_owned(),
             hash: *info.hash.as_bytes(),
             size: info.size,
+            kind: info.kind,
         }
     }
 }
@@ -124,6 +128,7 @@ impl WireEntry {
             name: PartName::new(self.name)?,
             hash: PartHash::from_bytes(self.hash),
             size: self.size,
+            kind: self.kind,
         })
     }
 }
@@ -170,6 +175,8 @@ pub enum ErrorCode {
     Cancelled,
     /// A new request while `max_in_flight` requests were already in flight.
     TooManyRequests,
+    /// A manifest that does not decode, or lists chunks the server does not hold.
+    BadManifest,
 }
 
 #[cfg(test)]
@@ -211,9 +218,10 @@ mod tests {
                     name: "a".into(),
                     hash: HASH,
                     size: 5,
+                    kind: PartKind::Manifest,
                 },
                 format!(
-                    "3d000000 01000000 0700000000000000 010000000000000061 {HASH_HEX} 0500000000000000"
+                    "41000000 01000000 0700000000000000 010000000000000061 {HASH_HEX} 0500000000000000 01000000"
                 )
                 .replace(' ', ""),
             ),
@@ -295,11 +303,12 @@ mod tests {
                         name: "a".into(),
                         hash: HASH,
                         size: 5,
+                        kind: PartKind::Plain,
                     }],
                     next: None,
                 },
                 format!(
-                    "46000000 06000000 0400000000000000 0100000000000000 010000000000000061 {HASH_HEX} 0500000000000000 00"
+                    "4a000000 06000000 0400000000000000 0100000000000000 010000000000000061 {HASH_HEX} 0500000000000000 00000000 00"
                 )
                 .replace(' ', ""),
             ),

@@ -38,9 +38,27 @@ pub(crate) fn write_file(
     bytes: &[u8],
     existing: Existing,
 ) -> Result<(), StoreError> {
+    write_file_with(temp_dir, dest, existing, |file| {
+        file.write_all(bytes)
+            .context(|| format!("writing into {}", temp_dir.display()))
+    })
+}
+
+/// [`write_file`] with the contents written by `fill`, piece by piece; if `fill` fails, the
+/// temp file is deleted and `dest` is untouched.
+///
+/// # Errors
+/// As [`write_file`], and `fill`'s error.
+pub(crate) fn write_file_with(
+    temp_dir: &Path,
+    dest: &Path,
+    existing: Existing,
+    fill: impl FnOnce(&mut File) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut temp = new_temp(temp_dir)?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_data())
+    fill(temp.as_file_mut())?;
+    temp.as_file()
+        .sync_data()
         .context(|| format!("writing {}", temp.path().display()))?;
     let persisted = match existing {
         Existing::Replace => temp.persist(dest),

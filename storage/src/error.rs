@@ -37,6 +37,20 @@ pub enum StoreError {
     #[error("part {name:?} is corrupt on disk: its body {hash} is missing")]
     BodyMissing { name: PartName, hash: PartHash },
 
+    #[error("file {name:?} has an unusable manifest: {reason}")]
+    BadManifest {
+        name: PartName,
+        reason: crate::ManifestError,
+    },
+
+    #[error("file {name:?}: chunk {index} ({hash}) is unusable: {source}")]
+    ChunkUnavailable {
+        name: PartName,
+        index: usize,
+        hash: PartHash,
+        source: Box<StoreError>,
+    },
+
     #[error("part {name:?} is {size} bytes, the limit is {max}")]
     TooLarge { name: String, size: u64, max: u64 },
 
@@ -88,7 +102,13 @@ pub enum StoreError {
 impl StoreError {
     /// True when the stored bytes of a part are damaged or gone; other parts are unaffected.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Self::Corrupt { .. } | Self::BodyMissing { .. })
+        match self {
+            Self::Corrupt { .. } | Self::BodyMissing { .. } | Self::BadManifest { .. } => true,
+            Self::ChunkUnavailable { source, .. } => {
+                source.is_corruption() || matches!(**source, Self::NotFound(_))
+            }
+            _ => false,
+        }
     }
 }
 

@@ -1,15 +1,19 @@
 //! Writing stored parts out as `<out>/<name>_recebida` files.
 //!
 //! Each file is verified first, written to a temp file inside `<out>` and renamed into place,
-//! so a reader never sees a partial file. The destination is always `<out>` joined with one
+//! so a reader never sees a partial file. A manifest is written as the file it describes,
+//! assembled chunk by chunk, each chunk verified; a chunk missing or damaged leaves no file. The destination is always `<out>` joined with one
 //! validated [`PartName`] plus a suffix: a single plain file name, so nothing is ever written
 //! outside `<out>`. An existing file is kept unless the caller asks to overwrite it; a symlink
 //! in its place is replaced, never followed.
 
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+
 use crate::durable::{self, Existing};
-use crate::{PartName, PartStore, StoreError};
+use crate::error::IoContext;
+use crate::{Manifest, PartHash, PartKind, PartName, PartStore, StoreError};
 
 /// Whether an existing `<name>_recebida` may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,7 +26,8 @@ pub enum Overwrite {
 /// One part's export: the file written, or why not.
 pub type ExportOutcome = (PartName, Result<PathBuf, StoreError>);
 
-/// Exports `names`, or every part when `names` is `None`, into `out` (created if missing).
+/// Exports `names`, or every part but chunks when `names` is `None`, into `out` (created if
+/// missing).
 /// One part failing (corrupt, already exported) does not stop the others.
 ///
 /// # Errors
@@ -36,7 +41,12 @@ pub fn export(
     durable::ensure_dir(out)?;
     let names = match names {
         Some(names) => names.to_vec(),
-        None => store.list()?.into_iter().map(|info| info.name).collect(),
+        None => store
+            .list()?
+            .into_iter()
+            .map(|info| info.name)
+            .filter(|name| !name.is_chunk())
+            .collect(),
     };
     let outcomes: Vec<ExportOutcome> = names
         .into_iter()
@@ -66,6 +76,47 @@ fn export_one(
         Overwrite::Always => Existing::Replace,
     };
     let bytes = store.get(name)?;
-    durable::write_file(out, &dest, &bytes, existing)?;
+    let is_manifest = store
+        .lookup(name)?
+        .is_some_and(|info| info.kind == PartKind::Manifest);
+    if is_manifest {
+        let manifest = Manifest::decode(&bytes).map_err(|reason| StoreError::BadManifest {
+            name: name.clone(),
+            reason,
+        })?;
+        durable::write_file_with(out, &dest, existing, |file| {
+            write_chunks(store, name, &manifest, file)
+        })?;
+    } else {
+        durable::write_file(out, &dest, &bytes, existing)?;
+    }
     Ok(dest)
+}
+
+/// Writes a file's chunks in order, each verified by the store and against the manifest.
+fn write_chunks(
+    store: &dyn PartStore,
+    name: &PartName,
+    manifest: &Manifest,
+    file: &mut std::fs::File,
+) -> Result<(), StoreError> {
+    for (index, chunk) in manifest.chunk_infos().enumerate() {
+        let unavailable = |source| StoreError::ChunkUnavailable {
+            name: name.clone(),
+            index,
+            hash: chunk.hash,
+            source: Box::new(source),
+        };
+        let bytes = store.get(&chunk.name).map_err(unavailable)?;
+        if PartHash::of(&bytes) != chunk.hash || bytes.len() as u64 != chunk.size {
+            return Err(unavailable(StoreError::Corrupt {
+                name: chunk.name,
+                expected: chunk.hash,
+                actual: PartHash::of(&bytes),
+            }));
+        }
+        file.write_all(&bytes)
+            .context(|| format!("writing {name}"))?;
+    }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `FsStore`: a plain directory a person can inspect.
 //!
-//! `names/<name>` holds one line, `<blake3 hex> <size>`, and `bodies/<blake3 hex>` holds the
+//! `names/<name>` holds one line, `<blake3 hex> <size> <kind: 0 plain, 1 manifest>`, and `bodies/<blake3 hex>` holds the
 //! bytes, so `b3sum bodies/*` checks a store by hand. The index lives in memory, rebuilt from
 //! `names/` on open.
 //!
@@ -20,8 +20,8 @@ use crate::name_index::NameIndex;
 use crate::store::{BatchOutcome, verify_read};
 use crate::store_dir::StoreDir;
 use crate::{
-    OnConflict, PartHash, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart,
-    check_size,
+    OnConflict, PartHash, PartInfo, PartKind, PartName, PartStore, StoreError, StoreStats,
+    VerifiedPart, check_size,
 };
 
 pub struct FsStore {
@@ -92,7 +92,8 @@ impl PartStore for FsStore {
             let records: Vec<(PathBuf, String)> = writes
                 .iter()
                 .map(|part| {
-                    let record = format!("{} {}\n", part.hash(), part.size());
+                    let record =
+                        format!("{} {} {}\n", part.hash(), part.size(), part.kind().code());
                     (self.name_path(part.name()), record)
                 })
                 .collect();
@@ -190,16 +191,28 @@ fn load_index(names: &Path) -> Result<NameIndex, StoreError> {
             .map_err(|_| bad("the file name is not a valid part name"))?;
         let record =
             std::fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
-        let (hash, size) = record
-            .trim_end()
-            .split_once(' ')
-            .ok_or_else(|| bad("expected `<hash> <size>`"))?;
+        let mut fields = record.trim_end().split(' ');
+        let (Some(hash), Some(size), Some(kind), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad("expected `<hash> <size> <kind>`"));
+        };
+        let kind = kind
+            .parse()
+            .ok()
+            .and_then(PartKind::from_code)
+            .ok_or_else(|| bad("unknown part kind"))?;
         let hash: PartHash = hash
             .parse()
             .map_err(|_| bad("the hash is not 64 hex digits"))?;
         let size: u64 = size.parse().map_err(|_| bad("the size is not a number"))?;
         check_size(name.as_str(), size)?;
-        index.insert(PartInfo { name, size, hash });
+        index.insert(PartInfo {
+            name,
+            size,
+            hash,
+            kind,
+        });
     }
     Ok(index)
 }

@@ -28,6 +28,7 @@ mod error;
 mod export;
 mod fs_store;
 mod hash;
+mod manifest;
 mod mem_store;
 mod name;
 mod name_index;
@@ -44,10 +45,11 @@ pub use error::StoreError;
 pub use export::{ExportOutcome, Overwrite, export};
 pub use fs_store::FsStore;
 pub use hash::{ParseHashError, PartHash};
+pub use manifest::{DEFAULT_CHUNK_SIZE, Manifest, ManifestError};
 pub use mem_store::MemStore;
-pub use name::{EXPORT_SUFFIX, NameError, PartName};
+pub use name::{CHUNK_PREFIX, EXPORT_SUFFIX, NameError, PartName};
 pub use part::{
-    MAX_PART_SIZE, OnConflict, PartInfo, PutOutcome, StoreStats, VerifiedPart, check_size,
+    MAX_PART_SIZE, OnConflict, PartInfo, PartKind, PutOutcome, StoreStats, VerifiedPart, check_size,
 };
 pub use registry::open_store;
 pub use sled_store::{INLINE_MAX, SledStore};

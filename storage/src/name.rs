@@ -66,11 +66,26 @@ impl PartName {
         &self.0
     }
 
+    /// The name of a file's chunk: its hash, so equal chunks are one part.
+    pub fn chunk(hash: &crate::PartHash) -> Self {
+        Self(format!("{CHUNK_PREFIX}{hash}"))
+    }
+
+    /// Whether this is a chunk's name; chunks are listed only when asked for.
+    pub fn is_chunk(&self) -> bool {
+        self.0
+            .strip_prefix(CHUNK_PREFIX)
+            .is_some_and(|hex| hex.parse::<crate::PartHash>().is_ok())
+    }
+
     /// The file name a part is exported under.
     pub fn exported_file_name(&self) -> String {
         format!("{}{}", self.0, EXPORT_SUFFIX)
     }
 }
+
+/// How chunk names start; a name of this form with a valid hash is a chunk's.
+pub const CHUNK_PREFIX: &str = "b3-";
 
 /// Appended to every exported part, as the original example did.
 pub const EXPORT_SUFFIX: &str = "_recebida";

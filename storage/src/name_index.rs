@@ -3,43 +3,47 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::{PartHash, PartInfo, PartName, StoreStats};
+use crate::{PartHash, PartInfo, PartKind, PartName, StoreStats};
 
 #[derive(Debug, Default)]
 pub(crate) struct NameIndex {
-    names: BTreeMap<PartName, (PartHash, u64)>,
+    names: BTreeMap<PartName, (PartHash, u64, PartKind)>,
     refs: HashMap<PartHash, usize>,
 }
 
 impl NameIndex {
     pub(crate) fn get(&self, name: &PartName) -> Option<PartInfo> {
-        self.names.get(name).map(|&(hash, size)| PartInfo {
+        self.names.get(name).map(|&(hash, size, kind)| PartInfo {
             name: name.clone(),
             size,
             hash,
+            kind,
         })
     }
 
     pub(crate) fn hash_of(&self, name: &PartName) -> Option<PartHash> {
-        self.names.get(name).map(|&(hash, _)| hash)
+        self.names.get(name).map(|&(hash, _, _)| hash)
     }
 
     /// Points `info.name` at `info.hash`; returns the hash it pointed at before if no name
     /// points at that any more (its body can go).
     pub(crate) fn insert(&mut self, info: PartInfo) -> Option<PartHash> {
         *self.refs.entry(info.hash).or_default() += 1;
-        let previous = self.names.insert(info.name, (info.hash, info.size));
-        previous.and_then(|(hash, _)| self.release(hash))
+        let previous = self
+            .names
+            .insert(info.name, (info.hash, info.size, info.kind));
+        previous.and_then(|(hash, _, _)| self.release(hash))
     }
 
     /// Forgets `name`; returns its entry and whether its body is now unreferenced.
     pub(crate) fn remove(&mut self, name: &PartName) -> Option<(PartInfo, bool)> {
-        let (hash, size) = self.names.remove(name)?;
+        let (hash, size, kind) = self.names.remove(name)?;
         let orphaned = self.release(hash).is_some();
         let info = PartInfo {
             name: name.clone(),
             size,
             hash,
+            kind,
         };
         Some((info, orphaned))
     }
@@ -62,10 +66,11 @@ impl NameIndex {
     pub(crate) fn list(&self) -> Vec<PartInfo> {
         self.names
             .iter()
-            .map(|(name, &(hash, size))| PartInfo {
+            .map(|(name, &(hash, size, kind))| PartInfo {
                 name: name.clone(),
                 size,
                 hash,
+                kind,
             })
             .collect()
     }
@@ -73,7 +78,7 @@ impl NameIndex {
     pub(crate) fn stats(&self) -> StoreStats {
         StoreStats {
             parts: self.names.len() as u64,
-            bytes: self.names.values().map(|&(_, size)| size).sum(),
+            bytes: self.names.values().map(|&(_, size, _)| size).sum(),
         }
     }
 }

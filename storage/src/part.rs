@@ -15,6 +15,7 @@ pub const MAX_PART_SIZE: u64 = 256 * 1024 * 1024;
 pub struct VerifiedPart {
     name: PartName,
     hash: PartHash,
+    kind: PartKind,
     bytes: Vec<u8>,
 }
 
@@ -44,7 +45,23 @@ impl VerifiedPart {
     pub fn hashing(name: PartName, bytes: Vec<u8>) -> Result<Self, StoreError> {
         check_size(name.as_str(), bytes.len() as u64)?;
         let hash = PartHash::of(&bytes);
-        Ok(Self { name, hash, bytes })
+        Ok(Self {
+            name,
+            hash,
+            kind: PartKind::Plain,
+            bytes,
+        })
+    }
+
+    /// The same part, recorded as `kind`.
+    #[must_use]
+    pub fn with_kind(mut self, kind: PartKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn kind(&self) -> PartKind {
+        self.kind
     }
 
     pub fn name(&self) -> &PartName {
@@ -73,6 +90,7 @@ impl VerifiedPart {
             name: self.name.clone(),
             size: self.size(),
             hash: self.hash,
+            kind: self.kind,
         }
     }
 }
@@ -98,6 +116,41 @@ pub struct PartInfo {
     pub name: PartName,
     pub size: u64,
     pub hash: PartHash,
+    #[serde(default, skip_serializing_if = "PartKind::is_plain")]
+    pub kind: PartKind,
+}
+
+/// What a part's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartKind {
+    /// Bytes to export as they are.
+    #[default]
+    Plain,
+    /// A file's manifest: the ordered hashes of the chunks that make it up.
+    Manifest,
+}
+
+impl PartKind {
+    pub fn is_plain(&self) -> bool {
+        *self == Self::Plain
+    }
+
+    /// The kind's code in records and on the wire.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Plain => 0,
+            Self::Manifest => 1,
+        }
+    }
+
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Plain),
+            1 => Some(Self::Manifest),
+            _ => None,
+        }
+    }
 }
 
 /// What happened to one part of a put.

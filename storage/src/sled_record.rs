@@ -3,7 +3,7 @@
 //! One sled tree holds every key space, so a single atomic `Batch` can change them together:
 //!
 //! ```text
-//! n <name>              -> <hash: 32> <size: u64 LE> <location: u8> [<bytes> if inline]
+//! n <name>              -> <hash: 32> <size: u64 LE> <location: u8> <kind: u8> [<bytes> if inline]
 //! r <hash: 32> <name>   -> (empty)     one per entry whose body is in a pack: who uses it
 //! b <hash: 32>          -> <pack: u64 LE> <offset: u64 LE> <len: u64 LE>   where it is
 //! p <pack: u64 BE>      -> <committed length: u64 LE> <dead bytes: u64 LE>
@@ -16,7 +16,7 @@
 //! keys make "does another name still use this body?" a prefix scan.
 
 use crate::packs::{BodyAt, PackState};
-use crate::{PartHash, PartInfo, PartName, StoreError, check_size};
+use crate::{PartHash, PartInfo, PartKind, PartName, StoreError, check_size};
 
 const NAME: u8 = b'n';
 const REF: u8 = b'r';
@@ -121,23 +121,24 @@ fn prefixed(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Length of an entry's header, before any inline bytes.
-pub(crate) const HEADER_LEN: usize = PartHash::LEN + 8 + 1;
+pub(crate) const HEADER_LEN: usize = PartHash::LEN + 8 + 1 + 1;
 
 /// An entry whose body is in a pack.
-pub(crate) fn encode_packed(hash: &PartHash, size: u64) -> Vec<u8> {
-    encode(hash, size, Location::Packed, &[])
+pub(crate) fn encode_packed(info: &PartInfo) -> Vec<u8> {
+    encode(info, Location::Packed, &[])
 }
 
 /// An entry carrying its body.
-pub(crate) fn encode_inline(hash: &PartHash, bytes: &[u8]) -> Vec<u8> {
-    encode(hash, bytes.len() as u64, Location::Inline, bytes)
+pub(crate) fn encode_inline(info: &PartInfo, bytes: &[u8]) -> Vec<u8> {
+    encode(info, Location::Inline, bytes)
 }
 
-fn encode(hash: &PartHash, size: u64, location: Location, inline: &[u8]) -> Vec<u8> {
+fn encode(info: &PartInfo, location: Location, inline: &[u8]) -> Vec<u8> {
     let mut value = Vec::with_capacity(HEADER_LEN + inline.len());
-    value.extend_from_slice(hash.as_bytes());
-    value.extend_from_slice(&size.to_le_bytes());
+    value.extend_from_slice(info.hash.as_bytes());
+    value.extend_from_slice(&info.size.to_le_bytes());
     value.push(location as u8);
+    value.push(info.kind.code());
     value.extend_from_slice(inline);
     value
 }
@@ -160,21 +161,34 @@ pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<(PartInfo, Location), S
         .and_then(|header| header.try_into().ok())
         .ok_or_else(|| bad("entry shorter than its header"))?;
     let (hash, rest) = header.split_at(PartHash::LEN);
-    let (size, location) = rest.split_at(8);
+    let (size, codes) = rest.split_at(8);
+    let [location, kind] = codes else {
+        unreachable!("the header ends with two code bytes")
+    };
     let hash = PartHash::from_bytes(hash.try_into().expect("split at the hash length"));
     let size = u64::from_le_bytes(size.try_into().expect("split at 8 bytes"));
     check_size(name.as_str(), size)?;
     let location = match location {
-        [0] => Location::Inline,
-        [1] => Location::Packed,
+        0 => Location::Inline,
+        1 => Location::Packed,
         _ => return Err(bad("unknown body location")),
     };
-    Ok((PartInfo { name, size, hash }, location))
+    let kind = PartKind::from_code(*kind).ok_or_else(|| bad("unknown part kind"))?;
+    Ok((
+        PartInfo {
+            name,
+            size,
+            hash,
+            kind,
+        },
+        location,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::VerifiedPart;
 
     #[test]
     fn entries_round_trip() {
@@ -184,12 +198,13 @@ mod tests {
             name: name.clone(),
             size: 5,
             hash,
+            kind: PartKind::Manifest,
         };
 
-        let (info, location) = decode(&name_key(&name), &encode_packed(&hash, 5)).unwrap();
+        let (info, location) = decode(&name_key(&name), &encode_packed(&expected)).unwrap();
         assert_eq!((info, location), (expected.clone(), Location::Packed));
 
-        let value = encode_inline(&hash, b"hello");
+        let value = encode_inline(&expected, b"hello");
         let (info, location) = decode(&name_key(&name), &value).unwrap();
         assert_eq!((info, location), (expected, Location::Inline));
         assert_eq!(&value[HEADER_LEN..], b"hello");
@@ -220,9 +235,13 @@ mod tests {
     fn malformed_records_are_errors() {
         let key = name_key(&PartName::new("x").unwrap());
         assert!(decode(&key, b"short").is_err());
-        let mut value = encode_inline(&PartHash::of(b""), b"");
+        let empty = VerifiedPart::hashing(PartName::new("x").unwrap(), Vec::new()).unwrap();
+        let mut value = encode_inline(&empty.info(), b"");
         value[HEADER_LEN - 1] = 9;
         assert!(decode(&key, &value).is_err());
-        assert!(decode(b"n../x", &encode_inline(&PartHash::of(b""), b"")).is_err());
+        assert!(decode(b"n../x", &encode_inline(&empty.info(), b"")).is_err());
+        value[HEADER_LEN - 1] = 0;
+        value[HEADER_LEN - 2] = 9;
+        assert!(decode(&key, &value).is_err());
     }
 }

@@ -262,9 +262,9 @@ impl PartStore for SledStore {
             }
             let key = record::name_key(part.name());
             if part.size() <= INLINE_MAX {
-                entries.insert(key, record::encode_inline(&part.hash(), part.bytes()));
+                entries.insert(key, record::encode_inline(&part.info(), part.bytes()));
             } else {
-                entries.insert(key, record::encode_packed(&part.hash(), part.size()));
+                entries.insert(key, record::encode_packed(&part.info()));
                 entries.insert(record::ref_key(&part.hash(), part.name()), &[][..]);
                 let hash = part.hash();
                 if self.body_at(&hash)?.is_none() && placing.insert(hash) {

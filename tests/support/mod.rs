@@ -344,6 +344,7 @@ pub fn offer(id: u64, name: &str, bytes: &[u8]) -> Request {
         name: name.into(),
         hash: *PartHash::of(bytes).as_bytes(),
         size: bytes.len() as u64,
+        kind: storage::PartKind::Plain,
     }
 }
 

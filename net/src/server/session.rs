@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use storage::{PartHash, PartName};
+use storage::{PartHash, PartKind, PartName};
 use tracing::{debug, warn};
 
 use super::connection::{Connection, Incoming, ReadEnd};
@@ -47,6 +47,7 @@ struct Offer {
     name: PartName,
     hash: PartHash,
     size: u64,
+    kind: PartKind,
     wanted: bool,
 }
 
@@ -248,9 +249,11 @@ impl Session {
                 name,
                 hash,
                 size,
+                kind,
             } => {
                 if self.begin(id, shared) {
-                    self.offer(id, name, PartHash::from_bytes(hash), size, shared);
+                    let offer = (name, PartHash::from_bytes(hash), size, kind);
+                    self.offer(id, offer, shared);
                 }
             }
             Request::List { id, after, limit } => {
@@ -323,7 +326,12 @@ impl Session {
         );
     }
 
-    fn offer(&mut self, id: RequestId, name: String, hash: PartHash, size: u64, shared: &Shared) {
+    fn offer(
+        &mut self,
+        id: RequestId,
+        (name, hash, size, kind): (String, PartHash, u64, PartKind),
+        shared: &Shared,
+    ) {
         let Some(name) = self.valid_name(id, name) else {
             return;
         };
@@ -342,6 +350,7 @@ impl Session {
             name: name.clone(),
             hash,
             size,
+            kind,
             wanted: false,
         };
         self.active.insert(id, Pending::Offer(offer));
@@ -397,6 +406,7 @@ impl Session {
             id,
             name: offer.name.clone(),
             hash: offer.hash,
+            kind: offer.kind,
             bytes,
         };
         if shared.uploads.send(upload).is_err() {

@@ -11,7 +11,8 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use mio::Waker;
 use storage::{
-    OnConflict, Overwrite, PartHash, PartName, PartStore, PutOutcome, StoreError, VerifiedPart,
+    Manifest, OnConflict, Overwrite, PartHash, PartKind, PartName, PartStore, PutOutcome,
+    StoreError, VerifiedPart,
 };
 use tracing::{debug, error, warn};
 
@@ -54,6 +55,7 @@ pub(crate) struct Upload {
     pub(crate) id: RequestId,
     pub(crate) name: PartName,
     pub(crate) hash: PartHash,
+    pub(crate) kind: PartKind,
     pub(crate) bytes: Vec<u8>,
 }
 
@@ -200,16 +202,20 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<Par
     let mut owners = Vec::with_capacity(batch.len());
     for upload in batch {
         let released = upload.bytes.len() as u64;
-        match VerifiedPart::new(upload.name, upload.hash, upload.bytes) {
+        let (conn, id) = (upload.conn, upload.id);
+        let checked = VerifiedPart::new(upload.name, upload.hash, upload.bytes)
+            .map(|part| part.with_kind(upload.kind))
+            .and_then(|part| check_manifest(store, &part).map(|()| part));
+        match checked {
             Ok(part) => {
                 verified.push(part);
-                owners.push((upload.conn, upload.id, released));
+                owners.push((conn, id, released));
             }
             Err(err) => {
                 warn!(%err, "refusing a pushed part");
                 outbox.send(Done {
                     released,
-                    ..done(upload.conn, upload.id, rejection(upload.id, &err))
+                    ..done(conn, id, rejection(id, &err))
                 });
             }
         }
@@ -254,6 +260,30 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<Par
     stored
 }
 
+/// A manifest is stored only once every chunk it lists is, so a stored file is always whole.
+fn check_manifest(store: &dyn PartStore, part: &VerifiedPart) -> Result<(), StoreError> {
+    if part.kind() != PartKind::Manifest {
+        return Ok(());
+    }
+    let bad = |reason| StoreError::BadManifest {
+        name: part.name().clone(),
+        reason,
+    };
+    let manifest = Manifest::decode(part.bytes()).map_err(bad)?;
+    for (index, chunk) in manifest.chunk_infos().enumerate() {
+        let held = store.lookup(&chunk.name)?;
+        if held.is_none_or(|held| held.hash != chunk.hash) {
+            return Err(StoreError::ChunkUnavailable {
+                name: part.name().clone(),
+                index,
+                hash: chunk.hash,
+                source: Box::new(StoreError::NotFound(chunk.name)),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn export_stored(store: &dyn PartStore, export: &ExportTo, names: &[PartName]) {
     if names.is_empty() {
         return;
@@ -290,6 +320,9 @@ pub(crate) fn rejection(id: RequestId, err: &StoreError) -> Response {
         StoreError::Corrupt { .. } | StoreError::BodyMissing { .. } => ErrorCode::Corrupt,
         StoreError::TooLarge { .. } => ErrorCode::PartTooLarge,
         StoreError::InvalidName { .. } => ErrorCode::InvalidName,
+        StoreError::BadManifest { .. } | StoreError::ChunkUnavailable { .. } => {
+            ErrorCode::BadManifest
+        }
         _ => ErrorCode::StorageFailed,
     };
     Response::Rejected {
