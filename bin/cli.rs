@@ -36,6 +36,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The size of the chunks a large file is cut into.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PartSize {
+    /// Files larger than this many bytes are stored as chunks of this size plus a manifest.
+    #[arg(
+        long = "part-size",
+        value_name = "BYTES",
+        default_value_t = storage::DEFAULT_CHUNK_SIZE,
+        value_parser = clap::value_parser!(u64).range(1..=storage::MAX_PART_SIZE),
+    )]
+    pub bytes: u64,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Import(import::Args),

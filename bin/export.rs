@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use storage::{BackendKind, ExportOutcome, MemStore, OnConflict, Overwrite, PartName, PartStore};
+use net::PushEvent;
+use storage::{BackendKind, ExportOutcome, Overwrite, PartName};
 
 use crate::{Status, open, peer, remote};
 
@@ -75,8 +76,9 @@ impl Tally {
     }
 }
 
-/// Fetches the parts from the peer, each verified, and writes them batch by batch through a
-/// memory store, so the same export code (temp file, rename, no overwrite) writes them.
+/// Pulls the parts and files from the peer into a scratch store inside `OUT` (each verified,
+/// memory bounded however large the files), then writes them with the same export code as a
+/// local store: temp file, rename, no overwrite.
 fn export_remote(
     addr: &str,
     args: &Args,
@@ -84,30 +86,31 @@ fn export_remote(
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
     let mut client = peer::connect(addr)?;
-    let (parts, missing) = remote::select(&mut client, &args.names)?;
+    let (selected, missing) = remote::select(&mut client, &args.names)?;
     for name in missing {
         tally.failure(&name, &"the peer has no such part");
     }
-    let mut fetch_failures = Vec::new();
-    remote::fetch_in_batches(
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".p2p-store-export.")
+        .tempdir_in(&args.out)
+        .with_context(|| format!("cannot create a scratch store in {}", args.out.display()))?;
+    let staging = storage::open_store(&scratch.path().join("db"), Some(BackendKind::Fs))?;
+    let mut pulled = Vec::new();
+    remote::pull(
         &mut client,
-        &parts,
-        |batch| {
-            let staging = MemStore::new();
-            let names: Vec<PartName> = batch.iter().map(|part| part.name().clone()).collect();
-            staging.put_batch(&batch, OnConflict::Refuse)?;
-            drop(batch);
-            tally.outcomes(
-                storage::export(&staging, &args.out, Some(&names), overwrite)
-                    .with_context(|| format!("cannot export to {}", args.out.display()))?,
-            );
-            Ok(())
+        staging.as_ref(),
+        &selected,
+        &mut |event| match event {
+            PushEvent::Stored(name) | PushEvent::AlreadyHad(name) => pulled.push(name),
+            PushEvent::Rejected(name, reason) => tally.failure(&name, &reason),
         },
-        |name, reason| fetch_failures.push((name.clone(), reason)),
     )
     .with_context(|| format!("fetching from {addr} failed"))?;
-    for (name, reason) in fetch_failures {
-        tally.failure(&name, &reason);
-    }
+    tally.outcomes(
+        storage::export(staging.as_ref(), &args.out, Some(&pulled), overwrite)
+            .with_context(|| format!("cannot export to {}", args.out.display()))?,
+    );
     Ok(())
 }

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use storage::{BackendKind, OnConflict, PartName, PartStore, PutOutcome, VerifiedPart};
 
-use crate::local_file::{Rejected, read_part};
+use crate::local_file::{self, LocalFile, Rejected};
 use crate::{Status, open};
 
-/// Store files as parts, each named by its file name.
+/// Store files as parts, each named by its file name. A file larger than the part size is
+/// stored as chunks of that size plus a manifest.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Files to store.
@@ -22,6 +23,19 @@ pub struct Args {
     /// Replace a part of the same name that holds different bytes (refused otherwise).
     #[arg(long)]
     replace: bool,
+
+    #[command(flatten)]
+    part_size: crate::cli::PartSize,
+}
+
+/// What the reading thread hands over, in order.
+enum Read {
+    /// A whole file as one part, or why it could not be read.
+    Whole(Result<VerifiedPart, Rejected>),
+    /// A chunk of a large file; not reported on its own.
+    Chunk(VerifiedPart),
+    /// A large file's manifest, after all its chunks.
+    Manifest(VerifiedPart),
 }
 
 /// A batch is committed (one sync) once it holds this many bytes or parts: large enough that
@@ -53,15 +67,24 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (parts, read) = std::sync::mpsc::sync_channel(READ_AHEAD);
         let (files, name) = (&args.files, args.name.as_ref());
+        let chunk_size = args.part_size.bytes;
         scope.spawn(move || {
             for path in files {
-                if parts.send(read_part(path, name)).is_err() {
+                if read_file(path, name, chunk_size, &parts).is_err() {
                     break;
                 }
             }
         });
-        for part in read {
-            batch.push(part);
+        for item in read {
+            match item {
+                Read::Whole(part) => batch.push(part),
+                Read::Chunk(chunk) => batch.push_quiet(chunk),
+                Read::Manifest(manifest) => {
+                    // Chunks are durable before the manifest that needs them.
+                    batch.commit()?;
+                    batch.push(Ok(manifest));
+                }
+            }
             if batch.is_full() {
                 batch.commit()?;
             }
@@ -75,13 +98,48 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     Ok(Status::from_failures(batch.tally.rejected))
 }
 
+/// Reads one file into `parts`; fails only when the receiver is gone.
+fn read_file(
+    path: &Path,
+    name: Option<&PartName>,
+    chunk_size: u64,
+    parts: &std::sync::mpsc::SyncSender<Read>,
+) -> Result<(), std::sync::mpsc::SendError<Read>> {
+    match local_file::open(path, name, chunk_size) {
+        Ok(LocalFile::Whole(part)) => parts.send(Read::Whole(Ok(part))),
+        Err(rejected) => parts.send(Read::Whole(Err(rejected))),
+        Ok(LocalFile::Chunked(mut chunks)) => {
+            for chunk in chunks.by_ref() {
+                match chunk {
+                    Ok(chunk) => parts.send(Read::Chunk(chunk))?,
+                    Err(rejected) => return parts.send(Read::Whole(Err(rejected))),
+                }
+            }
+            parts.send(match chunks.manifest() {
+                Ok(manifest) => Read::Manifest(manifest),
+                Err(rejected) => Read::Whole(Err(rejected)),
+            })
+        }
+    }
+}
+
+/// One part's place in the output.
+enum Slot {
+    /// The next queued part, reported.
+    Reported,
+    /// The next queued part, a chunk: reported only if it fails.
+    Quiet,
+    /// A file that could not be read.
+    Rejected(Rejected),
+}
+
 /// Parts read but not yet committed. `order` keeps the command-line order, so the output
 /// follows it, while the parts themselves go to the store without being copied.
 struct Batch<'a> {
     store: &'a dyn PartStore,
     on_conflict: OnConflict,
     parts: Vec<VerifiedPart>,
-    order: Vec<Option<Rejected>>,
+    order: Vec<Slot>,
     bytes: u64,
     tally: Tally,
 }
@@ -105,16 +163,23 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Queues a part, or a rejection (`None` in `order` stands for the next queued part).
+    /// Queues a part to report, or a rejection.
     fn push(&mut self, part: Result<VerifiedPart, Rejected>) {
         match part {
             Ok(part) => {
                 self.bytes += part.size();
                 self.parts.push(part);
-                self.order.push(None);
+                self.order.push(Slot::Reported);
             }
-            Err(rejected) => self.order.push(Some(rejected)),
+            Err(rejected) => self.order.push(Slot::Rejected(rejected)),
         }
+    }
+
+    /// Queues a chunk, reported only if it fails.
+    fn push_quiet(&mut self, chunk: VerifiedPart) {
+        self.bytes += chunk.size();
+        self.parts.push(chunk);
+        self.order.push(Slot::Quiet);
     }
 
     fn is_full(&self) -> bool {
@@ -132,11 +197,14 @@ impl<'a> Batch<'a> {
         let mut stored = parts.iter().zip(outcomes);
         for slot in std::mem::take(&mut self.order) {
             let (name, outcome) = match slot {
-                None => {
+                Slot::Reported | Slot::Quiet => {
                     let (part, outcome) = stored.next().expect("one outcome per part");
+                    if matches!(slot, Slot::Quiet) && outcome.is_ok() {
+                        continue;
+                    }
                     (part.name().to_string(), outcome.map_err(|e| e.to_string()))
                 }
-                Some(Rejected(name, reason)) => (name, Err(reason)),
+                Slot::Rejected(Rejected(name, reason)) => (name, Err(reason)),
             };
             self.report(&name, outcome);
         }

@@ -1,17 +1,18 @@
 //! `p2p-store send`: push parts to another peer.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use net::{Outgoing, PushEvent, PushSummary};
-use storage::{BackendKind, PartName};
+use net::{Client, Outgoing, PushEvent, PushSummary};
+use storage::{BackendKind, Manifest, PartInfo, PartKind, PartName, PartStore};
 
-use crate::local_file::{Rejected, read_part};
+use crate::local_file::{self, Chunks, LocalFile, Rejected};
 use crate::{Status, open, peer};
 
 /// Push parts to a peer: the given files, or else the parts of this store (--db). The peer
-/// stores those it does not have; parts it already has are not sent.
+/// stores those it does not have; parts it already has are not sent, so pushing again after
+/// an interruption sends only what is missing.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The peer to push to, as HOST:PORT.
@@ -33,6 +34,9 @@ pub struct Args {
     /// Print one JSON object {"stored","already_had","rejected","bytes_sent"} instead of lines.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    part_size: crate::cli::PartSize,
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
@@ -51,32 +55,92 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     } else {
         push_files(&args, &report)?
     };
-    Ok(report.finish(summary))
+    Ok(report.finish(summary.bytes_sent))
 }
 
-/// Pushes files as they are read: each is hashed for its offer and kept until answered.
+/// Pushes files: those that fit in one part together, then each large file as its chunks
+/// (read one at a time; the peer is sent only those it lacks) and, once they are all held,
+/// its manifest.
 fn push_files(args: &Args, report: &Report) -> anyhow::Result<PushSummary> {
     let mut client = peer::connect(&args.to)?;
-    let parts = args
-        .files
-        .iter()
-        .filter_map(|path| match read_part(path, args.name.as_ref()) {
-            Ok(part) => Some(Outgoing {
+    let mut large = Vec::new();
+    let whole = args.files.iter().filter_map(|path| {
+        match local_file::open(path, args.name.as_ref(), args.part_size.bytes) {
+            Ok(LocalFile::Whole(part)) => Some(Outgoing {
                 info: part.info(),
                 bytes: Some(part.into_bytes()),
             }),
+            Ok(LocalFile::Chunked(chunks)) => {
+                large.push(chunks);
+                None
+            }
             Err(Rejected(name, reason)) => {
                 report.local_rejection(&name, &reason);
                 None
             }
-        });
-    let no_load = |_: &storage::PartInfo| Err("the file's bytes were already sent".to_owned());
-    client
-        .push(parts, no_load, |event| report.event(event))
-        .with_context(|| format!("pushing to {} failed", args.to))
+        }
+    });
+    let no_load = |_: &PartInfo| Err("the bytes were already sent".to_owned());
+    let mut summary = client
+        .push(whole, no_load, |event| report.event(event))
+        .with_context(|| format!("pushing to {} failed", args.to))?;
+    for chunks in large {
+        let sent = push_chunked(&mut client, chunks, report)
+            .with_context(|| format!("pushing to {} failed", args.to))?;
+        summary.add(&sent);
+    }
+    Ok(summary)
+}
+
+/// Pushes one large file: its chunks, then its manifest if every chunk is on the peer.
+fn push_chunked(
+    client: &mut Client,
+    mut chunks: Chunks,
+    report: &Report,
+) -> Result<PushSummary, net::ClientError> {
+    let name = chunks.name().clone();
+    let failure = RefCell::new(None);
+    let outgoing = chunks.by_ref().map_while(|chunk| match chunk {
+        Ok(chunk) => Some(Outgoing {
+            info: chunk.info(),
+            bytes: Some(chunk.into_bytes()),
+        }),
+        Err(Rejected(_, reason)) => {
+            failure.replace(Some(reason));
+            None
+        }
+    });
+    let no_load = |_: &PartInfo| Err("the bytes were already sent".to_owned());
+    let chunk_summary = client.push(outgoing, no_load, |event| {
+        if let PushEvent::Rejected(chunk, reason) = event {
+            failure.replace(Some(format!("chunk {chunk}: {reason}")));
+        }
+    })?;
+    let mut summary = PushSummary {
+        bytes_sent: chunk_summary.bytes_sent,
+        ..PushSummary::default()
+    };
+    let manifest = match failure.into_inner() {
+        Some(reason) => Err(reason),
+        None => chunks.manifest().map_err(|Rejected(_, reason)| reason),
+    };
+    match manifest {
+        Ok(manifest) => {
+            let outgoing = Outgoing {
+                info: manifest.info(),
+                bytes: Some(manifest.into_bytes()),
+            };
+            let no_load = |_: &PartInfo| Err("the bytes were already sent".to_owned());
+            summary.add(&client.push([outgoing], no_load, |event| report.event(event))?);
+        }
+        Err(reason) => report.event(&PushEvent::Rejected(name, reason)),
+    }
+    Ok(summary)
 }
 
 /// Pushes parts of the local store, reading each one's bytes only if the peer wants them.
+/// Chunks and plain parts go first, manifests last, so a peer always has a file's chunks
+/// before its manifest; chunks are reported only when they fail.
 fn push_store(
     db: &Path,
     backend: Option<BackendKind>,
@@ -84,57 +148,104 @@ fn push_store(
     report: &Report,
 ) -> anyhow::Result<PushSummary> {
     let store = open::store(db, backend)?;
-    let mut held = store.list().context("cannot list the store")?;
-    if !args.parts.is_empty() {
-        for name in &args.parts {
-            if !held.iter().any(|info| &info.name == name) {
-                report.local_rejection(name.as_str(), "not in the local store");
-            }
-        }
-        held.retain(|info| args.parts.contains(&info.name));
-    }
+    let held = store.list().context("cannot list the store")?;
+    let selected = if args.parts.is_empty() {
+        held
+    } else {
+        select_with_chunks(store.as_ref(), &held, &args.parts, report)?
+    };
+    let (manifests, parts): (Vec<PartInfo>, Vec<PartInfo>) = selected
+        .into_iter()
+        .partition(|info| info.kind == PartKind::Manifest);
     let mut client = peer::connect(&args.to)?;
-    let parts = held.into_iter().map(|info| Outgoing { info, bytes: None });
-    let load = |info: &storage::PartInfo| store.get(&info.name).map_err(|err| err.to_string());
-    client
-        .push(parts, load, |event| report.event(event))
-        .with_context(|| format!("pushing to {} failed", args.to))
+    let load = |info: &PartInfo| store.get(&info.name).map_err(|err| err.to_string());
+    let mut summary = PushSummary::default();
+    for round in [parts, manifests] {
+        let outgoing = round.into_iter().map(|info| Outgoing { info, bytes: None });
+        let sent = client
+            .push(outgoing, load, |event| report.event(event))
+            .with_context(|| format!("pushing to {} failed", args.to))?;
+        summary.add(&sent);
+    }
+    Ok(summary)
 }
 
-/// Prints each part's fate as a line (unless --json) and counts local rejections.
+/// The named parts of the store, with the chunks of the named files.
+fn select_with_chunks(
+    store: &dyn PartStore,
+    held: &[PartInfo],
+    names: &[PartName],
+    report: &Report,
+) -> anyhow::Result<Vec<PartInfo>> {
+    let mut selected = Vec::new();
+    for name in names {
+        let Some(info) = held.iter().find(|info| &info.name == name) else {
+            report.local_rejection(name.as_str(), "not in the local store");
+            continue;
+        };
+        if info.kind == PartKind::Manifest {
+            let bytes = store.get(name)?;
+            let manifest = Manifest::decode(&bytes)
+                .with_context(|| format!("the manifest of {name} is unusable"))?;
+            selected.extend(manifest.chunk_infos());
+        }
+        selected.push(info.clone());
+    }
+    Ok(selected)
+}
+
+/// Prints each part's fate as a line (unless --json) and counts them; chunks are counted by
+/// their file, not on their own.
 struct Report {
     json: bool,
-    local_rejections: Cell<u64>,
+    stored: Cell<u64>,
+    already_had: Cell<u64>,
+    rejected: Cell<u64>,
 }
 
 impl Report {
     fn new(json: bool) -> Self {
         Self {
             json,
-            local_rejections: Cell::new(0),
+            stored: Cell::new(0),
+            already_had: Cell::new(0),
+            rejected: Cell::new(0),
         }
     }
 
     fn local_rejection(&self, name: &str, reason: &str) {
-        self.local_rejections.set(self.local_rejections.get() + 1);
+        self.rejected.set(self.rejected.get() + 1);
         if !self.json {
             println!("rejected {name}: {reason}");
         }
     }
 
     fn event(&self, event: &PushEvent) {
-        if self.json {
+        let (PushEvent::Stored(name) | PushEvent::AlreadyHad(name) | PushEvent::Rejected(name, _)) =
+            event;
+        if name.is_chunk() {
             return;
         }
-        match event {
-            PushEvent::Stored(name) => println!("stored {name}"),
-            PushEvent::AlreadyHad(name) => println!("already had {name}"),
-            PushEvent::Rejected(name, reason) => println!("rejected {name}: {reason}"),
+        let (count, line) = match event {
+            PushEvent::Stored(name) => (&self.stored, format!("stored {name}")),
+            PushEvent::AlreadyHad(name) => (&self.already_had, format!("already had {name}")),
+            PushEvent::Rejected(name, reason) => {
+                (&self.rejected, format!("rejected {name}: {reason}"))
+            }
+        };
+        count.set(count.get() + 1);
+        if !self.json {
+            println!("{line}");
         }
     }
 
-    fn finish(self, mut summary: PushSummary) -> Status {
-        summary.rejected += self.local_rejections.into_inner();
+    fn finish(self, bytes_sent: u64) -> Status {
+        let summary = PushSummary {
+            stored: self.stored.get(),
+            already_had: self.already_had.get(),
+            rejected: self.rejected.get(),
+            bytes_sent,
+        };
         if self.json {
             println!(
                 "{}",

@@ -69,6 +69,14 @@ pub struct PushSummary {
 }
 
 impl PushSummary {
+    /// Adds another push's totals.
+    pub fn add(&mut self, other: &Self) {
+        self.stored += other.stored;
+        self.already_had += other.already_had;
+        self.rejected += other.rejected;
+        self.bytes_sent += other.bytes_sent;
+    }
+
     fn count(&mut self, event: &PushEvent) {
         match event {
             PushEvent::Stored(_) => self.stored += 1,

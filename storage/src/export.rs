@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use std::io::Write;
 
+use crate::assemble;
 use crate::durable::{self, Existing};
 use crate::error::IoContext;
-use crate::{Manifest, PartHash, PartKind, PartName, PartStore, StoreError};
+use crate::{PartKind, PartName, PartStore, StoreError};
 
 /// Whether an existing `<name>_recebida` may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,48 +76,20 @@ fn export_one(
         Overwrite::Never => Existing::Keep,
         Overwrite::Always => Existing::Replace,
     };
-    let bytes = store.get(name)?;
     let is_manifest = store
         .lookup(name)?
         .is_some_and(|info| info.kind == PartKind::Manifest);
     if is_manifest {
-        let manifest = Manifest::decode(&bytes).map_err(|reason| StoreError::BadManifest {
-            name: name.clone(),
-            reason,
-        })?;
+        let manifest = assemble::manifest_of(store, name)?;
         durable::write_file_with(out, &dest, existing, |file| {
-            write_chunks(store, name, &manifest, file)
+            assemble::read_chunks(store, name, &manifest, |bytes| {
+                file.write_all(bytes)
+                    .context(|| format!("writing {}", dest.display()))
+            })
         })?;
     } else {
+        let bytes = store.get(name)?;
         durable::write_file(out, &dest, &bytes, existing)?;
     }
     Ok(dest)
-}
-
-/// Writes a file's chunks in order, each verified by the store and against the manifest.
-fn write_chunks(
-    store: &dyn PartStore,
-    name: &PartName,
-    manifest: &Manifest,
-    file: &mut std::fs::File,
-) -> Result<(), StoreError> {
-    for (index, chunk) in manifest.chunk_infos().enumerate() {
-        let unavailable = |source| StoreError::ChunkUnavailable {
-            name: name.clone(),
-            index,
-            hash: chunk.hash,
-            source: Box::new(source),
-        };
-        let bytes = store.get(&chunk.name).map_err(unavailable)?;
-        if PartHash::of(&bytes) != chunk.hash || bytes.len() as u64 != chunk.size {
-            return Err(unavailable(StoreError::Corrupt {
-                name: chunk.name,
-                expected: chunk.hash,
-                actual: PartHash::of(&bytes),
-            }));
-        }
-        file.write_all(&bytes)
-            .context(|| format!("writing {name}"))?;
-    }
-    Ok(())
 }

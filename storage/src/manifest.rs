@@ -7,18 +7,19 @@
 //!
 //! ```text
 //! "P2PM" | version: u16 LE | file size: u64 LE | chunk size: u64 LE | count: u64 LE
-//!        | root: 32 bytes | count x chunk hash: 32 bytes
+//!        | file hash: 32 bytes | root: 32 bytes | count x chunk hash: 32 bytes
 //! ```
 //!
-//! The root is blake3 over the file size, the chunk size and the chunk hashes, so a manifest
-//! damaged in a way its own hash would not show (it always would, but the root is also what a
-//! user compares between peers) is refused on decoding.
+//! The file hash is blake3 of the whole file, as `b3sum` prints it: what a user compares, and
+//! what an assembled file is checked against before it is written under its name. The root is
+//! blake3 over everything before it and the chunk hashes, so a manifest whose fields do not
+//! belong together is refused on decoding.
 
 use crate::{MAX_PART_SIZE, PartHash, PartName};
 
 const MAGIC: [u8; 4] = *b"P2PM";
 const VERSION: u16 = 1;
-const HEADER_LEN: usize = 4 + 2 + 8 + 8 + 8 + PartHash::LEN;
+const HEADER_LEN: usize = 4 + 2 + 8 + 8 + 8 + PartHash::LEN + PartHash::LEN;
 
 /// Chunk size used when none is given: large enough that per-chunk costs vanish, small enough
 /// that a resumed transfer repeats little.
@@ -41,6 +42,11 @@ pub enum ManifestError {
     WrongLength { len: usize, expected: usize },
     #[error("the root hash does not match the chunks")]
     BadRoot,
+    #[error("the chunks assemble into a file hashing to {actual}, not the listed {expected}")]
+    FileHashMismatch {
+        expected: PartHash,
+        actual: PartHash,
+    },
 }
 
 /// A decoded, consistent manifest.
@@ -48,6 +54,7 @@ pub enum ManifestError {
 pub struct Manifest {
     file_size: u64,
     chunk_size: u64,
+    file_hash: PartHash,
     chunks: Vec<PartHash>,
 }
 
@@ -59,12 +66,14 @@ impl Manifest {
     pub fn new(
         file_size: u64,
         chunk_size: u64,
+        file_hash: PartHash,
         chunks: Vec<PartHash>,
     ) -> Result<Self, ManifestError> {
         check_shape(file_size, chunk_size, chunks.len() as u64)?;
         Ok(Self {
             file_size,
             chunk_size,
+            file_hash,
             chunks,
         })
     }
@@ -83,7 +92,8 @@ impl Manifest {
         let number = |at: usize| u64::from_le_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
         let (file_size, chunk_size, count) = (number(0), number(8), number(16));
         check_shape(file_size, chunk_size, count)?;
-        let root: [u8; PartHash::LEN] = rest[24..].try_into().expect("32 bytes");
+        let file_hash = PartHash::from_bytes(rest[24..56].try_into().expect("32 bytes"));
+        let root: [u8; PartHash::LEN] = rest[56..].try_into().expect("32 bytes");
         let body = &bytes[HEADER_LEN..];
         let expected = usize::try_from(count)
             .ok()
@@ -107,6 +117,7 @@ impl Manifest {
         let manifest = Self {
             file_size,
             chunk_size,
+            file_hash,
             chunks,
         };
         if manifest.root() != PartHash::from_bytes(root) {
@@ -122,6 +133,7 @@ impl Manifest {
         bytes.extend_from_slice(&self.file_size.to_le_bytes());
         bytes.extend_from_slice(&self.chunk_size.to_le_bytes());
         bytes.extend_from_slice(&(self.chunks.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(self.file_hash.as_bytes());
         bytes.extend_from_slice(self.root().as_bytes());
         for hash in &self.chunks {
             bytes.extend_from_slice(hash.as_bytes());
@@ -129,11 +141,12 @@ impl Manifest {
         bytes
     }
 
-    /// blake3 over the file size, the chunk size and every chunk hash in order.
+    /// blake3 over the file size, the chunk size, the file hash and every chunk hash in order.
     pub fn root(&self) -> PartHash {
         let mut hasher = blake3::Hasher::new();
         hasher.update(&self.file_size.to_le_bytes());
         hasher.update(&self.chunk_size.to_le_bytes());
+        hasher.update(self.file_hash.as_bytes());
         for hash in &self.chunks {
             hasher.update(hash.as_bytes());
         }
@@ -146,6 +159,11 @@ impl Manifest {
 
     pub fn chunk_size(&self) -> u64 {
         self.chunk_size
+    }
+
+    /// blake3 of the whole file.
+    pub fn file_hash(&self) -> PartHash {
+        self.file_hash
     }
 
     pub fn chunks(&self) -> &[PartHash] {
@@ -195,7 +213,7 @@ mod tests {
     fn sample(file_size: u64, chunk_size: u64) -> Manifest {
         let count = file_size.div_ceil(chunk_size);
         let chunks = (0..count).map(|i| PartHash::of(&i.to_le_bytes())).collect();
-        Manifest::new(file_size, chunk_size, chunks).unwrap()
+        Manifest::new(file_size, chunk_size, PartHash::of(b"file"), chunks).unwrap()
     }
 
     #[test]
@@ -210,14 +228,14 @@ mod tests {
     #[test]
     fn inconsistent_manifests_are_refused() {
         assert_eq!(
-            Manifest::new(10, 4, vec![PartHash::of(b"")]).unwrap_err(),
+            Manifest::new(10, 4, PartHash::of(b""), vec![PartHash::of(b"")]).unwrap_err(),
             ManifestError::WrongCount {
                 count: 1,
                 file_size: 10,
                 chunk_size: 4
             }
         );
-        assert!(Manifest::new(1, 0, vec![]).is_err());
+        assert!(Manifest::new(1, 0, PartHash::of(b""), vec![]).is_err());
         let good = sample(10, 4).encode();
         let mut bad_root = good.clone();
         bad_root[30] ^= 1;

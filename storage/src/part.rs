@@ -53,6 +53,21 @@ impl VerifiedPart {
         })
     }
 
+    /// A chunk of a file: bytes named by their own hash, hashed once.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] past [`MAX_PART_SIZE`].
+    pub fn chunk(bytes: Vec<u8>) -> Result<Self, StoreError> {
+        check_size("a chunk", bytes.len() as u64)?;
+        let hash = PartHash::of(&bytes);
+        Ok(Self {
+            name: PartName::chunk(&hash),
+            hash,
+            kind: PartKind::Plain,
+            bytes,
+        })
+    }
+
     /// The same part, recorded as `kind`.
     #[must_use]
     pub fn with_kind(mut self, kind: PartKind) -> Self {
