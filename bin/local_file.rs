@@ -15,7 +15,7 @@ pub enum LocalFile {
     /// Small enough for one part, read whole.
     Whole(VerifiedPart),
     /// Larger: read chunk by chunk, never whole.
-    Chunked(Chunks),
+    Chunked(Box<Chunks>),
 }
 
 /// Opens `path` as a part named `name` or its file name; any failure is a rejection of that
@@ -63,7 +63,7 @@ pub fn open(path: &Path, name: Option<&PartName>, chunk_size: u64) -> Result<Loc
         read: 0,
     };
     if chunks.file_size > chunk_size {
-        return Ok(LocalFile::Chunked(chunks));
+        return Ok(LocalFile::Chunked(Box::new(chunks)));
     }
     let bytes = chunks.read_exactly(chunks.file_size)?;
     let name = chunks.name;

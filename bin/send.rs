@@ -85,7 +85,7 @@ fn push_files(args: &Args, report: &Report) -> anyhow::Result<PushSummary> {
         .push(whole, no_load, |event| report.event(event))
         .with_context(|| format!("pushing to {} failed", args.to))?;
     for chunks in large {
-        let sent = push_chunked(&mut client, chunks, report)
+        let sent = push_chunked(&mut client, *chunks, report)
             .with_context(|| format!("pushing to {} failed", args.to))?;
         summary.add(&sent);
     }
