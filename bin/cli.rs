@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand};
 use storage::BackendKind;
 
-use crate::{demo, export, fetch, import, list, remove, send, serve, verify};
+use crate::{completions, demo, export, fetch, import, list, remove, send, serve, verify};
 
 /// Keep file parts in an embedded database and exchange them with other peers, verified.
 #[derive(Debug, Parser)]
@@ -60,4 +60,5 @@ pub enum Command {
     Send(send::Args),
     Fetch(fetch::Args),
     Demo(demo::Args),
+    Completions(completions::Args),
 }

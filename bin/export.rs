@@ -85,8 +85,8 @@ fn export_remote(
     overwrite: Overwrite,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
-    let mut client = peer::connect(addr)?;
-    let (selected, missing) = remote::select(&mut client, &args.names)?;
+    let mut peers = remote::connect_all(&[addr.to_owned()], peer::TIMEOUT)?;
+    let (selected, missing) = remote::select(&peers, &args.names);
     for name in missing {
         tally.failure(&name, &"the peer has no such part");
     }
@@ -99,15 +99,19 @@ fn export_remote(
     let staging = storage::open_store(&scratch.path().join("db"), Some(BackendKind::Fs))?;
     let mut pulled = Vec::new();
     remote::pull(
-        &mut client,
+        &mut peers,
         staging.as_ref(),
         &selected,
         &mut |event| match event {
             PushEvent::Stored(name) | PushEvent::AlreadyHad(name) => pulled.push(name),
             PushEvent::Rejected(name, reason) => tally.failure(&name, &reason),
         },
+        false,
     )
     .with_context(|| format!("fetching from {addr} failed"))?;
+    if let Some(why) = &peers[0].dropped {
+        anyhow::bail!("{addr} {why}");
+    }
     tally.outcomes(
         storage::export(staging.as_ref(), &args.out, Some(&pulled), overwrite)
             .with_context(|| format!("cannot export to {}", args.out.display()))?,

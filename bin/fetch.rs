@@ -1,27 +1,34 @@
 //! `p2p-store fetch`: pull parts and files from another peer into this store.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Context;
 use net::PushEvent;
 use storage::{BackendKind, PartName};
 
-use crate::{Status, open, peer, remote};
+use crate::{Status, open, remote};
 
-/// Pull parts and files from a peer into the store (--db), each verified; what the store
+/// Pull parts and files from peers into the store (--db), each verified; what the store
 /// already holds is not transferred, so pulling again after an interruption moves only what
-/// is missing.
+/// is missing. With several peers, different parts come from each at once; a peer that fails,
+/// stalls or sends bad bytes is dropped and the others take over its parts.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The peer to pull from, as HOST:PORT.
-    #[arg(long, value_name = "ADDR")]
-    from: String,
+    /// A peer to pull from, as HOST:PORT (repeat for several).
+    #[arg(long, value_name = "ADDR", required = true)]
+    from: Vec<String>,
+
+    /// Seconds without an answer after which a peer counts as stalled and is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
 
     /// Parts or files to pull; all of the peer's when none are named.
     #[arg(value_name = "NAME")]
     names: Vec<PartName>,
 
-    /// Print one JSON object {"stored","already_had","rejected","bytes_received"}.
+    /// Print one JSON object {"stored","already_had","rejected","bytes_received","peers"},
+    /// where "peers" maps each peer to the bytes received from it.
     #[arg(long)]
     json: bool,
 }
@@ -32,12 +39,13 @@ struct Summary {
     already_had: u64,
     rejected: u64,
     bytes_received: u64,
+    peers: BTreeMap<String, u64>,
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let store = open::store(db, backend)?;
-    let mut client = peer::connect(&args.from)?;
-    let (selected, missing) = remote::select(&mut client, &args.names)?;
+    let mut peers = remote::connect_all(&args.from, Duration::from_secs(args.timeout.max(1)))?;
+    let (selected, missing) = remote::select(&peers, &args.names);
     let mut summary = Summary::default();
     let mut report = |event: PushEvent| {
         let line = match event {
@@ -64,9 +72,20 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
             "the peer has no such part".into(),
         ));
     }
-    let received = remote::pull(&mut client, store.as_ref(), &selected, &mut report)
-        .with_context(|| format!("fetching from {} failed", args.from))?;
-    summary.bytes_received = received;
+    remote::pull(
+        &mut peers,
+        store.as_ref(),
+        &selected,
+        &mut report,
+        args.json,
+    )?;
+    for peer in &peers {
+        if let Some(why) = &peer.dropped {
+            eprintln!("warning: {} {why}", peer.addr);
+        }
+        summary.bytes_received += peer.received;
+        summary.peers.insert(peer.addr.clone(), peer.received);
+    }
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {

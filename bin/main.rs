@@ -4,6 +4,7 @@
 //! was done, 1 when anything was rejected, corrupt or failed, 2 for a usage error.
 
 mod cli;
+mod completions;
 mod demo;
 mod export;
 mod fetch;
@@ -13,10 +14,12 @@ mod local_file;
 mod logging;
 mod open;
 mod peer;
+mod progress;
 mod remote;
 mod remove;
 mod send;
 mod serve;
+mod swarm;
 mod verify;
 
 use std::process::ExitCode;
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(&cli.db, cli.backend, args),
         Command::Fetch(args) => fetch::run(&cli.db, cli.backend, args),
         Command::Demo(args) => demo::run(args),
+        Command::Completions(args) => completions::run(args),
     };
     match result {
         Ok(Status::Done) => ExitCode::SUCCESS,

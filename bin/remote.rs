@@ -1,60 +1,107 @@
-//! Pulling a remote peer's parts and files into a local store, shared by `fetch` and
+//! Pulling remote peers' parts and files into a local store, shared by `fetch` and
 //! `export --from`.
 //!
 //! A file comes as its manifest first (to learn its chunks), then the chunks this store lacks,
 //! then the manifest is stored, so a store never holds a file it cannot assemble, and pulling
 //! again after an interruption moves only the chunks still missing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use anyhow::Context;
-use net::{Client, PushEvent};
+use net::PushEvent;
 use storage::{
     Manifest, OnConflict, PartHash, PartInfo, PartKind, PartName, PartStore, PutOutcome,
     VerifiedPart,
 };
 
+use crate::peer;
+use crate::progress::Progress;
+use crate::swarm::{self, Peer};
+
 /// Bytes of fetched parts held before they are committed.
 const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The peer's entries named in `names` (all but chunks when empty), and the names it lacks.
-pub fn select(
-    client: &mut Client,
-    names: &[PartName],
-) -> anyhow::Result<(Vec<PartInfo>, Vec<PartName>)> {
-    let remote = client.list()?;
+/// Connects to every peer and reads what each holds; a peer that cannot be reached is
+/// reported on stderr and left out, and none reachable is an error.
+pub fn connect_all(addrs: &[String], timeout: Duration) -> anyhow::Result<Vec<Peer>> {
+    let mut peers = Vec::new();
+    let mut failures = Vec::new();
+    for addr in addrs {
+        let connected = peer::connect_with(addr, timeout).and_then(|mut client| {
+            let listing = client
+                .list()
+                .with_context(|| format!("cannot list the parts of {addr}"))?;
+            let holds = listing
+                .into_iter()
+                .map(|info| (info.name.clone(), info))
+                .collect();
+            Ok(Peer {
+                addr: addr.clone(),
+                client,
+                holds,
+                received: 0,
+                dropped: None,
+            })
+        });
+        match connected {
+            Ok(peer) => peers.push(peer),
+            Err(err) => {
+                eprintln!("warning: leaving out {addr}: {err:#}");
+                failures.push(format!("{err:#}"));
+            }
+        }
+    }
+    anyhow::ensure!(
+        !peers.is_empty(),
+        "no peer could be reached: {}",
+        failures.join("; ")
+    );
+    Ok(peers)
+}
+
+/// The entries named in `names` (every peer's, but chunks, when empty), and the names no peer
+/// has. Where peers disagree on a name, the first peer given wins.
+pub fn select(peers: &[Peer], names: &[PartName]) -> (Vec<PartInfo>, Vec<PartName>) {
+    let mut all: BTreeMap<&PartName, &PartInfo> = BTreeMap::new();
+    for peer in peers {
+        for (name, info) in &peer.holds {
+            all.entry(name).or_insert(info);
+        }
+    }
     if names.is_empty() {
-        let visible = remote.into_iter().filter(|info| !info.name.is_chunk());
-        return Ok((visible.collect(), Vec::new()));
+        let visible = all.into_values().filter(|info| !info.name.is_chunk());
+        return (visible.cloned().collect(), Vec::new());
     }
     let mut missing = Vec::new();
     let mut chosen = Vec::new();
     for name in names {
-        match remote.binary_search_by(|info| info.name.cmp(name)) {
-            Ok(at) => chosen.push(remote[at].clone()),
-            Err(_) => missing.push(name.clone()),
+        match all.get(name) {
+            Some(info) => chosen.push((*info).clone()),
+            None => missing.push(name.clone()),
         }
     }
-    Ok((chosen, missing))
+    (chosen, missing)
 }
 
-/// Pulls `selected` into `store`, reporting each entry's fate (never a chunk's) to `report`.
-/// Returns the bytes received.
+/// Pulls `selected` into `store` from the peers, reporting each entry's fate (never a
+/// chunk's) to `report`.
 ///
 /// # Errors
-/// When the connection or the store fails; a single bad part is reported and the rest go on.
+/// When the store fails; a part no peer delivers is reported and the rest go on.
 pub fn pull(
-    client: &mut Client,
+    peers: &mut [Peer],
     store: &dyn PartStore,
     selected: &[PartInfo],
     report: &mut dyn FnMut(PushEvent),
-) -> anyhow::Result<u64> {
+    quiet: bool,
+) -> anyhow::Result<()> {
     let mut wanted = Vec::new();
     let mut manifests = Vec::new();
     for info in selected {
         match store.lookup(&info.name).context("cannot read the store")? {
             Some(held) if held.hash == info.hash => {
-                report(PushEvent::AlreadyHad(info.name.clone()))
+                report(PushEvent::AlreadyHad(info.name.clone()));
             }
             Some(held) => report(PushEvent::Rejected(
                 info.name.clone(),
@@ -67,20 +114,7 @@ pub fn pull(
             None => wanted.push(info.clone()),
         }
     }
-    let mut received = 0;
-    let mut files = Vec::new();
-    client.fetch(&manifests, |info, fetched| {
-        let decoded = fetched.map_err(|err| err.to_string()).and_then(|part| {
-            received += part.size();
-            Manifest::decode(part.bytes())
-                .map(|manifest| (part, manifest))
-                .map_err(|err| format!("its manifest is unusable: {err}"))
-        });
-        match decoded {
-            Ok(file) => files.push(file),
-            Err(reason) => report(PushEvent::Rejected(info.name.clone(), reason)),
-        }
-    })?;
+    let files = fetch_manifests(peers, manifests, report)?;
     let mut seen: HashSet<PartName> = wanted.iter().map(|info| info.name.clone()).collect();
     for (_, manifest) in &files {
         for chunk in manifest.chunk_infos() {
@@ -91,20 +125,33 @@ pub fn pull(
         }
     }
     let mut failed_chunks: HashMap<PartHash, String> = HashMap::new();
-    received += fetch_in_batches(client, store, &wanted, &mut |name, outcome| match outcome {
-        Ok(event) if !name.is_chunk() => report(event),
-        Ok(_) => {}
-        Err(reason) if name.is_chunk() => {
-            let hash = wanted
-                .iter()
-                .find(|info| &info.name == name)
-                .map(|info| info.hash);
-            if let Some(hash) = hash {
+    let mut outcome =
+        |name: &PartName, hash: PartHash, result: Result<PushEvent, String>| match result {
+            Ok(event) if !name.is_chunk() => report(event),
+            Ok(_) => {}
+            Err(reason) if name.is_chunk() => {
                 failed_chunks.insert(hash, reason);
             }
+            Err(reason) => report(PushEvent::Rejected(name.clone(), reason)),
+        };
+    let progress = Progress::bytes("fetch", wanted.iter().map(|info| info.size).sum(), quiet);
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
+    let undelivered = swarm::fetch(peers, wanted, |part| {
+        progress.add(part.size());
+        batch_bytes += part.size();
+        batch.push(part);
+        if batch_bytes >= BATCH_BYTES {
+            batch_bytes = 0;
+            commit(store, std::mem::take(&mut batch), &mut outcome)?;
         }
-        Err(reason) => report(PushEvent::Rejected(name.clone(), reason)),
+        Ok(())
     })?;
+    commit(store, batch, &mut outcome)?;
+    progress.finish();
+    for (info, reason) in undelivered {
+        outcome(&info.name, info.hash, Err(reason));
+    }
     for (part, manifest) in files {
         let name = part.name().clone();
         let failure = manifest
@@ -126,51 +173,52 @@ pub fn pull(
         };
         report(event);
     }
-    Ok(received)
+    Ok(())
 }
 
-/// Fetches `parts` and commits them in batches of about [`BATCH_BYTES`]; each part's outcome
-/// goes to `outcome`. Returns the bytes received.
-fn fetch_in_batches(
-    client: &mut Client,
-    store: &dyn PartStore,
-    parts: &[PartInfo],
-    outcome: &mut dyn FnMut(&PartName, Result<PushEvent, String>),
-) -> anyhow::Result<u64> {
-    let mut batch: Vec<VerifiedPart> = Vec::new();
-    let mut batch_bytes = 0;
-    let mut received = 0;
-    let mut committed = Ok(());
-    let commit = |batch: Vec<VerifiedPart>, outcome: &mut dyn FnMut(&PartName, _)| {
-        let results = store
-            .put_batch(&batch, OnConflict::Refuse)
-            .context("cannot store the fetched parts")?;
-        for (part, result) in batch.iter().zip(results) {
-            let name = part.name().clone();
-            let event = match result {
-                Ok(PutOutcome::AlreadyHad) => Ok(PushEvent::AlreadyHad(name)),
-                Ok(_) => Ok(PushEvent::Stored(name)),
-                Err(err) => Err(err.to_string()),
-            };
-            outcome(part.name(), event);
+/// Fetches and decodes the manifests; one that cannot be had or decoded is reported.
+fn fetch_manifests(
+    peers: &mut [Peer],
+    manifests: Vec<PartInfo>,
+    report: &mut dyn FnMut(PushEvent),
+) -> anyhow::Result<Vec<(VerifiedPart, Manifest)>> {
+    let mut files = Vec::new();
+    let undelivered = swarm::fetch(peers, manifests, |part| {
+        match Manifest::decode(part.bytes()) {
+            Ok(manifest) => files.push((part, manifest)),
+            Err(err) => report(PushEvent::Rejected(
+                part.name().clone(),
+                format!("its manifest is unusable: {err}"),
+            )),
         }
-        anyhow::Ok(())
-    };
-    client.fetch(parts, |info, result| match result {
-        Ok(part) => {
-            received += part.size();
-            batch_bytes += part.size();
-            batch.push(part);
-            if batch_bytes >= BATCH_BYTES && committed.is_ok() {
-                batch_bytes = 0;
-                committed = commit(std::mem::take(&mut batch), outcome);
-            }
-        }
-        Err(err) => outcome(&info.name, Err(err.to_string())),
+        Ok(())
     })?;
-    committed?;
-    if !batch.is_empty() {
-        commit(batch, outcome)?;
+    for (info, reason) in undelivered {
+        report(PushEvent::Rejected(info.name, reason));
     }
-    Ok(received)
+    Ok(files)
+}
+
+/// Stores fetched parts with one sync and reports each.
+fn commit(
+    store: &dyn PartStore,
+    batch: Vec<VerifiedPart>,
+    outcome: &mut dyn FnMut(&PartName, PartHash, Result<PushEvent, String>),
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let results = store
+        .put_batch(&batch, OnConflict::Refuse)
+        .context("cannot store the fetched parts")?;
+    for (part, result) in batch.iter().zip(results) {
+        let name = part.name().clone();
+        let event = match result {
+            Ok(PutOutcome::AlreadyHad) => Ok(PushEvent::AlreadyHad(name)),
+            Ok(_) => Ok(PushEvent::Stored(name)),
+            Err(err) => Err(err.to_string()),
+        };
+        outcome(part.name(), part.hash(), event);
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use net::{Client, Outgoing, PushEvent, PushSummary};
 use storage::{BackendKind, Manifest, PartInfo, PartKind, PartName, PartStore};
 
 use crate::local_file::{self, Chunks, LocalFile, Rejected};
+use crate::progress::Progress;
 use crate::{Status, open, peer};
 
 /// Push parts to a peer: the given files, or else the parts of this store (--db). The peer
@@ -63,13 +64,23 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
 /// its manifest.
 fn push_files(args: &Args, report: &Report) -> anyhow::Result<PushSummary> {
     let mut client = peer::connect(&args.to)?;
+    let total = args
+        .files
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|meta| meta.len())
+        .sum();
+    let progress = Progress::bytes("send", total, args.json);
     let mut large = Vec::new();
     let whole = args.files.iter().filter_map(|path| {
         match local_file::open(path, args.name.as_ref(), args.part_size.bytes) {
-            Ok(LocalFile::Whole(part)) => Some(Outgoing {
-                info: part.info(),
-                bytes: Some(part.into_bytes()),
-            }),
+            Ok(LocalFile::Whole(part)) => {
+                progress.add(part.size());
+                Some(Outgoing {
+                    info: part.info(),
+                    bytes: Some(part.into_bytes()),
+                })
+            }
             Ok(LocalFile::Chunked(chunks)) => {
                 large.push(chunks);
                 None
@@ -85,10 +96,11 @@ fn push_files(args: &Args, report: &Report) -> anyhow::Result<PushSummary> {
         .push(whole, no_load, |event| report.event(event))
         .with_context(|| format!("pushing to {} failed", args.to))?;
     for chunks in large {
-        let sent = push_chunked(&mut client, *chunks, report)
+        let sent = push_chunked(&mut client, *chunks, report, &progress)
             .with_context(|| format!("pushing to {} failed", args.to))?;
         summary.add(&sent);
     }
+    progress.finish();
     Ok(summary)
 }
 
@@ -97,14 +109,18 @@ fn push_chunked(
     client: &mut Client,
     mut chunks: Chunks,
     report: &Report,
+    progress: &Progress,
 ) -> Result<PushSummary, net::ClientError> {
     let name = chunks.name().clone();
     let failure = RefCell::new(None);
     let outgoing = chunks.by_ref().map_while(|chunk| match chunk {
-        Ok(chunk) => Some(Outgoing {
-            info: chunk.info(),
-            bytes: Some(chunk.into_bytes()),
-        }),
+        Ok(chunk) => {
+            progress.add(chunk.size());
+            Some(Outgoing {
+                info: chunk.info(),
+                bytes: Some(chunk.into_bytes()),
+            })
+        }
         Err(Rejected(_, reason)) => {
             failure.replace(Some(reason));
             None

@@ -24,11 +24,12 @@ const MAX_HELD_BYTES: u64 = 64 * 1024 * 1024;
 /// Socket buffers of the client's reader and writer.
 const IO_BUFFER: usize = 256 * 1024;
 
-/// Why a conversation with a peer failed.
+/// Why a conversation with a peer failed. Each message says everything (no separate source),
+/// so a report that prints the chain of causes does not say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach {addr}: {source}")]
-    Connect { addr: String, source: io::Error },
+    #[error("cannot reach {addr}: {cause}")]
+    Connect { addr: String, cause: io::Error },
     #[error("the peer refused: {message} ({code:?})")]
     Refused { code: ErrorCode, message: String },
     #[error("the peer closed the connection")]
@@ -36,11 +37,29 @@ pub enum ClientError {
     #[error("the peer broke the protocol: {0}")]
     Protocol(String),
     #[error("bad frame from the peer: {0}")]
-    Frame(#[from] FrameError),
+    Frame(FrameError),
     #[error("the peer sent bad data: {0}")]
-    BadPart(#[from] StoreError),
+    BadPart(StoreError),
     #[error("connection to the peer failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<FrameError> for ClientError {
+    fn from(err: FrameError) -> Self {
+        Self::Frame(err)
+    }
+}
+
+impl From<StoreError> for ClientError {
+    fn from(err: StoreError) -> Self {
+        Self::BadPart(err)
+    }
+}
+
+impl From<io::Error> for ClientError {
+    fn from(err: io::Error) -> Self {
+        Self::Io(err)
+    }
 }
 
 /// A part to push: described up front, its bytes either held already or loaded when the
@@ -104,9 +123,9 @@ impl Client {
     /// [`ClientError::Connect`] when no address of `addr` answers; [`ClientError::Refused`]
     /// when the handshake is refused.
     pub fn connect(addr: &str, peer: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let stream = connect_any(addr, timeout).map_err(|source| ClientError::Connect {
+        let stream = connect_any(addr, timeout).map_err(|cause| ClientError::Connect {
             addr: addr.to_owned(),
-            source,
+            cause,
         })?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(timeout))?;
