@@ -199,11 +199,14 @@ fn fetch_manifests(
     Ok(files)
 }
 
+/// Where each fetched part's fate goes: stored or already had, or why not.
+type Outcome<'a> = dyn FnMut(&PartName, PartHash, Result<PushEvent, String>) + 'a;
+
 /// Stores fetched parts with one sync and reports each.
 fn commit(
     store: &dyn PartStore,
     batch: Vec<VerifiedPart>,
-    outcome: &mut dyn FnMut(&PartName, PartHash, Result<PushEvent, String>),
+    outcome: &mut Outcome<'_>,
 ) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
