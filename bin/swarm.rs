@@ -14,8 +14,9 @@ use std::sync::{Condvar, Mutex};
 use net::{Client, ClientError};
 use storage::{PartInfo, PartName, VerifiedPart};
 
-/// Parts a peer takes from the queue at a time: enough to keep its connection busy, few enough
-/// that the parts left to a peer that drops out are quickly taken by the others.
+/// Most parts a peer takes from the queue at a time: enough to keep its connection busy, few
+/// enough that the parts left to a peer that drops out are quickly taken by the others. Fewer
+/// are taken while little is left, so every peer gets a share.
 const BATCH_PARTS: usize = 8;
 
 /// A peer to fetch from, with what it holds.
@@ -33,6 +34,7 @@ pub struct Peer {
 struct Queue {
     parts: Vec<PartInfo>,
     out: usize,
+    peers: usize,
 }
 
 /// Fetches `parts` from whichever `peers` hold them, handing each verified part to `take` on
@@ -42,7 +44,11 @@ pub fn fetch(
     parts: Vec<PartInfo>,
     mut take: impl FnMut(VerifiedPart) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<(PartInfo, String)>> {
-    let queue = Mutex::new(Queue { parts, out: 0 });
+    let queue = Mutex::new(Queue {
+        parts,
+        out: 0,
+        peers: peers.len(),
+    });
     let changed = Condvar::new();
     let (delivered, arrivals) = mpsc::sync_channel::<VerifiedPart>(BATCH_PARTS * 2);
     std::thread::scope(|scope| {
@@ -126,9 +132,10 @@ fn serve_queue(
 fn take_batch(peer: &Peer, queue: &Mutex<Queue>, changed: &Condvar) -> Option<Vec<PartInfo>> {
     let mut state = queue.lock().unwrap_or_else(|e| e.into_inner());
     loop {
+        let share = (state.parts.len() / (2 * state.peers.max(1))).clamp(1, BATCH_PARTS);
         let mut batch = Vec::new();
         let mut index = 0;
-        while index < state.parts.len() && batch.len() < BATCH_PARTS {
+        while index < state.parts.len() && batch.len() < share {
             if peer.holds.contains_key(&state.parts[index].name) {
                 batch.push(state.parts.swap_remove(index));
             } else {
