@@ -19,7 +19,7 @@ use crate::message::{ErrorCode, MAGIC, PROTOCOL_VERSION, Request, RequestId, Res
 const MAX_WINDOW: u32 = 1024;
 
 /// Part bytes held in memory for offers not yet answered.
-const MAX_HELD_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_HELD_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Socket buffers of the client's reader and writer.
 const IO_BUFFER: usize = 256 * 1024;

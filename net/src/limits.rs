@@ -31,7 +31,7 @@ impl Default for Limits {
             max_part_size: storage::MAX_PART_SIZE,
             max_connections: 1024,
             max_in_flight: 4096,
-            max_buffered_per_connection: 64 * 1024 * 1024,
+            max_buffered_per_connection: 32 * 1024 * 1024,
             max_queued_bytes: 512 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
