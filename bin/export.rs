@@ -6,6 +6,7 @@ use anyhow::Context;
 use net::PushEvent;
 use storage::{BackendKind, ExportOutcome, Overwrite, PartName};
 
+use crate::progress::Progress;
 use crate::{Status, open, peer, remote};
 
 /// Write parts as OUT/<name>_recebida, each verified first. Corrupt parts are reported and
@@ -39,11 +40,26 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         Some(addr) => export_remote(addr, &args, overwrite, &mut tally)?,
         None => {
             let store = open::store(db, backend)?;
-            let names = (!args.names.is_empty()).then_some(args.names.as_slice());
-            tally.outcomes(
-                storage::export(store.as_ref(), &args.out, names, overwrite)
-                    .with_context(|| format!("cannot export to {}", args.out.display()))?,
-            );
+            let names = if args.names.is_empty() {
+                let listed = store.list().context("cannot list the store")?;
+                listed
+                    .into_iter()
+                    .map(|info| info.name)
+                    .filter(|name| !name.is_chunk())
+                    .collect()
+            } else {
+                args.names.clone()
+            };
+            let progress = Progress::items("export", names.len() as u64, false);
+            for name in names {
+                let one = std::slice::from_ref(&name);
+                tally.outcomes(
+                    storage::export(store.as_ref(), &args.out, Some(one), overwrite)
+                        .with_context(|| format!("cannot export to {}", args.out.display()))?,
+                );
+                progress.add(1);
+            }
+            progress.finish();
         }
     }
     println!("{} exported, {} failed", tally.exported, tally.failed);
