@@ -7,6 +7,7 @@ mod cli;
 mod completions;
 mod demo;
 mod export;
+mod fd_limit;
 mod fetch;
 mod import;
 mod list;

@@ -13,7 +13,10 @@ use signal_hook::iterator::Signals;
 use storage::{BackendKind, Overwrite};
 use tracing::info;
 
-use crate::{Status, open};
+use crate::{Status, fd_limit, open};
+
+/// Descriptors the process needs besides its connections: the store, the poller, std streams.
+const RESERVED_FDS: usize = 64;
 
 /// Serve the store: other peers push parts to it and fetch parts from it. Stops cleanly on
 /// SIGINT or SIGTERM.
@@ -68,6 +71,15 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         "--max-part-size is at most {} bytes",
         storage::MAX_PART_SIZE
     );
+    match fd_limit::raise() {
+        Ok(limit) if (limit as usize) < args.max_connections + RESERVED_FDS => tracing::warn!(
+            limit,
+            max_connections = args.max_connections,
+            "the open-file limit is below --max-connections; accepts will pause when it is reached"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
+    }
     let store = Arc::from(open::store(db, backend)?);
     let config = ServerConfig {
         listen: args.listen,

@@ -16,6 +16,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Unparsed input held before the connection stops reading and parses what it has.
 const MAX_PENDING_INPUT: usize = 1024 * 1024;
 
+/// Buffer capacity an idle connection keeps; more is given back once the buffer empties, so
+/// ten thousand quiet connections cost kilobytes each, not the size of their last burst.
+const IDLE_CAPACITY: usize = 4 * 1024;
+
 /// Body bytes that count as a sign of life: a large body on a slow link keeps its connection,
 /// a peer dribbling a byte at a time does not.
 const PROGRESS_STEP: usize = 64 * 1024;
@@ -197,9 +201,17 @@ impl Connection {
                 Err(err) => return Err(err),
             }
         }
-        self.output.clear();
+        release(&mut self.output);
         self.written = 0;
         Ok(false)
+    }
+
+    /// Gives back the input buffer's memory if everything in it was parsed.
+    pub(crate) fn trim(&mut self) {
+        if self.parsed == self.input.len() && self.body.is_none() {
+            release(&mut self.input);
+            self.parsed = 0;
+        }
     }
 
     /// Bytes queued and not yet written.
@@ -213,10 +225,22 @@ impl Connection {
 
     /// Drops the parsed prefix of the input buffer.
     fn compact(&mut self) {
-        if self.parsed > 0 {
+        if self.parsed == self.input.len() {
+            release(&mut self.input);
+            self.parsed = 0;
+        } else if self.parsed > 0 {
             self.input.drain(..self.parsed);
             self.parsed = 0;
         }
+    }
+}
+
+/// Empties a buffer, giving its memory back if it grew past [`IDLE_CAPACITY`].
+fn release(buffer: &mut Vec<u8>) {
+    if buffer.capacity() > IDLE_CAPACITY {
+        *buffer = Vec::new();
+    } else {
+        buffer.clear();
     }
 }
 

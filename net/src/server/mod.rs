@@ -4,7 +4,9 @@
 //! the store to a worker over a channel; it never blocks on disk. Workers answer through a
 //! channel and wake the loop with a [`mio::Waker`]. Write interest is registered only while a
 //! connection has output pending. mio has no timers, so each poll waits at most until the
-//! nearest connection deadline (handshake, idle, or the grace after an error reply).
+//! earliest connection deadline known (handshake, idle, or the grace after an error reply),
+//! and a second at most; only then are all deadlines looked at, so an event costs nothing per
+//! idle connection.
 //!
 //! Budgets give backpressure instead of memory growth: a connection stops being read while it
 //! has too many upload bytes queued, too many answer bytes unread or too many gets at the
@@ -47,6 +49,10 @@ const FIRST_CONNECTION: usize = 2;
 
 /// How long accepting pauses after the process ran out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest between two sweeps of every connection's deadline. Sweeps are otherwise run only
+/// when the earliest known deadline passes, so an event costs nothing per idle connection.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest the loop waits for workers and slow readers once shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -179,6 +185,7 @@ impl Server {
             shutdown: self.shutdown,
             next_serial: 0,
             accept_paused_until: None,
+            next_sweep: Instant::now() + MAX_SWEEP_INTERVAL,
             summary: ServeSummary::default(),
         };
         let result = event_loop.run();
@@ -208,6 +215,8 @@ struct EventLoop {
     shutdown: Arc<AtomicBool>,
     next_serial: u64,
     accept_paused_until: Option<Instant>,
+    /// When to next look at every connection's deadline.
+    next_sweep: Instant,
     summary: ServeSummary,
 }
 
@@ -216,10 +225,12 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         let mut shutdown_deadline = None;
         loop {
-            let timeout = self.next_deadline().map(|deadline| {
-                deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
-            });
-            match self.poll.poll(&mut events, timeout) {
+            let wake_at = self
+                .accept_paused_until
+                .map_or(self.next_sweep, |until| until.min(self.next_sweep));
+            let timeout =
+                wake_at.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
@@ -233,7 +244,12 @@ impl EventLoop {
                 }
             }
             self.take_done(now);
-            self.expire(now);
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept(now);
+            }
+            if now >= self.next_sweep {
+                self.expire(now);
+            }
             if shutdown_deadline.is_none() && self.shutdown.load(Ordering::SeqCst) {
                 info!(connections = self.sessions.len(), "shutting down");
                 shutdown_deadline = Some(now + SHUTDOWN_GRACE);
@@ -296,7 +312,10 @@ impl EventLoop {
         self.next_serial += 1;
         self.summary.connections += 1;
         debug!(%peer, slot, "accepted");
-        entry.insert(Session::new(Connection::new(stream, peer, now), id, now));
+        let session = entry.insert(Session::new(Connection::new(stream, peer, now), id, now));
+        if let Some(deadline) = session.deadline(&self.shared.limits) {
+            self.next_sweep = self.next_sweep.min(deadline);
+        }
     }
 
     fn on_socket(&mut self, slot: usize, now: Instant) {
@@ -353,6 +372,10 @@ impl EventLoop {
         };
         if close {
             self.close(slot);
+        } else if let Some(deadline) = session.deadline(&self.shared.limits) {
+            // Deadlines only move later with activity; a new or failing connection can bring
+            // the next sweep forward.
+            self.next_sweep = self.next_sweep.min(deadline);
         }
     }
 
@@ -364,20 +387,17 @@ impl EventLoop {
         debug!(peer = %session.conn.peer, "closed");
     }
 
+    /// Acts on every passed deadline and finds the next one.
     fn expire(&mut self, now: Instant) {
-        if self.accept_paused_until.is_some_and(|until| now >= until) {
-            self.accept(now);
+        self.next_sweep = now + MAX_SWEEP_INTERVAL;
+        let mut expired = Vec::new();
+        for (slot, session) in &self.sessions {
+            match session.deadline(&self.shared.limits) {
+                Some(deadline) if deadline <= now => expired.push(slot),
+                Some(deadline) => self.next_sweep = self.next_sweep.min(deadline),
+                None => {}
+            }
         }
-        let expired: Vec<usize> = self
-            .sessions
-            .iter()
-            .filter(|(_, session)| {
-                session
-                    .deadline(&self.shared.limits)
-                    .is_some_and(|deadline| deadline <= now)
-            })
-            .map(|(slot, _)| slot)
-            .collect();
         for slot in expired {
             let session = &mut self.sessions[slot];
             if session.expire(&self.shared.limits) {
@@ -387,14 +407,6 @@ impl EventLoop {
                 self.settle(slot, result);
             }
         }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let sessions = self
-            .sessions
-            .iter()
-            .filter_map(|(_, session)| session.deadline(&self.shared.limits));
-        sessions.chain(self.accept_paused_until).min()
     }
 
     fn begin_shutdown(&mut self) {

@@ -112,6 +112,7 @@ impl Session {
                 ReadEnd::Drained => {
                     self.take_incoming(shared, now);
                     self.stalled = !self.may_read(shared);
+                    self.conn.trim();
                     return Ok(());
                 }
                 ReadEnd::Closed => {

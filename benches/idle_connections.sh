@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# A bulk push while `serve` holds 10,000 idle (handshaken) connections, against the same push
+# with none, interleaved in one run; and the server's peak RSS under that load.
+#
+# Usage: benches/idle_connections.sh [ROUNDS] [CONNECTIONS]   (defaults: 2 rounds, 10000)
+# Needs: a release build (`cargo build --release`), python3, a hard open-file limit above
+# CONNECTIONS (`ulimit -Hn`).
+set -euo pipefail
+
+rounds=${1:-2}
+idle=${2:-10000}
+bin=$(realpath "${P2P_STORE_BIN:-target/release/p2p-store}")
+[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "python3 is needed for the idle clients" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-idle-bench.XXXXXX")
+server=
+holder=
+cleanup() {
+    [ -z "$holder" ] || kill "$holder" 2>/dev/null || true
+    [ -z "$server" ] || kill "$server" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+
+python3 - <<'PY'
+import os
+os.mkdir("parts")
+for i in range(1024):
+    with open(f"parts/p{i:04}", "wb") as f:
+        f.write(os.urandom(1 << 20))
+PY
+
+# Holds N handshaken connections open until its stdin closes.
+cat > hold.py <<'PY'
+import resource, socket, struct, sys
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+peer = b"idle"
+header = struct.pack("<I4sHQ", 0, b"P2PS", 1, len(peer)) + peer
+hello = struct.pack("<I", len(header)) + header
+held = []
+for _ in range(count):
+    s = socket.create_connection((host, port))
+    s.sendall(hello)
+    held.append(s)
+for s in held:
+    s.recv(4096)
+print("holding", len(held), flush=True)
+sys.stdin.read()
+PY
+
+start_server() {
+    rm -rf "$1" serve.out
+    "$bin" -q --db "$1" serve --listen 127.0.0.1:0 --max-connections $((idle + 100)) \
+        --idle-timeout 3600 --handshake-timeout 600 > serve.out &
+    server=$!
+    addr=
+    while [ -z "$addr" ]; do
+        sleep 0.01
+        addr=$(awk '/^listening on / { print $3; exit }' serve.out 2>/dev/null)
+    done
+}
+
+stop_server() {
+    kill -TERM "$server"
+    wait "$server"
+    server=
+}
+
+push() {
+    local start end
+    start=$(date +%s.%N)
+    "$bin" -q send --to "$addr" --json parts/* > /dev/null
+    end=$(date +%s.%N)
+    awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
+}
+
+cat parts/* > /dev/null
+printf '%-6s %12s %12s %8s %14s\n' round unloaded_s loaded_s ratio serve_peak_MiB
+for round in $(seq 1 "$rounds"); do
+    start_server plain.db
+    unloaded=$(push)
+    stop_server
+
+    start_server loaded.db
+    mkfifo hold.in
+    python3 hold.py 127.0.0.1 "${addr##*:}" "$idle" < hold.in > hold.out &
+    holder=$!
+    exec 3> hold.in
+    while ! grep -q '^holding' hold.out 2>/dev/null; do sleep 0.1; done
+    loaded=$(push)
+    peak=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$server/status")
+    exec 3>&-
+    wait "$holder"
+    holder=
+    rm -f hold.in
+    stop_server
+
+    ratio=$(awk -v u="$unloaded" -v l="$loaded" 'BEGIN { print u / l }')
+    printf '%-6s %12.3f %12.3f %8.3f %14s\n' "$round" "$unloaded" "$loaded" "$ratio" "$peak"
+done
+echo "loaded = while serve held $idle idle connections; ratio = unloaded time / loaded time"
