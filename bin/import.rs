@@ -77,12 +77,21 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         });
         for item in read {
             match item {
-                Read::Whole(part) => batch.push(part),
+                Read::Whole(part) => {
+                    batch.chunk_failure = None;
+                    batch.push(part);
+                }
                 Read::Chunk(chunk) => batch.push_quiet(chunk),
                 Read::Manifest(manifest) => {
-                    // Chunks are durable before the manifest that needs them.
+                    // Chunks are durable before the manifest that needs them, and a file
+                    // whose chunks could not all be stored gets no manifest.
                     batch.commit()?;
-                    batch.push(Ok(manifest));
+                    match batch.chunk_failure.take() {
+                        Some(reason) => {
+                            batch.push(Err(Rejected(manifest.name().to_string(), reason)))
+                        }
+                        None => batch.push(Ok(manifest)),
+                    }
                 }
             }
             if batch.is_full() {
@@ -140,6 +149,8 @@ struct Batch<'a> {
     on_conflict: OnConflict,
     parts: Vec<VerifiedPart>,
     order: Vec<Slot>,
+    /// Why a chunk of the file being read could not be stored, if one could not.
+    chunk_failure: Option<String>,
     bytes: u64,
     tally: Tally,
 }
@@ -158,6 +169,7 @@ impl<'a> Batch<'a> {
             on_conflict,
             parts: Vec::new(),
             order: Vec::new(),
+            chunk_failure: None,
             bytes: 0,
             tally: Tally::default(),
         }
@@ -199,7 +211,10 @@ impl<'a> Batch<'a> {
             let (name, outcome) = match slot {
                 Slot::Reported | Slot::Quiet => {
                     let (part, outcome) = stored.next().expect("one outcome per part");
-                    if matches!(slot, Slot::Quiet) && outcome.is_ok() {
+                    if matches!(slot, Slot::Quiet) {
+                        if let Err(err) = outcome {
+                            self.chunk_failure = Some(format!("chunk {}: {err}", part.name()));
+                        }
                         continue;
                     }
                     (part.name().to_string(), outcome.map_err(|e| e.to_string()))

@@ -163,6 +163,11 @@ pub fn pull(
                     .get(hash)
                     .map(|reason| format!("chunk {index} ({hash}): {reason}"))
             });
+        let failure = failure.or_else(|| {
+            storage::check_file(store, &name, &manifest)
+                .err()
+                .map(|err| err.to_string())
+        });
         let event = match failure {
             Some(reason) => PushEvent::Rejected(name, reason),
             None => match store.put(&part.with_kind(PartKind::Manifest), OnConflict::Refuse) {

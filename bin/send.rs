@@ -1,6 +1,7 @@
 //! `p2p-store send`: push parts to another peer.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -113,13 +114,17 @@ fn push_chunked(
 ) -> Result<PushSummary, net::ClientError> {
     let name = chunks.name().clone();
     let failure = RefCell::new(None);
+    let mut offered = HashSet::new();
     let outgoing = chunks.by_ref().map_while(|chunk| match chunk {
         Ok(chunk) => {
             progress.add(chunk.size());
-            Some(Outgoing {
+            // A chunk repeated in the file is offered once: the peer answers every offer
+            // before it holds any, so a second offer would move the bytes again.
+            let first = offered.insert(chunk.hash());
+            Some(first.then(|| Outgoing {
                 info: chunk.info(),
                 bytes: Some(chunk.into_bytes()),
-            })
+            }))
         }
         Err(Rejected(_, reason)) => {
             failure.replace(Some(reason));
@@ -127,7 +132,7 @@ fn push_chunked(
         }
     });
     let no_load = |_: &PartInfo| Err("the bytes were already sent".to_owned());
-    let chunk_summary = client.push(outgoing, no_load, |event| {
+    let chunk_summary = client.push(outgoing.flatten(), no_load, |event| {
         if let PushEvent::Rejected(chunk, reason) = event {
             failure.replace(Some(format!("chunk {chunk}: {reason}")));
         }

@@ -35,6 +35,8 @@ struct Queue {
     parts: Vec<PartInfo>,
     out: usize,
     peers: usize,
+    /// The last refusal of each part, to say why it was not delivered.
+    refusals: HashMap<PartName, String>,
 }
 
 /// Fetches `parts` from whichever `peers` hold them, handing each verified part to `take` on
@@ -48,6 +50,7 @@ pub fn fetch(
         parts,
         out: 0,
         peers: peers.len(),
+        refusals: HashMap::new(),
     });
     let changed = Condvar::new();
     let (delivered, arrivals) = mpsc::sync_channel::<VerifiedPart>(BATCH_PARTS * 2);
@@ -70,14 +73,15 @@ pub fn fetch(
                 .map(|why| format!("{}: {why}", peer.addr))
         })
         .collect();
-    let left = queue.into_inner().unwrap_or_else(|e| e.into_inner()).parts;
+    let mut left = queue.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(left
+        .parts
         .into_iter()
         .map(|info| {
-            let why = if reasons.is_empty() {
-                "no peer holds it".to_owned()
-            } else {
-                format!("no peer could deliver it ({})", reasons.join("; "))
+            let why = match left.refusals.remove(&info.name) {
+                Some(refusal) => refusal,
+                None if reasons.is_empty() => "no peer holds it".to_owned(),
+                None => format!("no peer could deliver it ({})", reasons.join("; ")),
             };
             (info, why)
         })
@@ -95,6 +99,13 @@ fn serve_queue(
         let mut done = HashSet::new();
         let mut bad = None;
         let received = &mut peer.received;
+        let addr = &peer.addr;
+        let refuse = |name: &PartName, why: String| {
+            let mut state = queue.lock().unwrap_or_else(|e| e.into_inner());
+            state
+                .refusals
+                .insert(name.clone(), format!("{addr}: {why}"));
+        };
         let result = peer.client.fetch(&batch, |info, result| match result {
             Ok(part) => {
                 *received += part.size();
@@ -103,10 +114,12 @@ fn serve_queue(
                 let _ = delivered.send(part);
             }
             Err(err @ (ClientError::BadPart(_) | ClientError::Protocol(_))) => {
+                refuse(&info.name, err.to_string());
                 bad = Some(format!("sent bad data for {}: {err}", info.name));
             }
-            Err(_) => {
-                // The peer no longer has it: let another peer try.
+            Err(err) => {
+                // The peer refused it (gone, or damaged on its disk): let another peer try.
+                refuse(&info.name, err.to_string());
                 peer.holds.remove(&info.name);
             }
         });

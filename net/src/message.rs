@@ -322,6 +322,14 @@ mod tests {
                     .replace(' ', ""),
             ),
             (
+                Response::Rejected {
+                    id: 3,
+                    code: ErrorCode::BadManifest,
+                    message: "x".into(),
+                },
+                "19000000 05000000 0300000000000000 13000000 010000000000000078".replace(' ', ""),
+            ),
+            (
                 Response::Error {
                     code: ErrorCode::ShuttingDown,
                     message: "x".into(),

@@ -48,6 +48,19 @@ pub(crate) fn read_chunks(
     Ok(())
 }
 
+/// Reads the file `name` back from its chunks and checks it whole, writing nothing: what a
+/// store does before it takes a manifest from elsewhere.
+///
+/// # Errors
+/// As [`read_chunks`].
+pub fn check_file(
+    store: &dyn PartStore,
+    name: &PartName,
+    manifest: &Manifest,
+) -> Result<(), StoreError> {
+    read_chunks(store, name, manifest, |_| Ok(()))
+}
+
 /// The manifest stored under `name`.
 ///
 /// # Errors

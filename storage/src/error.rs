@@ -51,6 +51,9 @@ pub enum StoreError {
         source: Box<StoreError>,
     },
 
+    #[error("{name:?} is a chunk's name, but the bytes hash to {actual}")]
+    ChunkNameMismatch { name: PartName, actual: PartHash },
+
     #[error("part {name:?} is {size} bytes, the limit is {max}")]
     TooLarge { name: String, size: u64, max: u64 },
 

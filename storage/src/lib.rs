@@ -42,6 +42,7 @@ mod store;
 mod store_dir;
 mod verify;
 
+pub use assemble::check_file;
 pub use error::StoreError;
 pub use export::{ExportOutcome, Overwrite, export};
 pub use fs_store::FsStore;

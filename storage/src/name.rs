@@ -71,11 +71,17 @@ impl PartName {
         Self(format!("{CHUNK_PREFIX}{hash}"))
     }
 
-    /// Whether this is a chunk's name; chunks are listed only when asked for.
+    /// The hash a chunk's name promises: `Some` only for the exact form [`PartName::chunk`]
+    /// makes (lower-case hex), so a name is a chunk's in one way only.
+    pub fn chunk_hash(&self) -> Option<crate::PartHash> {
+        let hex = self.0.strip_prefix(CHUNK_PREFIX)?;
+        let hash: crate::PartHash = hex.parse().ok()?;
+        (hash.to_hex() == hex).then_some(hash)
+    }
+
+    /// Whether this is a chunk's name. The command line lists chunks only when asked to.
     pub fn is_chunk(&self) -> bool {
-        self.0
-            .strip_prefix(CHUNK_PREFIX)
-            .is_some_and(|hex| hex.parse::<crate::PartHash>().is_ok())
+        self.chunk_hash().is_some()
     }
 
     /// The file name a part is exported under.

@@ -41,10 +41,17 @@ impl VerifiedPart {
     /// Hashes local bytes that are their own source of truth (a file being imported).
     ///
     /// # Errors
-    /// [`StoreError::TooLarge`] past [`MAX_PART_SIZE`].
+    /// [`StoreError::TooLarge`] past [`MAX_PART_SIZE`]; [`StoreError::ChunkNameMismatch`] for a
+    /// chunk's name (`b3-<hash>`) over bytes with another hash, which would shadow the real
+    /// chunk.
     pub fn hashing(name: PartName, bytes: Vec<u8>) -> Result<Self, StoreError> {
         check_size(name.as_str(), bytes.len() as u64)?;
         let hash = PartHash::of(&bytes);
+        if let Some(promised) = name.chunk_hash()
+            && promised != hash
+        {
+            return Err(StoreError::ChunkNameMismatch { name, actual: hash });
+        }
         Ok(Self {
             name,
             hash,

@@ -1,6 +1,11 @@
 //! What the network tests share: running the real binary, a running `serve` that is always
 //! stopped, and a hand-driven peer that speaks the wire protocol frame by frame.
 
+// Each test crate that includes this module uses its own share of it.
+#![allow(dead_code)]
+
+pub mod relay;
+
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, ErrorKind, Write};
@@ -220,7 +225,8 @@ impl Drop for Server {
     }
 }
 
-fn signal(pid: u32, signal: &str) {
+/// Sends `signal` (as `kill` takes it: "-TERM", "-KILL") to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
         .args([signal, &pid.to_string()])
         .status()
@@ -378,16 +384,28 @@ pub fn write_files(dir: &Path, files: &[(&str, Vec<u8>)]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The `list --json` entries `files` should produce, sorted by name as a listing is.
+/// The `list --json` entries `files` should produce, sorted by name as a listing is, when they
+/// were stored with the default part size.
 pub fn expected_listing(files: &[(&str, Vec<u8>)]) -> serde_json::Value {
+    expected_listing_in_parts(files, storage::DEFAULT_CHUNK_SIZE)
+}
+
+/// [`expected_listing`] for files stored with `--part-size PART_SIZE`: a file larger than that
+/// is listed whole, with its number of chunks as "parts".
+pub fn expected_listing_in_parts(files: &[(&str, Vec<u8>)], part_size: u64) -> serde_json::Value {
     let mut entries: Vec<_> = files
         .iter()
         .map(|(name, bytes)| {
-            serde_json::json!({
+            let mut entry = serde_json::json!({
                 "name": name,
                 "size": bytes.len(),
                 "hash": PartHash::of(bytes).to_hex(),
-            })
+            });
+            let size = bytes.len() as u64;
+            if size > part_size {
+                entry["parts"] = size.div_ceil(part_size).into();
+            }
+            entry
         })
         .collect();
     entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));

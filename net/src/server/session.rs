@@ -339,6 +339,13 @@ impl Session {
         if shared.shutting_down {
             return self.reject(id, ErrorCode::ShuttingDown, "the server is stopping".into());
         }
+        if name.chunk_hash().is_some_and(|promised| promised != hash) {
+            return self.reject(
+                id,
+                ErrorCode::InvalidName,
+                format!("{name:?} is a chunk's name, but the offer's hash is {hash}"),
+            );
+        }
         if size > shared.limits.max_part_size {
             let max = shared.limits.max_part_size;
             return self.reject(

@@ -260,7 +260,10 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<Par
     stored
 }
 
-/// A manifest is stored only once every chunk it lists is, so a stored file is always whole.
+/// A manifest is stored only once every chunk it lists is held, with the hash and length it
+/// lists. The whole file's hash is not checked here, which would read every chunk back: it is
+/// checked whenever the file is read (export, verify, and a fetching peer before it stores
+/// the manifest).
 fn check_manifest(store: &dyn PartStore, part: &VerifiedPart) -> Result<(), StoreError> {
     if part.kind() != PartKind::Manifest {
         return Ok(());
@@ -272,7 +275,7 @@ fn check_manifest(store: &dyn PartStore, part: &VerifiedPart) -> Result<(), Stor
     let manifest = Manifest::decode(part.bytes()).map_err(bad)?;
     for (index, chunk) in manifest.chunk_infos().enumerate() {
         let held = store.lookup(&chunk.name)?;
-        if held.is_none_or(|held| held.hash != chunk.hash) {
+        if held.is_none_or(|held| held.hash != chunk.hash || held.size != chunk.size) {
             return Err(StoreError::ChunkUnavailable {
                 name: part.name().clone(),
                 index,
@@ -319,7 +322,9 @@ pub(crate) fn rejection(id: RequestId, err: &StoreError) -> Response {
         StoreError::HashMismatch { .. } => ErrorCode::HashMismatch,
         StoreError::Corrupt { .. } | StoreError::BodyMissing { .. } => ErrorCode::Corrupt,
         StoreError::TooLarge { .. } => ErrorCode::PartTooLarge,
-        StoreError::InvalidName { .. } => ErrorCode::InvalidName,
+        StoreError::InvalidName { .. } | StoreError::ChunkNameMismatch { .. } => {
+            ErrorCode::InvalidName
+        }
         StoreError::BadManifest { .. } | StoreError::ChunkUnavailable { .. } => {
             ErrorCode::BadManifest
         }
