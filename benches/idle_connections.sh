@@ -86,6 +86,7 @@ for round in $(seq 1 "$rounds"); do
     stop_server
 
     start_server loaded.db
+    rm -f hold.in hold.out
     mkfifo hold.in
     python3 hold.py 127.0.0.1 "${addr##*:}" "$idle" < hold.in > hold.out &
     holder=$!

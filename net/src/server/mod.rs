@@ -114,6 +114,7 @@ impl Server {
     pub fn bind(config: ServerConfig, store: Arc<dyn PartStore>) -> io::Result<Self> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
+        deepen_backlog(&listener)?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -199,6 +200,24 @@ impl Server {
         self.store.sync().map_err(io::Error::other)?;
         info!(?summary, "stopped");
         result.map(|()| summary)
+    }
+}
+
+/// Connections the kernel completes and queues for `accept` while the loop is busy elsewhere.
+/// mio listens with std's 128: a burst of connects past that has its SYNs dropped, and each
+/// dropped client waits a second to retry. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Raises the listening socket's backlog to [`LISTEN_BACKLOG`]; Linux takes a second `listen`
+/// on a listening socket as a new backlog.
+fn deepen_backlog(listener: &TcpListener) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `listen` only reads its two integer arguments; the descriptor is open for as long
+    // as `listener` is borrowed.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
