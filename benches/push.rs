@@ -30,6 +30,7 @@ impl Running {
             peer_name: "bench".into(),
             export_dir: None,
             export_overwrite: Overwrite::Never,
+            access: net::Access::default(),
         };
         let server = Server::bind(config, store).unwrap();
         let addr = server.local_addr().to_string();

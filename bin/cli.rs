@@ -24,6 +24,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "sled|fs")]
     pub backend: Option<BackendKind>,
 
+    /// A pre-shared key: `serve` requires peers to prove it, and `send`, `fetch`, `list
+    /// --from` and `export --from` prove it (and require the peer's proof back). Any file of
+    /// 16 bytes or more, e.g. from `head -c 32 /dev/urandom`. It controls who may read and
+    /// write; it does not encrypt the traffic.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,

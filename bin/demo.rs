@@ -118,6 +118,7 @@ fn start_peer1(db: &Path, args: &Args) -> anyhow::Result<Server> {
         } else {
             Overwrite::Never
         },
+        access: net::Access::default(),
     };
     let preferred: SocketAddr = "127.0.0.1:6881".parse().expect("a valid address");
     Server::bind(config(preferred), Arc::clone(&store)).or_else(|err| {

@@ -49,6 +49,10 @@ impl Status {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
+    if let Err(err) = peer::load_key(cli.key_file.as_deref()) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Import(args) => import::run(&cli.db, cli.backend, args),
         Command::List(args) => list::run(&cli.db, cli.backend, args),

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use net::{Limits, Server, ServerConfig, ShutdownHandle};
+use net::{Access, Limits, Server, ServerConfig, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use storage::{BackendKind, Overwrite};
 use tracing::info;
 
-use crate::{Status, fd_limit, open};
+use crate::{Status, fd_limit, open, peer};
 
 /// Descriptors the process needs besides its connections: the store, the poller, std streams.
 const RESERVED_FDS: usize = 64;
@@ -59,6 +59,15 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().handshake_timeout.as_secs())]
     handshake_timeout: u64,
 
+    /// Serve lists and gets only; refuse pushes.
+    #[arg(long)]
+    read_only: bool,
+
+    /// Let in only peers whose address is in this network, e.g. 192.168.1.0/24 (repeatable;
+    /// everyone when not given).
+    #[arg(long = "allow", value_name = "CIDR")]
+    allow: Vec<ipnet::IpNet>,
+
     /// Seconds a connection may go without sending a whole frame (or 64 KiB of a body) while
     /// the server is not working on its requests.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
@@ -98,6 +107,11 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
             Overwrite::Always
         } else {
             Overwrite::Never
+        },
+        access: Access {
+            key: peer::key().cloned(),
+            read_only: args.read_only,
+            allow: args.allow,
         },
     };
     let server =

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use storage::{PartHash, PartInfo, PartName, StoreError, VerifiedPart};
 
+use crate::auth::{self, Key};
 use crate::frame::{self, FrameError, MAX_PAGE_ENTRIES, MAX_REQUEST_HEADER, MAX_RESPONSE_HEADER};
 use crate::message::{ErrorCode, MAGIC, PROTOCOL_VERSION, Request, RequestId, Response};
 
@@ -34,6 +35,8 @@ pub enum ClientError {
     Refused { code: ErrorCode, message: String },
     #[error("the peer closed the connection")]
     Closed,
+    #[error("authentication failed: {0}")]
+    Auth(String),
     #[error("the peer broke the protocol: {0}")]
     Protocol(String),
     #[error("bad frame from the peer: {0}")]
@@ -123,6 +126,21 @@ impl Client {
     /// [`ClientError::Connect`] when no address of `addr` answers; [`ClientError::Refused`]
     /// when the handshake is refused.
     pub fn connect(addr: &str, peer: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Self::connect_with_key(addr, peer, timeout, None)
+    }
+
+    /// [`Client::connect`], proving knowledge of `key` to the server and requiring its proof
+    /// back, so neither side talks to an impostor.
+    ///
+    /// # Errors
+    /// As [`Client::connect`]; [`ClientError::Auth`] when a key is needed and not given, or
+    /// the server cannot prove it holds the same one.
+    pub fn connect_with_key(
+        addr: &str,
+        peer: &str,
+        timeout: Duration,
+        key: Option<&Key>,
+    ) -> Result<Self, ClientError> {
         let stream = connect_any(addr, timeout).map_err(|cause| ClientError::Connect {
             addr: addr.to_owned(),
             cause,
@@ -143,7 +161,39 @@ impl Client {
             version: PROTOCOL_VERSION,
             peer: peer.to_owned(),
         })?;
-        match client.receive()? {
+        let mut answer = client.receive()?;
+        match (answer, key) {
+            (Response::Challenge { nonce }, Some(key)) => {
+                let own = auth::nonce()?;
+                client.send(&Request::Prove {
+                    nonce: own,
+                    proof: key.client_proof(&nonce, &own),
+                })?;
+                match client.receive()? {
+                    Response::Proven { proof }
+                        if auth::proofs_match(&key.server_proof(&own, &nonce), &proof) => {}
+                    Response::Proven { .. } => {
+                        return Err(ClientError::Auth(
+                            "the peer's proof does not match our key".into(),
+                        ));
+                    }
+                    other => return Err(unexpected(&other)),
+                }
+                answer = client.receive()?;
+            }
+            (Response::Challenge { .. }, None) => {
+                return Err(ClientError::Auth(
+                    "the peer requires a key: pass --key-file".into(),
+                ));
+            }
+            (Response::Welcome { .. }, Some(_)) => {
+                return Err(ClientError::Auth(
+                    "the peer did not ask for our key, so it cannot prove it holds it".into(),
+                ));
+            }
+            (other, _) => answer = other,
+        }
+        match answer {
             Response::Welcome {
                 peer,
                 max_part_size,
@@ -432,7 +482,10 @@ fn response_id(response: &Response) -> Option<RequestId> {
         | Response::Rejected { id, .. }
         | Response::Page { id, .. }
         | Response::Part { id, .. } => Some(*id),
-        Response::Welcome { .. } | Response::Error { .. } => None,
+        Response::Welcome { .. }
+        | Response::Error { .. }
+        | Response::Challenge { .. }
+        | Response::Proven { .. } => None,
     }
 }
 

@@ -10,6 +10,7 @@
 //! them. `Stored` goes out only once the part is durable. Stores are reached only through
 //! [`storage::PartStore`].
 
+pub mod auth;
 pub mod client;
 pub mod frame;
 mod limits;
@@ -18,4 +19,4 @@ pub mod server;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use limits::Limits;
-pub use server::{ServeSummary, Server, ServerConfig, ShutdownHandle};
+pub use server::{Access, ServeSummary, Server, ServerConfig, ShutdownHandle};

@@ -56,6 +56,9 @@ pub enum Request {
     /// Withdraws an offer answered with `Want` whose bytes the client can no longer send;
     /// answered with `Rejected` (code `Cancelled`).
     Cancel { id: RequestId },
+    /// The answer to a `Challenge`: the client's own nonce, and its proof of the key over
+    /// the server's nonce and its own (see `auth`).
+    Prove { nonce: WireHash, proof: WireHash },
 }
 
 /// What a server sends.
@@ -96,6 +99,10 @@ pub enum Response {
     },
     /// The connection failed and the server closes it after this frame.
     Error { code: ErrorCode, message: String },
+    /// Sent instead of `Welcome` by a server with a key: prove it with `Prove`.
+    Challenge { nonce: WireHash },
+    /// The server's proof of the key over the client's nonce and its own; `Welcome` follows.
+    Proven { proof: WireHash },
 }
 
 /// One part in a `Page`.
@@ -177,6 +184,12 @@ pub enum ErrorCode {
     TooManyRequests,
     /// A manifest that does not decode, or lists chunks the server does not hold.
     BadManifest,
+    /// The client did not prove knowledge of the server's key.
+    AuthFailed,
+    /// The server serves reads only; pushes are refused.
+    ReadOnly,
+    /// The client's address is not among those the server lets in.
+    Forbidden,
 }
 
 #[cfg(test)]
@@ -248,6 +261,17 @@ mod tests {
             (
                 Request::Cancel { id: 7 },
                 "0c000000 05000000 0700000000000000".replace(' ', ""),
+            ),
+            (
+                Request::Prove {
+                    nonce: [1; 32],
+                    proof: HASH,
+                },
+                format!(
+                    "44000000 06000000 {} {HASH_HEX}",
+                    "01".repeat(32)
+                )
+                .replace(' ', ""),
             ),
         ];
         for (request, expected) in cases {
@@ -328,6 +352,22 @@ mod tests {
                     message: "x".into(),
                 },
                 "19000000 05000000 0300000000000000 13000000 010000000000000078".replace(' ', ""),
+            ),
+            (
+                Response::Challenge { nonce: HASH },
+                format!("24000000 09000000 {HASH_HEX}").replace(' ', ""),
+            ),
+            (
+                Response::Proven { proof: HASH },
+                format!("24000000 0a000000 {HASH_HEX}").replace(' ', ""),
+            ),
+            (
+                Response::Rejected {
+                    id: 3,
+                    code: ErrorCode::Forbidden,
+                    message: "x".into(),
+                },
+                "19000000 05000000 0300000000000000 16000000 010000000000000078".replace(' ', ""),
             ),
             (
                 Response::Error {

@@ -36,7 +36,10 @@ use slab::Slab;
 use storage::{Overwrite, PartStore};
 use tracing::{debug, error, info, warn};
 
+use ipnet::IpNet;
+
 use crate::Limits;
+use crate::auth::Key;
 use crate::frame;
 use crate::message::{ErrorCode, Response};
 use connection::Connection;
@@ -67,6 +70,18 @@ pub struct ServerConfig {
     /// Also write each stored part as `<dir>/<name>_recebida`.
     pub export_dir: Option<PathBuf>,
     pub export_overwrite: Overwrite,
+    pub access: Access,
+}
+
+/// Who may connect, and what they may do.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Peers must prove knowledge of this key in the handshake.
+    pub key: Option<Key>,
+    /// Serve lists and gets; refuse pushes.
+    pub read_only: bool,
+    /// When not empty, only addresses in these networks may connect.
+    pub allow: Vec<IpNet>,
 }
 
 /// Totals of one `run`.
@@ -171,6 +186,8 @@ impl Server {
         let shared = Shared {
             limits: self.config.limits.clone(),
             peer_name: self.config.peer_name.clone(),
+            key: self.config.access.key.clone(),
+            read_only: self.config.access.read_only,
             read_jobs,
             uploads,
             queued_bytes: 0,
@@ -180,6 +197,7 @@ impl Server {
         let mut event_loop = EventLoop {
             poll: self.poll,
             listener: Some(self.listener),
+            allow: self.config.access.allow.clone(),
             sessions: Slab::new(),
             shared,
             done,
@@ -228,6 +246,7 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> io::Result<JoinHan
 struct EventLoop {
     poll: Poll,
     listener: Option<TcpListener>,
+    allow: Vec<IpNet>,
     sessions: Slab<Session>,
     shared: Shared,
     done: Receiver<Done>,
@@ -305,9 +324,22 @@ impl EventLoop {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&peer.ip())) {
+            warn!(%peer, "refusing a connection: address not allowed");
+            refuse(
+                &mut stream,
+                ErrorCode::Forbidden,
+                "this address may not connect",
+            );
+            return;
+        }
         if self.sessions.len() >= self.shared.limits.max_connections {
             warn!(%peer, max = self.shared.limits.max_connections, "refusing a connection: server full");
-            refuse_busy(&mut stream);
+            refuse(
+                &mut stream,
+                ErrorCode::Busy,
+                "the server holds its maximum number of connections; try again later",
+            );
             return;
         }
         if let Err(err) = stream.set_nodelay(true) {
@@ -482,15 +514,15 @@ fn flush(poll: &Poll, session: &mut Session, now: Instant) -> io::Result<()> {
     Ok(())
 }
 
-/// Tells a connection past `max_connections` why it is closed, if its socket takes the bytes
-/// at once; never waits for it.
-fn refuse_busy(stream: &mut TcpStream) {
+/// Tells a connection refused at the door why, if its socket takes the bytes at once; never
+/// waits for it.
+fn refuse(stream: &mut TcpStream, code: ErrorCode, message: &str) {
     use std::io::Write;
-    let busy = Response::Error {
-        code: ErrorCode::Busy,
-        message: "the server holds its maximum number of connections; try again later".into(),
+    let refusal = Response::Error {
+        code,
+        message: message.into(),
     };
-    if let Ok(frame) = frame::encode_response(&busy) {
+    if let Ok(frame) = frame::encode_response(&refusal) {
         let _ = stream.write(&frame);
     }
 }

@@ -12,8 +12,11 @@ use tracing::{debug, warn};
 use super::connection::{Connection, Incoming, ReadEnd};
 use super::worker::{ConnId, Done, ReadJob, Upload};
 use crate::Limits;
+use crate::auth::{self, Key};
 use crate::frame::{FrameError, MAX_PAGE_ENTRIES};
-use crate::message::{ErrorCode, MAGIC, Request, RequestId, Response, SUPPORTED_VERSIONS};
+use crate::message::{
+    ErrorCode, MAGIC, Request, RequestId, Response, SUPPORTED_VERSIONS, WireHash,
+};
 
 /// Time a failed connection gets to take its error reply before it is closed regardless.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -26,6 +29,8 @@ const MAX_GETS_AT_WORKERS: usize = 16;
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) peer_name: String,
+    pub(crate) key: Option<Key>,
+    pub(crate) read_only: bool,
     pub(crate) read_jobs: Sender<ReadJob>,
     pub(crate) uploads: Sender<Upload>,
     /// Upload bytes queued for the writer, over every connection.
@@ -57,6 +62,9 @@ pub(crate) struct Session {
     span: tracing::Span,
     accepted_at: Instant,
     greeted: bool,
+    /// The nonce of a `Challenge` sent, and the version the client asked for, while its
+    /// proof is awaited.
+    challenge: Option<(WireHash, u16)>,
     /// Requests not yet answered in full, by id.
     active: HashMap<RequestId, Pending>,
     /// Jobs at the workers: while any is out, the wait is ours, not the peer's.
@@ -83,6 +91,7 @@ impl Session {
             span,
             accepted_at: now,
             greeted: false,
+            challenge: None,
             active: HashMap::new(),
             at_workers: 0,
             gets_at_workers: 0,
@@ -237,10 +246,13 @@ impl Session {
             Incoming::Request(request) => request,
         };
         if !self.greeted {
-            return self.greet(request, shared);
+            return match self.challenge.take() {
+                Some(challenge) => self.check_proof(request, challenge, shared),
+                None => self.greet(request, shared),
+            };
         }
         match request {
-            Request::Hello { .. } => {
+            Request::Hello { .. } | Request::Prove { .. } => {
                 self.fail(ErrorCode::HandshakeRequired, "a second handshake".into());
             }
             Request::Body { id, size } => self.start_body(id, size),
@@ -315,6 +327,50 @@ impl Session {
             );
         }
         debug!(client = %peer.escape_debug(), version, "handshake");
+        if shared.key.is_none() {
+            return self.welcome(version, shared);
+        }
+        match auth::nonce() {
+            Ok(nonce) => {
+                self.challenge = Some((nonce, version));
+                self.respond(&Response::Challenge { nonce }, &[]);
+            }
+            Err(err) => self.fail(ErrorCode::StorageFailed, format!("no random nonce: {err}")),
+        }
+    }
+
+    /// Checks the client's proof of the key; on success proves the key back and welcomes.
+    fn check_proof(
+        &mut self,
+        request: Request,
+        (nonce, version): (WireHash, u16),
+        shared: &Shared,
+    ) {
+        let Some(key) = &shared.key else {
+            unreachable!("a challenge is only sent with a key");
+        };
+        let Request::Prove {
+            nonce: client_nonce,
+            proof,
+        } = request
+        else {
+            return self.fail(
+                ErrorCode::AuthFailed,
+                "this server needs proof of its key before anything else (--key-file)".into(),
+            );
+        };
+        if !auth::proofs_match(&key.client_proof(&nonce, &client_nonce), &proof) {
+            return self.fail(
+                ErrorCode::AuthFailed,
+                "wrong key: the proof does not match this server's key".into(),
+            );
+        }
+        let proof = key.server_proof(&client_nonce, &nonce);
+        self.respond(&Response::Proven { proof }, &[]);
+        self.welcome(version, shared);
+    }
+
+    fn welcome(&mut self, version: u16, shared: &Shared) {
         self.greeted = true;
         self.respond(
             &Response::Welcome {
@@ -338,6 +394,13 @@ impl Session {
         };
         if shared.shutting_down {
             return self.reject(id, ErrorCode::ShuttingDown, "the server is stopping".into());
+        }
+        if shared.read_only {
+            return self.reject(
+                id,
+                ErrorCode::ReadOnly,
+                "this server is read-only: it serves lists and gets, not pushes".into(),
+            );
         }
         if name.chunk_hash().is_some_and(|promised| promised != hash) {
             return self.reject(
