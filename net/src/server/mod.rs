@@ -324,7 +324,7 @@ impl EventLoop {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
-        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&peer.ip())) {
+        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&plain_ip(peer))) {
             warn!(%peer, "refusing a connection: address not allowed");
             refuse(
                 &mut stream,
@@ -512,6 +512,17 @@ fn flush(poll: &Poll, session: &mut Session, now: Instant) -> io::Result<()> {
         session.wants_write = pending;
     }
     Ok(())
+}
+
+/// The peer's address, with an IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`)
+/// given as the IPv4 address it is, so `--allow` rules for IPv4 networks apply to it.
+fn plain_ip(peer: SocketAddr) -> std::net::IpAddr {
+    match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// Tells a connection refused at the door why, if its socket takes the bytes at once; never
