@@ -127,8 +127,48 @@ pub struct Server {
 /// Starts `p2p-store --db DB --backend BACKEND serve --listen 127.0.0.1:0 EXTRA` and waits for
 /// its `listening on` line.
 pub fn start_server(db: &Path, backend: BackendKind, extra: &[&str]) -> Server {
+    launch(
+        Command::new(env!("CARGO_BIN_EXE_p2p-store")),
+        db,
+        backend,
+        extra,
+    )
+}
+
+/// Raises this test process's soft open-file limit to its hard limit, for tests that hold
+/// thousands of sockets.
+pub fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
+
+/// [`start_server`] in a process limited to `fds` open files, soft and hard, as `ulimit -n`
+/// sets them; the server is still the process the guard stops or kills.
+pub fn start_server_with_fd_limit(
+    db: &Path,
+    backend: BackendKind,
+    extra: &[&str],
+    fds: u32,
+) -> Server {
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_p2p-store"));
+    launch(shell, db, backend, extra)
+}
+
+fn launch(mut command: Command, db: &Path, backend: BackendKind, extra: &[&str]) -> Server {
     let log = NamedTempFile::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_p2p-store"))
+    let mut child = command
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .arg("--db")
         .arg(db)
