@@ -3,6 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use net::{Client, Outgoing, PushEvent, PushSummary};
@@ -39,6 +40,10 @@ pub struct Args {
 
     #[command(flatten)]
     part_size: crate::cli::PartSize,
+
+    /// Seconds without progress after which the peer counts as gone and the send fails.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
@@ -64,7 +69,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
 /// (read one at a time; the peer is sent only those it lacks) and, once they are all held,
 /// its manifest.
 fn push_files(args: &Args, report: &Report) -> anyhow::Result<PushSummary> {
-    let mut client = peer::connect(&args.to)?;
+    let mut client = peer::connect_with(&args.to, Duration::from_secs(args.timeout.max(1)))?;
     let total = args
         .files
         .iter()
@@ -178,7 +183,7 @@ fn push_store(
     let (manifests, parts): (Vec<PartInfo>, Vec<PartInfo>) = selected
         .into_iter()
         .partition(|info| info.kind == PartKind::Manifest);
-    let mut client = peer::connect(&args.to)?;
+    let mut client = peer::connect_with(&args.to, Duration::from_secs(args.timeout.max(1)))?;
     let load = |info: &PartInfo| store.get(&info.name).map_err(|err| err.to_string());
     let mut summary = PushSummary::default();
     for round in [parts, manifests] {

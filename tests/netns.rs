@@ -1,3 +1,7 @@
+//! Peers across network namespaces made for the test, each a real process behind a veth link
+//! shaped by `tc tbf`: a link cut in the middle of a push, and one file fetched from three
+//! peers. For the fetch:
+//!
 //! Fetching one file from three peers, each a real process in its own network namespace,
 //! each link shaped by `tc tbf` to the same rate: the peers share the work, so the fetch takes
 //! well under the time the same fetch from one peer takes. The links, not the machine, set the
@@ -282,4 +286,71 @@ fn a_peer_killed_mid_fetch_is_dropped_and_the_others_finish() {
         "the killed peer is not named: {stderr}"
     );
     bed.check_exported("three.db");
+}
+
+/// The link is cut in the middle of a push and restored later: the sender reports the failure
+/// (never a success), and the same push run again completes, moving only what was missing.
+#[test]
+fn a_link_cut_mid_push_fails_the_send_and_a_rerun_completes() {
+    if let Some(why) = unavailable("cut") {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = vec![0; FILE_SIZE];
+    fastrand::Rng::with_seed(12).fill(&mut bytes);
+    let file = dir.path().join("image.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let tag = format!("p2p-{}-cut", std::process::id());
+    let (client, peer) = (format!("{tag}-c"), format!("{tag}-1"));
+    let _namespaces = Namespaces::create(&[client.clone(), peer.clone()]);
+    let host = link(&client, &peer, 1);
+    let served = serve(&peer, &dir.path().join("peer.db"), &host);
+
+    let push = || {
+        let mut command = in_namespace(&client);
+        command
+            .args(["send", "--timeout", "3", "--json", "--to", &served.addr])
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let pushing = push().spawn().unwrap();
+    // The whole file takes about four seconds over the link; cut it part way.
+    std::thread::sleep(Duration::from_millis(1500));
+    ip(&["-n", &client, "link", "set", "p2pc1", "down"]);
+    let cut = pushing.wait_with_output().unwrap();
+    assert!(
+        !cut.status.success(),
+        "a push over a cut link reported success"
+    );
+    assert!(
+        cut.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&cut.stdout)
+    );
+
+    ip(&["-n", &client, "link", "set", "p2pc1", "up"]);
+    let rerun = push().output().unwrap();
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "the rerun failed: {stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&rerun.stdout).unwrap();
+    assert_eq!(summary["stored"], 1, "{summary}");
+    let sent = summary["bytes_sent"].as_u64().unwrap();
+    assert!(
+        sent < FILE_SIZE as u64,
+        "the rerun sent {sent} bytes: the chunks stored before the cut moved again"
+    );
+
+    let out = dir.path().join("out");
+    let exported = in_namespace(&client)
+        .args(["export", "--from", &served.addr])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(exported.success());
+    let written = std::fs::read(out.join("image.bin_recebida")).unwrap();
+    assert_eq!(PartHash::of(&written), PartHash::of(&bytes));
 }
