@@ -1,5 +1,6 @@
 //! Floods a peer must ride out: thousands of connections that dribble a byte now and then,
-//! and more connections than the server has file descriptors. Real processes on 127.0.0.1.
+//! more connections than the server has file descriptors, and frames declaring gigabytes.
+//! Real processes on 127.0.0.1.
 
 mod support;
 
@@ -126,5 +127,41 @@ fn a_server_out_of_descriptors_waits_without_spinning_and_recovers() {
         "{}",
         sent.stdout()
     );
+    server.stop();
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Frames declaring 4 GiB, or just over the header limit, are refused from their length
+/// prefix alone: a hundred of each leave the server's memory where it was.
+#[test]
+fn huge_length_prefixes_are_refused_without_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
+    let before = rss_kib(server.pid());
+    let just_over = (net::frame::MAX_REQUEST_HEADER as u32 + 1).to_le_bytes();
+    for prefix in [u32::MAX.to_le_bytes(), just_over] {
+        for _ in 0..100 {
+            let mut peer = support::RawPeer::connect(server.addr());
+            peer.send_raw(&prefix);
+            peer.send_raw(&[0; 64]);
+            peer.expect_error_then_close(ErrorCode::FrameTooLarge);
+        }
+    }
+    let grown = rss_kib(server.pid()).saturating_sub(before);
+    assert!(grown < 8 * 1024, "serve grew by {grown} KiB");
+    let files = write_files(
+        &dir.path().join("in"),
+        &[("after.bin", random_bytes(3, 5000))],
+    );
+    run(["send", "--to", &server.at(), p(&files[0])]).ok();
     server.stop();
 }
