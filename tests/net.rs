@@ -481,6 +481,40 @@ fn bad_peers_cost_only_their_own_connection() {
     }
     server.stop();
     assert_eq!(names_in(&list_local(&db)), honest);
+    let verified = run(["--db", p(&db), "verify", "--json"]).ok().json();
+    assert_eq!(verified["intact"], honest.len(), "{verified}");
+}
+
+/// A name pushed again with other content is a conflict: the push is refused and the content
+/// first stored under that name stays.
+#[test]
+fn a_name_pushed_with_other_content_keeps_the_old_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("served.db");
+    let server = start_server(&db, BackendKind::Fs, &[]);
+    let first = write_files(
+        &dir.path().join("first"),
+        &[("a.bin", random_bytes(1, 3000))],
+    );
+    let second = write_files(
+        &dir.path().join("second"),
+        &[("a.bin", random_bytes(2, 3000))],
+    );
+    send(&server, &first, false).ok();
+    let refused = send(&server, &second, false).fails(1).stdout();
+    assert!(
+        refused.contains("rejected a.bin: the peer holds other content"),
+        "{refused}"
+    );
+    let out = dir.path().join("out");
+    run(["export", "--from", &server.at(), p(&out)]).ok();
+    assert_eq!(
+        std::fs::read(out.join("a.bin_recebida")).unwrap(),
+        std::fs::read(&first[0]).unwrap()
+    );
+    server.stop();
+    let verified = run(["--db", p(&db), "verify", "--json"]).ok().json();
+    assert_eq!(verified["intact"], 1, "{verified}");
 }
 
 fn random_garbage(addr: SocketAddr) {
