@@ -21,6 +21,9 @@ for tool in socat rsync python3; do
     command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install $tool" >&2; exit 2; }
 done
 
+# shellcheck source=benches/lib.sh
+source "$repo/benches/lib.sh"
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-compare.XXXXXX")
 server_pid=
 rsync_pid=
@@ -44,14 +47,6 @@ for i in range(int(sys.argv[1])):
         f.write(os.urandom(1024))
 PY
 cat parts/* > whole.bin
-
-seconds() {
-    local start end
-    start=$(date +%s.%N)
-    "$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
-}
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -91,23 +86,6 @@ until rsync "rsync://127.0.0.1:$rsync_port/" >/dev/null 2>&1; do sleep 0.05; don
 rsync_copy() {
     rm -f rsync-dst/whole.bin
     seconds rsync --fsync -W whole.bin "rsync://127.0.0.1:$rsync_port/dst/"
-}
-
-start_server() {
-    rm -rf "$1" serve.out
-    "$bin" -q --db "$1" serve --listen 127.0.0.1:0 > serve.out &
-    server_pid=$!
-    addr=
-    while [ -z "$addr" ]; do
-        sleep 0.01
-        addr=$(awk '/^listening on / { print $3; exit }' serve.out 2>/dev/null)
-    done
-}
-
-stop_server() {
-    kill -TERM "$server_pid"
-    wait "$server_pid"
-    server_pid=
 }
 
 push_parts() {

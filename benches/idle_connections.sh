@@ -13,12 +13,16 @@ bin=$(realpath "${P2P_STORE_BIN:-target/release/p2p-store}")
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "python3 is needed for the idle clients" >&2; exit 2; }
 
+# shellcheck source=benches/lib.sh
+source "$(dirname "$0")/lib.sh"
+serve_options=(--max-connections $((idle + 100)) --idle-timeout 3600 --handshake-timeout 600)
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-idle-bench.XXXXXX")
-server=
+server_pid=
 holder=
 cleanup() {
     [ -z "$holder" ] || kill "$holder" 2>/dev/null || true
-    [ -z "$server" ] || kill "$server" 2>/dev/null || true
+    [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,40 +56,18 @@ print("holding", len(held), flush=True)
 sys.stdin.read()
 PY
 
-start_server() {
-    rm -rf "$1" serve.out
-    "$bin" -q --db "$1" serve --listen 127.0.0.1:0 --max-connections $((idle + 100)) \
-        --idle-timeout 3600 --handshake-timeout 600 > serve.out &
-    server=$!
-    addr=
-    while [ -z "$addr" ]; do
-        sleep 0.01
-        addr=$(awk '/^listening on / { print $3; exit }' serve.out 2>/dev/null)
-    done
-}
-
-stop_server() {
-    kill -TERM "$server"
-    wait "$server"
-    server=
-}
-
 push() {
-    local start end
-    start=$(date +%s.%N)
-    "$bin" -q send --to "$addr" --json parts/* > /dev/null
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
+    seconds "$bin" -q send --to "$addr" --json parts/*
 }
 
 cat parts/* > /dev/null
 printf '%-6s %12s %12s %8s %14s\n' round unloaded_s loaded_s ratio serve_peak_MiB
 for round in $(seq 1 "$rounds"); do
-    start_server plain.db
+    start_server plain.db "${serve_options[@]}"
     unloaded=$(push)
     stop_server
 
-    start_server loaded.db
+    start_server loaded.db "${serve_options[@]}"
     rm -f hold.in hold.out
     mkfifo hold.in
     python3 hold.py 127.0.0.1 "${addr##*:}" "$idle" < hold.in > hold.out &
@@ -93,7 +75,7 @@ for round in $(seq 1 "$rounds"); do
     exec 3> hold.in
     while ! grep -q '^holding' hold.out 2>/dev/null; do sleep 0.1; done
     loaded=$(push)
-    peak=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$server/status")
+    peak=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status")
     exec 3>&-
     wait "$holder"
     holder=

@@ -14,6 +14,9 @@ bin=${P2P_STORE_BIN:-target/release/p2p-store}
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "python3 is needed for the baseline writer" >&2; exit 2; }
 
+# shellcheck source=benches/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-import-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/src"
@@ -43,14 +46,6 @@ PY
 
 import() {
     "$bin" -q --db "$1" import "$work"/src/* >/dev/null
-}
-
-seconds() {
-    local start end
-    start=$(date +%s.%N)
-    "$@"
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
 }
 
 # Warm up the page cache and the disk right before timing.

@@ -1,9 +1,14 @@
 //! The `p2p-store` binary as a user runs it: real processes, real stores in temp dirs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
 
 use storage::{BackendKind, PartHash};
+use support::Run;
+use support::files::flip_a_byte_of_the_body;
+use support::random_bytes;
 use tempfile::TempDir;
 
 const BACKENDS: [BackendKind; 2] = [BackendKind::Sled, BackendKind::Fs];
@@ -52,67 +57,6 @@ impl Workspace {
             .unwrap();
         Run(output)
     }
-}
-
-struct Run(Output);
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.0.status.code().expect("exited, not killed")
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8(self.0.stdout.clone()).unwrap()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-
-    fn ok(self) -> Self {
-        assert_eq!(
-            self.code(),
-            0,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-
-    fn fails(self, code: i32) -> Self {
-        assert_eq!(
-            self.code(),
-            code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-}
-
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0; len];
-    fastrand::Rng::with_seed(seed).fill(&mut bytes);
-    bytes
-}
-
-/// Flips a bit in the middle of a stored body, wherever the backend keeps it.
-fn flip_a_byte_of_the_body(db: &Path, bytes: &[u8]) {
-    let probe = &bytes[..64];
-    for dir in ["bodies", "packs"] {
-        for entry in std::fs::read_dir(db.join(dir)).into_iter().flatten() {
-            let path = entry.unwrap().path();
-            let mut stored = std::fs::read(&path).unwrap();
-            if let Some(at) = stored.windows(probe.len()).position(|w| w == probe) {
-                stored[at + bytes.len() / 2] ^= 0x04;
-                std::fs::write(&path, stored).unwrap();
-                return;
-            }
-        }
-    }
-    panic!("no body file holds the bytes");
 }
 
 #[test]

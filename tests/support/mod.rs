@@ -77,7 +77,7 @@ pub fn names_in(listing: &serde_json::Value) -> BTreeSet<String> {
 }
 
 /// A finished run of the binary.
-pub struct Run(Output);
+pub struct Run(pub Output);
 
 impl Run {
     pub fn code(&self) -> i32 {
