@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let parts = peer2_parts();
     if !args.force {
         for (name, _) in &parts {
-            let path = args.out.join(format!("{name}{}", storage::EXPORT_SUFFIX));
+            let path = args.out.join(PartName::new(*name)?.exported_file_name());
             anyhow::ensure!(
                 path.symlink_metadata().is_err(),
                 "{} exists from an earlier run; pass --force to overwrite it, or name another OUT",
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .context("peer 1 failed")?;
     println!("peer 1: stopped; it wrote:");
     for (name, bytes) in &parts {
-        let path = args.out.join(format!("{name}{}", storage::EXPORT_SUFFIX));
+        let path = args.out.join(PartName::new(*name)?.exported_file_name());
         let written =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         anyhow::ensure!(

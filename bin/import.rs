@@ -78,6 +78,11 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         for item in read {
             match item {
                 Read::Whole(part) => {
+                    if part.is_err() {
+                        // A large file that failed mid-read may have chunks queued: commit
+                        // them now, so their failures are not charged to the next file.
+                        batch.commit()?;
+                    }
                     batch.chunk_failure = None;
                     batch.push(part);
                 }

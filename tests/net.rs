@@ -190,6 +190,7 @@ fn serve_export_dir_writes_each_received_part() {
     let files = [
         ("part2.txt", b"texto recebido\n".repeat(100)),
         ("part3.bin", random_bytes(5, 50_000)),
+        ("chunked.bin", random_bytes(6, 3 * 1024 * 1024 + 1)),
     ];
     let paths = write_files(&dir.path().join("in"), &files);
     let out = dir.path().join("recebidas");

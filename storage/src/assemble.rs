@@ -1,6 +1,7 @@
 //! Reading a stored file back: its chunks in order, each verified by the store and against
-//! the manifest, and the whole checked against the manifest's file hash before the last
-//! bytes are handed on.
+//! the manifest, and the whole checked against the manifest's file hash once the last chunk
+//! has been handed on. A caller writing the bytes somewhere must therefore write where a
+//! failure can be thrown away (export writes a temp file, renamed only on success).
 
 use crate::{Manifest, ManifestError, PartHash, PartName, PartStore, StoreError};
 

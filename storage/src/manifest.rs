@@ -157,10 +157,6 @@ impl Manifest {
         self.file_size
     }
 
-    pub fn chunk_size(&self) -> u64 {
-        self.chunk_size
-    }
-
     /// blake3 of the whole file.
     pub fn file_hash(&self) -> PartHash {
         self.file_hash

@@ -153,11 +153,12 @@ impl Packs {
         Ok((placed, touched.into_iter().collect()))
     }
 
-    /// Counts a body as dead; returns its pack's new state to record.
-    pub(crate) fn mark_dead(&mut self, at: BodyAt) -> (u64, PackState) {
-        let state = self.states.entry(at.pack).or_default();
+    /// Counts a body as dead; returns its pack's new state to record, or `None` when the pack
+    /// is already gone (a body compaction could not read stayed pointing into it).
+    pub(crate) fn mark_dead(&mut self, at: BodyAt) -> Option<(u64, PackState)> {
+        let state = self.states.get_mut(&at.pack)?;
         state.dead += at.len;
-        (at.pack, *state)
+        Some((at.pack, *state))
     }
 
     /// A pack at least half dead, if any; appends move on to a new pack if it is the current

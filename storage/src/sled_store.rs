@@ -138,15 +138,17 @@ impl SledStore {
         Ok(Some((info, location, value)))
     }
 
-    /// Reads a packed body. A compaction may move it between finding and reading it, so a
-    /// miss is retried once at its new place.
-    fn read_packed(&self, hash: &PartHash) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Reads a packed body of the `size` its entry records (a location of another length is
+    /// a damaged index, read as a missing body, never a size to allocate). A compaction may
+    /// move the body between finding and reading it, so a miss is retried once at its new
+    /// place.
+    fn read_packed(&self, hash: &PartHash, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let mut last = None;
         for _ in 0..2 {
             let Some(at) = self.body_at(hash)? else {
                 return Ok(None);
             };
-            if last == Some(at) {
+            if last == Some(at) || at.len != size {
                 break;
             }
             if let Some(bytes) = packs::read_body(&self.packs_dir, at)? {
@@ -169,8 +171,9 @@ impl SledStore {
             }
             if let Some(at) = self.body_at(hash)? {
                 entries.remove(record::body_key(hash));
-                let (id, state) = packs.mark_dead(at);
-                entries.insert(record::pack_key(id), record::encode_pack_state(state));
+                if let Some((id, state)) = packs.mark_dead(at) {
+                    entries.insert(record::pack_key(id), record::encode_pack_state(state));
+                }
                 any = true;
             }
         }
@@ -192,10 +195,20 @@ impl SledStore {
                     live.push((hash, at));
                 }
             }
-            for group in
-                live.chunk_by(|a, b| a.1.offset / COMPACTION_STEP == b.1.offset / COMPACTION_STEP)
-            {
-                self.move_bodies(packs, group)?;
+            // In pack order, so a step moves about COMPACTION_STEP bytes with one commit.
+            live.sort_unstable_by_key(|(_, at)| at.offset);
+            let mut start = 0;
+            while start < live.len() {
+                let mut end = start;
+                let mut bytes = 0;
+                while end < live.len()
+                    && (end == start || bytes + live[end].1.len <= COMPACTION_STEP)
+                {
+                    bytes += live[end].1.len;
+                    end += 1;
+                }
+                self.move_bodies(packs, &live[start..end])?;
+                start = end;
             }
             let mut entries = sled::Batch::default();
             entries.remove(record::pack_key(old));
@@ -226,8 +239,9 @@ impl SledStore {
         let mut entries = sled::Batch::default();
         for ((hash, old_at), new_at) in moving.iter().zip(placed) {
             entries.insert(record::body_key(hash), record::encode_body_at(new_at));
-            let (id, state) = packs.mark_dead(*old_at);
-            entries.insert(record::pack_key(id), record::encode_pack_state(state));
+            if let Some((id, state)) = packs.mark_dead(*old_at) {
+                entries.insert(record::pack_key(id), record::encode_pack_state(state));
+            }
         }
         for (id, state) in touched {
             entries.insert(record::pack_key(id), record::encode_pack_state(state));
@@ -299,7 +313,7 @@ impl PartStore for SledStore {
             .ok_or_else(|| StoreError::NotFound(name.clone()))?;
         let bytes = match location {
             Location::Inline => Some(value[record::HEADER_LEN..].to_vec()),
-            Location::Packed => self.read_packed(&info.hash)?,
+            Location::Packed => self.read_packed(&info.hash, info.size)?,
         };
         let bytes = bytes.ok_or_else(|| StoreError::BodyMissing {
             name: name.clone(),

@@ -3,7 +3,7 @@
 //! ```text
 //! <db>/p2p-store.meta   which backend, which format version (written once, at creation)
 //! <db>/LOCK             flock-ed while a process has the store open; holds that process's pid
-//! <db>/tmp/             writes in progress; emptied on every open
+//! <db>/tmp/             fs backend: writes in progress; emptied on every open
 //! <db>/bodies/          fs backend: part bodies as files named by their blake3 hash
 //! <db>/index/           sled backend: the sled database
 //! <db>/packs/           sled backend: larger part bodies, appended to pack files

@@ -29,8 +29,7 @@ pub fn verify(store: &dyn PartStore) -> Result<VerifyReport, StoreError> {
         let checked = match info.kind {
             PartKind::Plain => store.get(&info.name).map(|bytes| bytes.len() as u64),
             PartKind::Manifest => assemble::manifest_of(store, &info.name).and_then(|manifest| {
-                assemble::read_chunks(store, &info.name, &manifest, |_| Ok(()))
-                    .map(|()| manifest.file_size())
+                assemble::check_file(store, &info.name, &manifest).map(|()| manifest.file_size())
             }),
         };
         match checked {

@@ -276,8 +276,8 @@ fn on_disk_bodies_are_shared_and_collected(kind: BackendKind) {
     assert_eq!(fx.store.get(&name("y")).unwrap(), other);
 }
 
-/// A flipped bit on disk is reported as corruption of that part, never returned; putting the
-/// same bytes again repairs it.
+/// A flipped bit on disk is reported as corruption of that part, never returned; removing the
+/// part and putting the same bytes again stores them afresh.
 fn on_disk_corruption_is_detected(kind: BackendKind) {
     let mut fx = Fixture::on_disk(kind);
     let victim = part("victim", &bytes_of(4, 100_000));

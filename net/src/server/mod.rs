@@ -277,7 +277,8 @@ impl EventLoop {
             for event in &events {
                 match event.token() {
                     LISTENER => self.accept(now),
-                    WAKER => self.take_done(now),
+                    // The workers' answers are taken right after this loop.
+                    WAKER => {}
                     Token(token) => self.on_socket(token - FIRST_CONNECTION, now),
                 }
             }

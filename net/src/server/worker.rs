@@ -242,7 +242,10 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<Par
         let response = match outcome {
             Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
                 debug!(name = %part.name(), size = part.size(), "stored");
-                stored.push(part.name().clone());
+                // A chunk is exported as part of its file, when the manifest arrives.
+                if !part.name().is_chunk() {
+                    stored.push(part.name().clone());
+                }
                 Response::Stored { id }
             }
             Ok(PutOutcome::AlreadyHad) => Response::Have { id },
