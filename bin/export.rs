@@ -41,24 +41,16 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         None => {
             let store = open::store(db, backend)?;
             let names = if args.names.is_empty() {
-                let listed = store.list().context("cannot list the store")?;
-                listed
-                    .into_iter()
-                    .map(|info| info.name)
-                    .filter(|name| !name.is_chunk())
-                    .collect()
+                storage::exportable_names(store.as_ref()).context("cannot list the store")?
             } else {
                 args.names.clone()
             };
             let progress = Progress::items("export", names.len() as u64, false);
-            for name in names {
-                let one = std::slice::from_ref(&name);
-                tally.outcomes(
-                    storage::export(store.as_ref(), &args.out, Some(one), overwrite)
-                        .with_context(|| format!("cannot export to {}", args.out.display()))?,
-                );
+            storage::export_each(store.as_ref(), &args.out, &names, overwrite, |outcome| {
+                tally.outcome(outcome);
                 progress.add(1);
-            }
+            })
+            .with_context(|| format!("cannot export to {}", args.out.display()))?;
             progress.finish();
         }
     }
@@ -75,14 +67,18 @@ struct Tally {
 
 impl Tally {
     fn outcomes(&mut self, outcomes: Vec<ExportOutcome>) {
-        for (name, written) in outcomes {
-            match written {
-                Ok(path) => {
-                    self.exported += 1;
-                    println!("exported {name} -> {}", path.display());
-                }
-                Err(err) => self.failure(&name, &err),
+        for outcome in outcomes {
+            self.outcome(outcome);
+        }
+    }
+
+    fn outcome(&mut self, (name, written): ExportOutcome) {
+        match written {
+            Ok(path) => {
+                self.exported += 1;
+                println!("exported {name} -> {}", path.display());
             }
+            Err(err) => self.failure(&name, &err),
         }
     }
 

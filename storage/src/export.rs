@@ -39,27 +39,54 @@ pub fn export(
     names: Option<&[PartName]>,
     overwrite: Overwrite,
 ) -> Result<Vec<ExportOutcome>, StoreError> {
-    durable::ensure_dir(out)?;
     let names = match names {
         Some(names) => names.to_vec(),
-        None => store
-            .list()?
-            .into_iter()
-            .map(|info| info.name)
-            .filter(|name| !name.is_chunk())
-            .collect(),
+        None => exportable_names(store)?,
     };
-    let outcomes: Vec<ExportOutcome> = names
+    let mut outcomes = Vec::with_capacity(names.len());
+    export_each(store, out, &names, overwrite, |outcome| {
+        outcomes.push(outcome)
+    })?;
+    Ok(outcomes)
+}
+
+/// The names an export of everything writes: every part but chunks, which are written as
+/// part of their files.
+///
+/// # Errors
+/// When the store cannot be listed.
+pub fn exportable_names(store: &dyn PartStore) -> Result<Vec<PartName>, StoreError> {
+    Ok(store
+        .list()?
         .into_iter()
-        .map(|name| {
-            let written = export_one(store, out, &name, overwrite);
-            (name, written)
-        })
-        .collect();
-    if outcomes.iter().any(|(_, written)| written.is_ok()) {
+        .map(|info| info.name)
+        .filter(|name| !name.is_chunk())
+        .collect())
+}
+
+/// [`export`] of `names`, handing each outcome to `on_each` as it is known (to report
+/// progress), with one sync of `out` at the end.
+///
+/// # Errors
+/// Only when `out` cannot be created or synced.
+pub fn export_each(
+    store: &dyn PartStore,
+    out: &Path,
+    names: &[PartName],
+    overwrite: Overwrite,
+    mut on_each: impl FnMut(ExportOutcome),
+) -> Result<(), StoreError> {
+    durable::ensure_dir(out)?;
+    let mut any_written = false;
+    for name in names {
+        let written = export_one(store, out, name, overwrite);
+        any_written |= written.is_ok();
+        on_each((name.clone(), written));
+    }
+    if any_written {
         durable::sync_dir(out)?;
     }
-    Ok(outcomes)
+    Ok(())
 }
 
 fn export_one(

@@ -44,7 +44,7 @@ mod verify;
 
 pub use assemble::check_file;
 pub use error::StoreError;
-pub use export::{ExportOutcome, Overwrite, export};
+pub use export::{ExportOutcome, Overwrite, export, export_each, exportable_names};
 pub use fs_store::FsStore;
 pub use hash::{ParseHashError, PartHash};
 pub use manifest::{DEFAULT_CHUNK_SIZE, Manifest, ManifestError};
