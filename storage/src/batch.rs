@@ -1,8 +1,12 @@
-//! Deciding what each part of a put needs, the same way for every backend.
+//! Deciding what each part of a put needs, the same way for every backend, under the
+//! backend's writer lock: whether it is already held, a conflict, or a manifest whose chunks
+//! the store does not hold.
 
 use std::collections::HashMap;
 
-use crate::{OnConflict, PartHash, PartName, PutOutcome, StoreError, VerifiedPart};
+use crate::{
+    Manifest, OnConflict, PartHash, PartKind, PartName, PutOutcome, StoreError, VerifiedPart,
+};
 
 /// One part's fate in a batch.
 #[derive(Debug)]
@@ -28,6 +32,10 @@ impl Step {
 
 /// Plans a batch against what the store holds (`current`), letting earlier parts of the batch
 /// count as held for later ones with the same name.
+///
+/// A manifest is refused ([`StoreError::ChunkUnavailable`]) unless every chunk it lists is
+/// held before the batch: so a store never holds a file it cannot assemble, whoever calls it,
+/// and the chunks are durable before the manifest that needs them.
 pub(crate) fn plan(
     parts: &[VerifiedPart],
     on_conflict: OnConflict,
@@ -40,19 +48,15 @@ pub(crate) fn plan(
             Some(hash) => Some(*hash),
             None => current(part.name())?,
         };
-        let step = match existing {
-            None => Step::Write { previous: None },
-            Some(hash) if hash == part.hash() => Step::Done(Ok(PutOutcome::AlreadyHad)),
-            Some(hash) => match on_conflict {
-                OnConflict::Refuse => Step::Done(Err(StoreError::Conflict {
-                    name: part.name().clone(),
-                    existing: hash,
-                    offered: part.hash(),
-                })),
-                OnConflict::Replace => Step::Write {
-                    previous: Some(hash),
-                },
-            },
+        let new_manifest = part.kind() == PartKind::Manifest && existing != Some(part.hash());
+        let refusal = if new_manifest {
+            missing_chunk(part, &mut current)?
+        } else {
+            None
+        };
+        let step = match refusal {
+            Some(refusal) => Step::Done(Err(refusal)),
+            None => decide(part, existing, on_conflict),
         };
         if matches!(step, Step::Write { .. }) {
             pending.insert(part.name(), part.hash());
@@ -60,4 +64,53 @@ pub(crate) fn plan(
         steps.push(step);
     }
     Ok(steps)
+}
+
+/// The step for `part` given the hash its name holds now.
+fn decide(part: &VerifiedPart, existing: Option<PartHash>, on_conflict: OnConflict) -> Step {
+    match existing {
+        None => Step::Write { previous: None },
+        Some(hash) if hash == part.hash() => Step::Done(Ok(PutOutcome::AlreadyHad)),
+        Some(hash) => match on_conflict {
+            OnConflict::Refuse => Step::Done(Err(StoreError::Conflict {
+                name: part.name().clone(),
+                existing: hash,
+                offered: part.hash(),
+            })),
+            OnConflict::Replace => Step::Write {
+                previous: Some(hash),
+            },
+        },
+    }
+}
+
+/// Why the manifest `part` cannot be stored yet (it does not decode, or the store lacks a
+/// chunk it lists), or `None` when every chunk is held.
+///
+/// # Errors
+/// When the index cannot be read.
+fn missing_chunk(
+    part: &VerifiedPart,
+    current: &mut impl FnMut(&PartName) -> Result<Option<PartHash>, StoreError>,
+) -> Result<Option<StoreError>, StoreError> {
+    let manifest = match Manifest::decode(part.bytes()) {
+        Ok(manifest) => manifest,
+        Err(reason) => {
+            return Ok(Some(StoreError::BadManifest {
+                name: part.name().clone(),
+                reason,
+            }));
+        }
+    };
+    for (index, chunk) in manifest.chunk_infos().enumerate() {
+        if current(&chunk.name)? != Some(chunk.hash) {
+            return Ok(Some(StoreError::ChunkUnavailable {
+                name: part.name().clone(),
+                index,
+                hash: chunk.hash,
+                source: Box::new(StoreError::NotFound(chunk.name)),
+            }));
+        }
+    }
+    Ok(None)
 }

@@ -57,8 +57,11 @@ pub enum StoreError {
     #[error("part {name:?} is {size} bytes, the limit is {max}")]
     TooLarge { name: String, size: u64, max: u64 },
 
-    #[error("{path} already exists; pass --force to overwrite it")]
+    #[error("{path} already exists")]
     ExportExists { path: PathBuf },
+
+    #[error("an export suffix may not contain '/' or NUL: {0:?}")]
+    BadExportSuffix(String),
 
     #[error("invalid part name {raw:?}: {reason}")]
     InvalidName { raw: String, reason: NameError },
@@ -67,21 +70,19 @@ pub enum StoreError {
     BadIndexEntry { key: String, reason: &'static str },
 
     #[error(
-        "the store at {path} is in use by {holder}; stop that process, or use `--from ADDR` to talk to it if it is serving",
+        "the store at {path} is in use by {holder}",
         holder = holder.map_or_else(|| "another process".to_owned(), |pid| format!("process {pid}"))
     )]
     Locked { path: PathBuf, holder: Option<u32> },
 
-    #[error(
-        "the store at {path} uses the {found} backend, not {requested}; drop `--backend {requested}` or pick another --db"
-    )]
+    #[error("the store at {path} uses the {found} backend, not {requested}")]
     BackendMismatch {
         path: PathBuf,
         found: BackendKind,
         requested: BackendKind,
     },
 
-    #[error("{path} exists and is not a p2p-store store (no {marker} file); pick another --db")]
+    #[error("{path} exists and is not a p2p-store store (no {marker} file)")]
     NotAStore { path: PathBuf, marker: &'static str },
 
     #[error("the store at {path} has an unreadable or unsupported {marker} file: {found:?}")]
@@ -98,8 +99,26 @@ pub enum StoreError {
         source: io::Error,
     },
 
-    #[error("sled index: {0}")]
-    Index(#[from] sled::Error),
+    #[error("the index failed: {0}")]
+    Index(IndexError),
+}
+
+/// A failure of the embedded index, kept opaque so the index engine can change without
+/// changing this type.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct IndexError(sled::Error);
+
+/// Turns an index failure into a [`StoreError`]; crate-private, so no index type shows in the
+/// public API.
+pub(crate) trait IndexResult<T> {
+    fn index(self) -> Result<T, StoreError>;
+}
+
+impl<T> IndexResult<T> for Result<T, sled::Error> {
+    fn index(self) -> Result<T, StoreError> {
+        self.map_err(|err| StoreError::Index(IndexError(err)))
+    }
 }
 
 impl StoreError {

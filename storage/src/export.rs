@@ -1,9 +1,9 @@
-//! Writing stored parts out as `<out>/<name>_recebida` files.
+//! Writing stored parts out as `<out>/<name><suffix>` files.
 //!
 //! Each file is verified first, written to a temp file inside `<out>` and renamed into place,
 //! so a reader never sees a partial file. A manifest is written as the file it describes,
 //! assembled chunk by chunk, each chunk verified; a chunk missing or damaged leaves no file. The destination is always `<out>` joined with one
-//! validated [`PartName`] plus a suffix: a single plain file name, so nothing is ever written
+//! validated [`PartName`] plus a suffix without separators: a single plain file name, so nothing is ever written
 //! outside `<out>`. An existing file is kept unless the caller asks to overwrite it; a symlink
 //! in its place is replaced, never followed.
 
@@ -11,17 +11,49 @@ use std::path::{Path, PathBuf};
 
 use std::io::Write;
 
-use crate::assemble;
 use crate::durable::{self, Existing};
 use crate::error::IoContext;
+use crate::file::assemble;
 use crate::{PartKind, PartName, PartStore, StoreError};
 
-/// Whether an existing `<name>_recebida` may be replaced.
+/// Whether an existing exported file may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overwrite {
     #[default]
     Never,
     Always,
+}
+
+/// How parts are written out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportOptions {
+    suffix: String,
+    overwrite: Overwrite,
+}
+
+impl ExportOptions {
+    /// Files named `<name><suffix>`, never over an existing file.
+    ///
+    /// # Errors
+    /// [`StoreError::BadExportSuffix`] for a suffix that would make the name a path.
+    pub fn new(suffix: &str) -> Result<Self, StoreError> {
+        if suffix.contains(['/', '\0']) {
+            return Err(StoreError::BadExportSuffix(suffix.to_owned()));
+        }
+        Ok(Self {
+            suffix: suffix.to_owned(),
+            overwrite: Overwrite::Never,
+        })
+    }
+
+    pub fn overwrite(self, overwrite: Overwrite) -> Self {
+        Self { overwrite, ..self }
+    }
+
+    /// The file `name` is exported as.
+    pub fn file_name(&self, name: &PartName) -> String {
+        format!("{name}{}", self.suffix)
+    }
 }
 
 /// One part's export: the file written, or why not.
@@ -37,14 +69,14 @@ pub fn export(
     store: &dyn PartStore,
     out: &Path,
     names: Option<&[PartName]>,
-    overwrite: Overwrite,
+    options: &ExportOptions,
 ) -> Result<Vec<ExportOutcome>, StoreError> {
     let names = match names {
         Some(names) => names.to_vec(),
         None => exportable_names(store)?,
     };
     let mut outcomes = Vec::with_capacity(names.len());
-    export_each(store, out, &names, overwrite, |outcome| {
+    export_each(store, out, &names, options, |outcome| {
         outcomes.push(outcome)
     })?;
     Ok(outcomes)
@@ -73,13 +105,13 @@ pub fn export_each(
     store: &dyn PartStore,
     out: &Path,
     names: &[PartName],
-    overwrite: Overwrite,
+    options: &ExportOptions,
     mut on_each: impl FnMut(ExportOutcome),
 ) -> Result<(), StoreError> {
     durable::ensure_dir(out)?;
     let mut any_written = false;
     for name in names {
-        let written = export_one(store, out, name, overwrite);
+        let written = export_one(store, out, name, options);
         any_written |= written.is_ok();
         on_each((name.clone(), written));
     }
@@ -93,10 +125,10 @@ fn export_one(
     store: &dyn PartStore,
     out: &Path,
     name: &PartName,
-    overwrite: Overwrite,
+    options: &ExportOptions,
 ) -> Result<PathBuf, StoreError> {
-    let dest = out.join(name.exported_file_name());
-    let existing = match overwrite {
+    let dest = out.join(options.file_name(name));
+    let existing = match options.overwrite {
         Overwrite::Never if dest.symlink_metadata().is_ok() => {
             return Err(StoreError::ExportExists { path: dest });
         }

@@ -21,15 +21,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod assemble;
 mod batch;
 mod body_files;
 mod durable;
 mod error;
 mod export;
+mod file;
 mod fs_store;
 mod hash;
-mod manifest;
+mod listing;
 mod mem_store;
 mod name;
 mod name_index;
@@ -42,12 +42,15 @@ mod store;
 mod store_dir;
 mod verify;
 
-pub use assemble::check_file;
-pub use error::StoreError;
-pub use export::{ExportOutcome, Overwrite, export, export_each, exportable_names};
+pub use error::{IndexError, StoreError};
+pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
+pub use file::{
+    Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, ImportOptions, LocalFile,
+    Manifest, ManifestError, check_file, display_name, import_files, open_file,
+};
 pub use fs_store::FsStore;
 pub use hash::{ParseHashError, PartHash};
-pub use manifest::{DEFAULT_CHUNK_SIZE, Manifest, ManifestError};
+pub use listing::{FileEntry, describe, list_files};
 pub use mem_store::MemStore;
 pub use name::{CHUNK_PREFIX, EXPORT_SUFFIX, NameError, PartName};
 pub use part::{

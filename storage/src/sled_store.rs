@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::batch::{self, Step};
-use crate::error::IoContext;
+use crate::error::{IndexResult, IoContext};
 use crate::packs::{self, BodyAt, Packs};
 use crate::sled_record::{self as record, Location};
 use crate::store::{BatchOutcome, verify_read};
@@ -53,12 +53,13 @@ impl SledStore {
         let db = sled::Config::new()
             .path(&index)
             .cache_capacity(CACHE_BYTES)
-            .open()?;
+            .open()
+            .index()?;
         let log_path = index.join("db");
         let log = File::open(&log_path).context(|| format!("opening {}", log_path.display()))?;
         let mut states = BTreeMap::new();
         for entry in db.scan_prefix(record::PACK_PREFIX) {
-            let (key, value) = entry?;
+            let (key, value) = entry.index()?;
             let (id, state) = record::decode_pack_state(&key, &value)?;
             states.insert(id, state);
         }
@@ -85,7 +86,7 @@ impl SledStore {
     fn sweep(&self) -> Result<(), StoreError> {
         let mut unreferenced = Vec::new();
         for entry in self.db.scan_prefix(record::BODY_PREFIX) {
-            let (key, value) = entry?;
+            let (key, value) = entry.index()?;
             let (hash, _) = record::decode_body_at(&key, &value)?;
             if !self.is_referenced(&hash)? {
                 unreferenced.push(hash);
@@ -101,27 +102,29 @@ impl SledStore {
             .db
             .scan_prefix(record::ref_prefix(hash))
             .next()
-            .transpose()?
+            .transpose()
+            .index()?
             .is_some())
     }
 
     fn body_at(&self, hash: &PartHash) -> Result<Option<BodyAt>, StoreError> {
         let key = record::body_key(hash);
         self.db
-            .get(&key)?
+            .get(&key)
+            .index()?
             .map(|value| record::decode_body_at(&key, &value).map(|(_, at)| at))
             .transpose()
     }
 
     fn durable_flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.db.flush().index()?;
         self.log
             .sync_data()
             .context(|| "syncing the sled log".to_owned())
     }
 
     fn commit(&self, entries: sled::Batch) -> Result<(), StoreError> {
-        self.db.apply_batch(entries)?;
+        self.db.apply_batch(entries).index()?;
         self.durable_flush()
     }
 
@@ -131,7 +134,7 @@ impl SledStore {
         name: &PartName,
     ) -> Result<Option<(PartInfo, Location, sled::IVec)>, StoreError> {
         let key = record::name_key(name);
-        let Some(value) = self.db.get(&key)? else {
+        let Some(value) = self.db.get(&key).index()? else {
             return Ok(None);
         };
         let (info, location) = record::decode(&key, &value)?;
@@ -189,7 +192,7 @@ impl SledStore {
         while let Some(old) = packs.next_to_compact() {
             let mut live = Vec::new();
             for entry in self.db.scan_prefix(record::BODY_PREFIX) {
-                let (key, value) = entry?;
+                let (key, value) = entry.index()?;
                 let (hash, at) = record::decode_body_at(&key, &value)?;
                 if at.pack == old {
                     live.push((hash, at));
@@ -326,7 +329,7 @@ impl PartStore for SledStore {
         self.db
             .scan_prefix(record::NAME_PREFIX)
             .map(|entry| {
-                let (key, value) = entry?;
+                let (key, value) = entry.index()?;
                 record::decode(&key, &value).map(|(info, _)| info)
             })
             .collect()

@@ -1,6 +1,7 @@
 //! Re-hashing every stored part.
 
-use crate::{PartKind, PartName, PartStore, StoreError, assemble};
+use crate::file::assemble;
+use crate::{PartKind, PartName, PartStore, StoreError};
 
 /// What a full check found.
 #[derive(Debug, Default)]

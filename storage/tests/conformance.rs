@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use storage::{
-    BackendKind, INLINE_MAX, MemStore, OnConflict, PartHash, PartName, PartStore, PutOutcome,
-    StoreError, VerifiedPart, open_store,
+    BackendKind, Chunker, INLINE_MAX, MemStore, OnConflict, PartHash, PartName, PartStore,
+    PutOutcome, StoreError, VerifiedPart, open_store,
 };
 use tempfile::TempDir;
 
@@ -213,6 +213,43 @@ fn missing_names_are_not_found(fx: Fixture) {
 }
 
 /// Where a backend keeps bodies too large to inline.
+/// A manifest is taken only once every chunk it lists is held, whoever puts it: in the same
+/// batch as its chunks is too early, and a chunk held under its name with other bytes never
+/// counts.
+fn manifests_need_their_chunks_first(fx: Fixture) {
+    let file = bytes_of(7, 10);
+    let mut chunker = Chunker::new(&file[..], name("file.bin"), 10, 4);
+    let chunks: Vec<VerifiedPart> = chunker.by_ref().map(Result::unwrap).collect();
+    let manifest = chunker.manifest().unwrap();
+    let refused = |outcome: &Result<PutOutcome, StoreError>| {
+        matches!(outcome, Err(StoreError::ChunkUnavailable { .. }))
+    };
+    assert!(refused(&fx.store.put(&manifest, OnConflict::Refuse)));
+    let mut same_batch = chunks.clone();
+    same_batch.push(manifest.clone());
+    let outcomes = fx.store.put_batch(&same_batch, OnConflict::Refuse).unwrap();
+    assert!(refused(outcomes.last().unwrap()), "{outcomes:?}");
+    assert_eq!(fx.store.lookup(&name("file.bin")).unwrap(), None);
+    assert_eq!(
+        fx.store.put(&manifest, OnConflict::Refuse).unwrap(),
+        PutOutcome::Stored
+    );
+    assert!(matches!(
+        fx.store.put(
+            &manifest.clone().with_kind(storage::PartKind::Manifest),
+            OnConflict::Refuse
+        ),
+        Ok(PutOutcome::AlreadyHad)
+    ));
+    let garbage = VerifiedPart::hashing(name("bad.bin"), b"not a manifest".to_vec())
+        .unwrap()
+        .with_kind(storage::PartKind::Manifest);
+    assert!(matches!(
+        fx.store.put(&garbage, OnConflict::Refuse),
+        Err(StoreError::BadManifest { .. })
+    ));
+}
+
 fn body_dir(kind: BackendKind, db: &Path) -> PathBuf {
     match kind {
         BackendKind::Sled => db.join("packs"),
@@ -341,7 +378,7 @@ fn on_disk_export_skips_corrupt_parts(kind: BackendKind) {
         fx.store.as_ref(),
         out.path(),
         None,
-        storage::Overwrite::Never,
+        &storage::ExportOptions::new("_recebida").unwrap(),
     )
     .unwrap();
     let failed: Vec<_> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
@@ -457,6 +494,10 @@ macro_rules! conformance {
             fn remove_forgets_only_that_name() { super::remove_forgets_only_that_name($fixture) }
             #[test]
             fn missing_names_are_not_found() { super::missing_names_are_not_found($fixture) }
+            #[test]
+            fn manifests_need_their_chunks_first() {
+                super::manifests_need_their_chunks_first($fixture)
+            }
 
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(24))]

@@ -1,0 +1,16 @@
+//! Files as parts: a file larger than one chunk is stored as chunks named by their hashes plus
+//! a manifest under the file's name. This module cuts readers into chunks, imports local
+//! files, and reads a stored file back, checked whole. The rule that a store never holds a
+//! manifest without every chunk it lists is the store's own (see [`crate::PartStore`]).
+
+pub(crate) mod assemble;
+pub(crate) mod chunker;
+mod error;
+mod import;
+pub(crate) mod manifest;
+
+pub use assemble::check_file;
+pub use chunker::{Chunker, LocalFile, display_name, open_file};
+pub use error::FileError;
+pub use import::{FileOutcome, FileSource, ImportOptions, import_files};
+pub use manifest::{DEFAULT_CHUNK_SIZE, Manifest, ManifestError};
