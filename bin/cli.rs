@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
-use storage::BackendKind;
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
+use storage::{BackendKind, FileSource, PartName};
 
 use crate::{completions, demo, export, fetch, import, list, remove, send, serve, verify};
 
@@ -58,14 +58,40 @@ pub struct PartSize {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(after_help = import::EXAMPLES)]
     Import(import::Args),
+    #[command(after_help = list::EXAMPLES)]
     List(list::Args),
+    #[command(after_help = export::EXAMPLES)]
     Export(export::Args),
+    #[command(after_help = verify::EXAMPLES)]
     Verify(verify::Args),
+    #[command(after_help = remove::EXAMPLES)]
     Remove(remove::Args),
     Serve(serve::Args),
+    #[command(after_help = send::EXAMPLES)]
     Send(send::Args),
+    #[command(after_help = fetch::EXAMPLES)]
     Fetch(fetch::Args),
     Demo(demo::Args),
+    #[command(after_help = completions::EXAMPLES)]
     Completions(completions::Args),
+}
+
+/// The files to import or send, `name` applying to the one file given; a usage error (exit 2)
+/// when it is given with several.
+pub fn sources(files: Vec<PathBuf>, name: Option<PartName>) -> Vec<FileSource> {
+    match name {
+        Some(name) if files.len() == 1 => files
+            .into_iter()
+            .map(|path| FileSource::named(path, name.clone()))
+            .collect(),
+        Some(_) => Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--name takes exactly one FILE",
+            )
+            .exit(),
+        None => files.into_iter().map(FileSource::new).collect(),
+    }
 }

@@ -6,6 +6,11 @@ use clap_complete::Shell;
 use crate::Status;
 use crate::cli::Cli;
 
+pub const EXAMPLES: &str = "Examples:
+  p2p-store completions bash > /etc/bash_completion.d/p2p-store
+  p2p-store completions zsh > ~/.zfunc/_p2p-store
+  p2p-store completions fish > ~/.config/fish/completions/p2p-store.fish";
+
 /// Print shell completions, e.g. `p2p-store completions bash > /etc/bash_completion.d/p2p-store`.
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,13 +1,22 @@
-//! `p2p-store export`: write parts out as `OUT/<name>_recebida`.
+//! `p2p-store export`: write parts and files out as `OUT/<name>_recebida`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use net::PushEvent;
-use storage::{BackendKind, ExportOutcome, Overwrite, PartName};
+use net::transfer::{Observer, Outcome, TransferEvent};
+use serde_json::Map;
+use storage::{BackendKind, ExportOptions, Overwrite, PartName, StoreError};
 
-use crate::progress::Progress;
-use crate::{Status, open, peer, remote};
+use crate::report::{Report, Words};
+use crate::{Status, open, peer};
+
+/// What an exported file's name ends with: the original example's "received".
+pub const SUFFIX: &str = "_recebida";
+
+pub const EXAMPLES: &str = "Examples:
+  p2p-store --db ./peer1.db export ./out
+  p2p-store export --from 127.0.0.1:6881 ./out part2.txt
+  p2p-store export --force ./out image.iso";
 
 /// Write parts as OUT/<name>_recebida, each verified first. Corrupt parts are reported and
 /// skipped; the others are written.
@@ -35,9 +44,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     } else {
         Overwrite::Never
     };
-    let mut tally = Tally::default();
+    let options = ExportOptions::new(SUFFIX)?.overwrite(overwrite);
+    let mut report = Report::new("export", Words::Export, false);
     match &args.from {
-        Some(addr) => export_remote(addr, &args, overwrite, &mut tally)?,
+        Some(addr) => export_remote(addr, &args, &options, &mut report)?,
         None => {
             let store = open::store(db, backend)?;
             let names = if args.names.is_empty() {
@@ -45,47 +55,36 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
             } else {
                 args.names.clone()
             };
-            let progress = Progress::items("export", names.len() as u64, false);
-            storage::export_each(store.as_ref(), &args.out, &names, overwrite, |outcome| {
-                tally.outcome(outcome);
-                progress.add(1);
-            })
-            .with_context(|| format!("cannot export to {}", args.out.display()))?;
-            progress.finish();
+            report.set_total(names.len() as u64);
+            export_into(store.as_ref(), &args.out, &names, &options, &mut report)?;
         }
     }
-    println!("{} exported, {} failed", tally.exported, tally.failed);
-    Ok(Status::from_failures(tally.failed))
+    Ok(report.finish(Map::new()))
 }
 
-/// Prints each part's export and counts them.
-#[derive(Default)]
-struct Tally {
-    exported: usize,
-    failed: usize,
-}
-
-impl Tally {
-    fn outcomes(&mut self, outcomes: Vec<ExportOutcome>) {
-        for outcome in outcomes {
-            self.outcome(outcome);
-        }
-    }
-
-    fn outcome(&mut self, (name, written): ExportOutcome) {
-        match written {
-            Ok(path) => {
-                self.exported += 1;
-                println!("exported {name} -> {}", path.display());
-            }
-            Err(err) => self.failure(&name, &err),
-        }
-    }
-
-    fn failure(&mut self, name: &PartName, reason: &dyn std::fmt::Display) {
-        self.failed += 1;
-        println!("failed {name}: {reason}");
-    }
+/// Writes `names` of `store` into `out`, reporting each.
+pub fn export_into(
+    store: &dyn storage::PartStore,
+    out: &Path,
+    names: &[PartName],
+    options: &ExportOptions,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    storage::export_each(
+        store,
+        out,
+        names,
+        options,
+        |(name, written)| match written {
+            Ok(path) => report.exported(name.as_str(), &path),
+            Err(err @ StoreError::ExportExists { .. }) => report.rejected(
+                name.as_str(),
+                &format!("{err}; pass --force to overwrite it"),
+            ),
+            Err(err) => report.rejected(name.as_str(), &err),
+        },
+    )
+    .with_context(|| format!("cannot export to {}", out.display()))
 }
 
 /// Pulls the parts and files from the peer into a scratch store inside `OUT` (each verified,
@@ -94,14 +93,9 @@ impl Tally {
 fn export_remote(
     addr: &str,
     args: &Args,
-    overwrite: Overwrite,
-    tally: &mut Tally,
+    options: &ExportOptions,
+    report: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut peers = remote::connect_all(&[addr.to_owned()], peer::TIMEOUT)?;
-    let (selected, missing) = remote::select(&peers, &args.names);
-    for name in missing {
-        tally.failure(&name, &"the peer has no such part");
-    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let scratch = tempfile::Builder::new()
@@ -110,20 +104,25 @@ fn export_remote(
         .with_context(|| format!("cannot create a scratch store in {}", args.out.display()))?;
     let staging = storage::open_store(&scratch.path().join("db"), Some(BackendKind::Fs))?;
     let mut pulled = Vec::new();
-    remote::pull(
-        &mut peers,
+    let mut collect = |event: TransferEvent| match event {
+        TransferEvent::Settled {
+            name,
+            outcome: Outcome::Stored | Outcome::AlreadyHad,
+        } => pulled.push(name),
+        TransferEvent::Planned { .. } | TransferEvent::Moved { .. } => {}
+        other => report.on_event(other),
+    };
+    net::transfer::pull(
+        &peer::dialer(peer::TIMEOUT),
+        &[addr.to_owned()],
+        &args.names,
         staging.as_ref(),
-        &selected,
-        &mut |event| match event {
-            PushEvent::Stored(name) | PushEvent::AlreadyHad(name) => pulled.push(name),
-            PushEvent::Rejected(name, reason) => tally.failure(&name, &reason),
-        },
-        false,
+        &mut collect,
     )
     .with_context(|| format!("fetching from {addr} failed"))?;
-    tally.outcomes(
-        storage::export(staging.as_ref(), &args.out, Some(&pulled), overwrite)
-            .with_context(|| format!("cannot export to {}", args.out.display()))?,
-    );
-    Ok(())
+    let names: Vec<PartName> = pulled
+        .iter()
+        .filter_map(|name| PartName::new(name.as_str()).ok())
+        .collect();
+    export_into(staging.as_ref(), &args.out, &names, options, report)
 }

@@ -1,13 +1,18 @@
-//! `p2p-store fetch`: pull parts and files from another peer into this store.
+//! `p2p-store fetch`: pull parts and files from other peers into this store.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use net::PushEvent;
+use serde_json::Map;
 use storage::{BackendKind, PartName};
 
-use crate::{Status, open, remote};
+use crate::report::{Report, Words};
+use crate::{Status, open, peer};
+
+pub const EXAMPLES: &str = "Examples:
+  p2p-store fetch --from 127.0.0.1:6881
+  p2p-store fetch --from 10.0.0.2:6881 --from 10.0.0.3:6881 image.iso
+  p2p-store fetch --from 10.0.0.2:6881 --timeout 10 --json notes.txt";
 
 /// Pull parts and files from peers into the store (--db), each verified; what the store
 /// already holds is not transferred, so pulling again after an interruption moves only what
@@ -33,66 +38,19 @@ pub struct Args {
     json: bool,
 }
 
-#[derive(Debug, Default, serde::Serialize)]
-struct Summary {
-    stored: u64,
-    already_had: u64,
-    rejected: u64,
-    bytes_received: u64,
-    peers: BTreeMap<String, u64>,
-}
-
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let store = open::store(db, backend)?;
-    let mut peers = remote::connect_all(&args.from, Duration::from_secs(args.timeout.max(1)))?;
-    let (selected, missing) = remote::select(&peers, &args.names);
-    let mut summary = Summary::default();
-    let mut report = |event: PushEvent| {
-        let line = match event {
-            PushEvent::Stored(name) => {
-                summary.stored += 1;
-                format!("stored {name}")
-            }
-            PushEvent::AlreadyHad(name) => {
-                summary.already_had += 1;
-                format!("already had {name}")
-            }
-            PushEvent::Rejected(name, reason) => {
-                summary.rejected += 1;
-                format!("rejected {name}: {reason}")
-            }
-        };
-        if !args.json {
-            println!("{line}");
-        }
-    };
-    for name in missing {
-        report(PushEvent::Rejected(
-            name,
-            "the peer has no such part".into(),
-        ));
-    }
-    remote::pull(
-        &mut peers,
+    let dialer = peer::dialer(Duration::from_secs(args.timeout));
+    let mut report = Report::new("fetch", Words::Transfer, args.json);
+    let pulled = net::transfer::pull(
+        &dialer,
+        &args.from,
+        &args.names,
         store.as_ref(),
-        &selected,
         &mut report,
-        args.json,
     )?;
-    for peer in &peers {
-        if let Some(why) = &peer.dropped {
-            eprintln!("warning: {} {why}", peer.addr);
-        }
-        summary.bytes_received += peer.received;
-        summary.peers.insert(peer.addr.clone(), peer.received);
-    }
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else {
-        println!(
-            "{} stored, {} already had, {} rejected, {} bytes received",
-            summary.stored, summary.already_had, summary.rejected, summary.bytes_received
-        );
-    }
-    Ok(Status::from_failures(summary.rejected as usize))
+    let mut totals = Map::new();
+    totals.insert("bytes_received".into(), pulled.bytes_received.into());
+    totals.insert("peers".into(), serde_json::to_value(&pulled.peers)?);
+    Ok(report.finish(totals))
 }

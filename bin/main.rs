@@ -1,4 +1,5 @@
-//! The `p2p-store` command.
+//! The `p2p-store` command: parses arguments, calls the `storage` and `net` libraries, and
+//! prints what they report.
 //!
 //! Results go to stdout, logs and errors to stderr. Exit status: 0 when everything asked for
 //! was done, 1 when anything was rejected, corrupt or failed, 2 for a usage error.
@@ -11,16 +12,14 @@ mod fd_limit;
 mod fetch;
 mod import;
 mod list;
-mod local_file;
 mod logging;
 mod open;
 mod peer;
 mod progress;
-mod remote;
 mod remove;
+mod report;
 mod send;
 mod serve;
-mod swarm;
 mod verify;
 
 use std::process::ExitCode;
@@ -48,6 +47,9 @@ impl Status {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_closed_stdout();
+    }
     logging::init(cli.verbose, cli.quiet);
     if let Err(err) = peer::load_key(cli.key_file.as_deref()) {
         eprintln!("error: {err:#}");
@@ -72,5 +74,15 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Lets a closed stdout (`p2p-store list | head`) end the command quietly, as it ends `ls` or
+/// `cat`: the default action of SIGPIPE, which Rust programs otherwise ignore. Sockets are
+/// not affected (they are written with MSG_NOSIGNAL); `serve` keeps ignoring it all the same.
+fn quiet_on_closed_stdout() {
+    // SAFETY: restoring a signal's default action has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -1,12 +1,12 @@
-//! Reaching another peer from the command line.
+//! Reaching other peers from the command line: the `--key-file` key and the name this side
+//! gives, set once for every connection.
 
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::Context;
-use net::Client;
 use net::auth::Key;
+use net::transfer::Dialer;
 
 /// The `--key-file` key, loaded once at start.
 static KEY: OnceLock<Option<Key>> = OnceLock::new();
@@ -30,18 +30,12 @@ pub fn key() -> Option<&'static Key> {
 /// How long the client waits for a connect or for any answer before giving up on the peer.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Connects to the peer at `addr` and does the handshake.
-pub fn connect(addr: &str) -> anyhow::Result<Client> {
-    connect_with(addr, TIMEOUT)
-}
-
-/// [`connect`], giving up on the peer after `timeout` without an answer.
-pub fn connect_with(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
+/// Connections to peers, giving up on one after `timeout` without an answer.
+pub fn dialer(timeout: Duration) -> Dialer {
     let name = format!(
         "p2p-store {} (pid {})",
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     );
-    Client::connect_with_key(addr, &name, timeout, key())
-        .with_context(|| format!("cannot talk to the peer at {addr}"))
+    Dialer::new(name).timeout(timeout).key(key().cloned())
 }

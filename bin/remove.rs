@@ -7,6 +7,10 @@ use storage::{BackendKind, PartName};
 
 use crate::{Status, open};
 
+pub const EXAMPLES: &str = "Examples:
+  p2p-store remove part2.txt
+  p2p-store --db ./peer1.db remove old.iso notes.txt";
+
 /// Remove parts from the store. A body shared with another name stays for that name.
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -8,6 +8,10 @@ use storage::BackendKind;
 
 use crate::{Status, open};
 
+pub const EXAMPLES: &str = "Examples:
+  p2p-store --db ./peer1.db verify
+  p2p-store verify --json";
+
 /// Read back and re-hash every part; list the corrupt ones.
 #[derive(Debug, clap::Args)]
 pub struct Args {

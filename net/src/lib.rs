@@ -16,6 +16,7 @@ pub mod frame;
 mod limits;
 pub mod message;
 pub mod server;
+pub mod transfer;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use limits::Limits;

@@ -294,7 +294,9 @@ fn export_stored(store: &dyn PartStore, export: &ExportTo, names: &[PartName]) {
     if names.is_empty() {
         return;
     }
-    match storage::export(store, &export.dir, Some(names), export.overwrite) {
+    let options =
+        storage::ExportOptions::new(storage::EXPORT_SUFFIX).map(|o| o.overwrite(export.overwrite));
+    match options.and_then(|options| storage::export(store, &export.dir, Some(names), &options)) {
         Ok(outcomes) => {
             for (name, written) in outcomes {
                 match written {

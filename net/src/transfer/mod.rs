@@ -1,0 +1,29 @@
+//! Transfers: moving files and parts between a store and its peers, over [`Client`]s.
+//!
+//! - [`push_files`] sends local files (large ones chunk by chunk, never whole), and
+//!   [`push_store`] a store's parts; the peer is offered each part first, so what it holds is
+//!   never sent and a push repeated after an interruption sends only what is missing.
+//! - [`pull`] brings parts and files from one or more peers into a store: the peers are matched
+//!   on (name, hash), different chunks come from each at once, a peer that fails, stalls or sends
+//!   bytes that fail their hash is dropped, and a file's manifest is stored only once its
+//!   chunks are held and the file checks out whole.
+//! - [`list_files`] describes what a peer holds, files with their own size and hash.
+//!
+//! Each reports what happens to an [`Observer`] (progress bars, logs, tests) and returns totals.
+//!
+//! [`Client`]: crate::Client
+
+mod dial;
+mod error;
+mod listing;
+mod observe;
+mod pull;
+mod push;
+mod swarm;
+
+pub use dial::Dialer;
+pub use error::TransferError;
+pub use listing::list_files;
+pub use observe::{Observer, Outcome, Tally, TransferEvent};
+pub use pull::{PullReport, pull};
+pub use push::{PushReport, push_files, push_store};

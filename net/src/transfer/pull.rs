@@ -1,0 +1,351 @@
+//! Pulling parts and files from peers into a store.
+//!
+//! A file comes as its manifest first (to learn its chunks), then the chunks this store lacks
+//! from every peer that holds the file, then the file is checked whole and its manifest stored,
+//! so a store never holds a file it cannot assemble, and pulling again after an interruption
+//! moves only the chunks still missing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use storage::{
+    Manifest, OnConflict, PartHash, PartInfo, PartKind, PartName, PartStore, PutOutcome,
+    VerifiedPart,
+};
+
+use super::observe::{Counting, Observer, Outcome, Tally, TransferEvent};
+use super::swarm::{self, Peer};
+use super::{Dialer, TransferError};
+use crate::{Client, ClientError};
+
+/// Bytes of fetched parts held before they are committed with one sync.
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a pull did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullReport {
+    /// Files and parts (never chunks) by outcome.
+    pub tally: Tally,
+    /// Verified bytes received, from every peer.
+    pub bytes_received: u64,
+    /// Verified bytes received from each peer reached, by address.
+    pub peers: BTreeMap<String, u64>,
+    /// The peers dropped on the way, with why.
+    pub dropped: Vec<(String, String)>,
+}
+
+/// Pulls `names` (every part and file of every peer when empty) from the peers at `addrs` into
+/// `store`, each part verified. Where peers hold different content under one name, the first
+/// peer given that holds the name decides which, and the others are not asked for it. A peer
+/// that cannot be reached is reported and left out.
+///
+/// # Errors
+/// [`TransferError::NoPeer`] when no peer can be reached, and failures of the store; a part no
+/// peer delivers is reported and the rest go on.
+pub fn pull(
+    dialer: &Dialer,
+    addrs: &[String],
+    names: &[PartName],
+    store: &dyn PartStore,
+    observer: &mut dyn Observer,
+) -> Result<PullReport, TransferError> {
+    let mut counting = Counting::new(observer);
+    let mut peers = connect_all(dialer, addrs, names, &mut counting)?;
+    let selected = select(&peers, names, &mut counting);
+    let mut pulling = Pulling {
+        store,
+        counting,
+        failed_chunks: HashMap::new(),
+        reported_drops: HashSet::new(),
+    };
+    pulling.run(&mut peers, selected)?;
+    let mut report = PullReport {
+        tally: pulling.counting.tally,
+        ..PullReport::default()
+    };
+    for peer in peers {
+        report.bytes_received += peer.received;
+        report.peers.insert(peer.addr.clone(), peer.received);
+        if let Some(why) = peer.dropped {
+            report.dropped.push((peer.addr, why));
+        }
+    }
+    Ok(report)
+}
+
+/// Connects to every peer and learns what each holds of what is asked for: every part when
+/// `names` is empty, else just those names.
+fn connect_all(
+    dialer: &Dialer,
+    addrs: &[String],
+    names: &[PartName],
+    counting: &mut Counting<'_>,
+) -> Result<Vec<Peer>, TransferError> {
+    let mut peers = Vec::new();
+    let mut failures = Vec::new();
+    for addr in addrs {
+        let connected = dialer.dial(addr).and_then(|mut client| {
+            let holds = holdings(&mut client, names)?;
+            Ok(Peer {
+                addr: addr.clone(),
+                client,
+                holds: holds
+                    .into_iter()
+                    .map(|info| (info.name.clone(), info))
+                    .collect(),
+                received: 0,
+                dropped: None,
+            })
+        });
+        match connected {
+            Ok(peer) => peers.push(peer),
+            Err(err) => {
+                counting.event(TransferEvent::PeerUnreachable {
+                    peer: addr.clone(),
+                    reason: err.to_string(),
+                });
+                failures.push(format!("{addr}: {err}"));
+            }
+        }
+    }
+    if peers.is_empty() {
+        return Err(TransferError::NoPeer(failures));
+    }
+    Ok(peers)
+}
+
+/// What the peer holds of `names`, or everything when none are named.
+fn holdings(client: &mut Client, names: &[PartName]) -> Result<Vec<PartInfo>, ClientError> {
+    let all = client.list()?;
+    if names.is_empty() {
+        return Ok(all);
+    }
+    let wanted: HashSet<&PartName> = names.iter().collect();
+    Ok(all
+        .into_iter()
+        .filter(|info| wanted.contains(&info.name))
+        .collect())
+}
+
+/// The edition of each name to pull (every name but chunks when none are named): the first
+/// peer's that holds it. A name no peer holds is reported.
+fn select(peers: &[Peer], names: &[PartName], counting: &mut Counting<'_>) -> Vec<PartInfo> {
+    let mut all: BTreeMap<&PartName, &PartInfo> = BTreeMap::new();
+    for peer in peers {
+        for (name, info) in &peer.holds {
+            all.entry(name).or_insert(info);
+        }
+    }
+    if names.is_empty() {
+        let visible = all.into_values().filter(|info| !info.name.is_chunk());
+        return visible.cloned().collect();
+    }
+    let mut chosen = Vec::new();
+    for name in names {
+        match all.get(name) {
+            Some(info) => chosen.push((*info).clone()),
+            None => {
+                let refusal = Outcome::Rejected("the peer has no such part".into());
+                counting.settle(name.as_str(), refusal);
+            }
+        }
+    }
+    chosen
+}
+
+/// One pull into a store.
+struct Pulling<'a, 'o> {
+    store: &'a dyn PartStore,
+    counting: Counting<'o>,
+    /// Why each chunk that could not be had failed, so its files can say so.
+    failed_chunks: HashMap<PartHash, String>,
+    /// The peers whose dropping was reported.
+    reported_drops: HashSet<String>,
+}
+
+impl Pulling<'_, '_> {
+    fn run(&mut self, peers: &mut [Peer], selected: Vec<PartInfo>) -> Result<(), TransferError> {
+        let mut wanted = Vec::new();
+        let mut manifests = Vec::new();
+        for info in selected {
+            match self.store.lookup(&info.name)? {
+                Some(held) if held.hash == info.hash => {
+                    self.counting
+                        .settle(info.name.as_str(), Outcome::AlreadyHad);
+                }
+                Some(held) => {
+                    let reason = format!(
+                        "this store holds other content under that name ({})",
+                        held.hash
+                    );
+                    self.counting
+                        .settle(info.name.as_str(), Outcome::Rejected(reason));
+                }
+                None if info.kind == PartKind::Manifest => manifests.push(info),
+                None => wanted.push(info),
+            }
+        }
+        let files = self.fetch_manifests(peers, manifests)?;
+        let mut seen: HashSet<PartName> = wanted.iter().map(|info| info.name.clone()).collect();
+        for (part, manifest) in &files {
+            let file = part.info();
+            let chunks: Vec<PartInfo> = manifest.chunk_infos().collect();
+            // Whoever holds the file holds its chunks: a store keeps no manifest without them.
+            for peer in peers.iter_mut().filter(|peer| peer.offers(&file)) {
+                for chunk in &chunks {
+                    peer.holds.insert(chunk.name.clone(), chunk.clone());
+                }
+            }
+            for chunk in chunks {
+                let held = self.store.lookup(&chunk.name)?;
+                if held.is_none_or(|held| held.hash != chunk.hash)
+                    && seen.insert(chunk.name.clone())
+                {
+                    wanted.push(chunk);
+                }
+            }
+        }
+        self.fetch_parts(peers, wanted)?;
+        for (part, manifest) in files {
+            self.keep_file(part, &manifest);
+        }
+        Ok(())
+    }
+
+    /// Fetches and decodes the manifests; one that cannot be had or decoded is reported.
+    fn fetch_manifests(
+        &mut self,
+        peers: &mut [Peer],
+        manifests: Vec<PartInfo>,
+    ) -> Result<Vec<(VerifiedPart, Manifest)>, TransferError> {
+        let mut files = Vec::new();
+        let mut unusable = Vec::new();
+        let undelivered = swarm::fetch(peers, manifests, |part| {
+            match Manifest::decode(part.bytes()) {
+                Ok(manifest) => files.push((part, manifest)),
+                Err(err) => unusable.push((part.name().clone(), err)),
+            }
+            Ok(())
+        })?;
+        self.report_dropped(peers);
+        for (name, err) in unusable {
+            let reason = format!("its manifest is unusable: {err}");
+            self.counting
+                .settle(name.as_str(), Outcome::Rejected(reason));
+        }
+        for (info, reason) in undelivered {
+            self.counting
+                .settle(info.name.as_str(), Outcome::Rejected(reason));
+        }
+        Ok(files)
+    }
+
+    /// Fetches plain parts and chunks, committing them in batches of one sync each.
+    fn fetch_parts(
+        &mut self,
+        peers: &mut [Peer],
+        wanted: Vec<PartInfo>,
+    ) -> Result<(), TransferError> {
+        let total = wanted.iter().map(|info| info.size).sum();
+        self.counting.event(TransferEvent::Planned { bytes: total });
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        let undelivered = swarm::fetch(peers, wanted, |part| {
+            self.counting
+                .event(TransferEvent::Moved { bytes: part.size() });
+            batch_bytes += part.size();
+            batch.push(part);
+            if batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
+                self.commit(std::mem::take(&mut batch))?;
+            }
+            Ok(())
+        })?;
+        self.commit(batch)?;
+        self.report_dropped(peers);
+        for (info, reason) in undelivered {
+            self.settle_fetched(&info.name, info.hash, Err(reason));
+        }
+        Ok(())
+    }
+
+    /// Stores fetched parts with one sync and settles each.
+    fn commit(&mut self, batch: Vec<VerifiedPart>) -> Result<(), storage::StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let results = self.store.put_batch(&batch, OnConflict::Refuse)?;
+        for (part, result) in batch.iter().zip(results) {
+            let outcome = match result {
+                Ok(PutOutcome::AlreadyHad) => Ok(Outcome::AlreadyHad),
+                Ok(_) => Ok(Outcome::Stored),
+                Err(err) => Err(err.to_string()),
+            };
+            self.settle_fetched(part.name(), part.hash(), outcome);
+        }
+        Ok(())
+    }
+
+    /// Reports a fetched part's fate; a chunk's failure is kept for its files instead.
+    fn settle_fetched(
+        &mut self,
+        name: &PartName,
+        hash: PartHash,
+        outcome: Result<Outcome, String>,
+    ) {
+        match outcome {
+            Ok(outcome) if !name.is_chunk() => self.counting.settle(name.as_str(), outcome),
+            Ok(_) => {}
+            Err(reason) if name.is_chunk() => {
+                self.failed_chunks.insert(hash, reason);
+            }
+            Err(reason) => self
+                .counting
+                .settle(name.as_str(), Outcome::Rejected(reason)),
+        }
+    }
+
+    /// Stores a file's manifest once its chunks are held and the file checks out whole.
+    fn keep_file(&mut self, part: VerifiedPart, manifest: &Manifest) {
+        let name = part.name().clone();
+        let failure = manifest
+            .chunks()
+            .iter()
+            .enumerate()
+            .find_map(|(index, hash)| {
+                self.failed_chunks
+                    .get(hash)
+                    .map(|reason| format!("chunk {index} ({hash}): {reason}"))
+            });
+        let failure = failure.or_else(|| {
+            storage::check_file(self.store, &name, manifest)
+                .err()
+                .map(|err| err.to_string())
+        });
+        let outcome = match failure {
+            Some(reason) => Outcome::Rejected(reason),
+            None => match self
+                .store
+                .put(&part.with_kind(PartKind::Manifest), OnConflict::Refuse)
+            {
+                Ok(PutOutcome::AlreadyHad) => Outcome::AlreadyHad,
+                Ok(_) => Outcome::Stored,
+                Err(err) => Outcome::Rejected(err.to_string()),
+            },
+        };
+        self.counting.settle(name.as_str(), outcome);
+    }
+
+    /// Tells the observer about peers dropped since the last call.
+    fn report_dropped(&mut self, peers: &[Peer]) {
+        for peer in peers {
+            if let Some(reason) = &peer.dropped
+                && self.reported_drops.insert(peer.addr.clone())
+            {
+                self.counting.event(TransferEvent::PeerDropped {
+                    peer: peer.addr.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+}
