@@ -1,0 +1,160 @@
+//! The store writer: verifies uploads against their offered hashes and commits them in
+//! groups, one durable sync per group, then acknowledges each.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+use storage::{
+    Manifest, OnConflict, Overwrite, PartKind, PartName, PartStore, PutOutcome, StoreError,
+    VerifiedPart,
+};
+use tracing::{debug, error, warn};
+
+use super::{Done, Outbox, Upload, done, rejection};
+use crate::message::Response;
+
+/// How many uploads, and how many of their bytes, one commit takes at most.
+const BATCH_PARTS: usize = 4096;
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Where `serve --export-dir` writes each part once it is stored.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportTo {
+    pub(crate) dir: PathBuf,
+    pub(crate) overwrite: Overwrite,
+}
+
+/// Commits [`Upload`]s in groups until the loop drops its sender.
+pub(crate) fn run_writer(
+    store: Arc<dyn PartStore>,
+    uploads: Receiver<Upload>,
+    outbox: Outbox,
+    export: Option<ExportTo>,
+) {
+    while let Ok(first) = uploads.recv() {
+        let mut batch_bytes = first.bytes.len() as u64;
+        let mut batch = vec![first];
+        while batch.len() < BATCH_PARTS && batch_bytes < BATCH_BYTES {
+            let Ok(next) = uploads.try_recv() else { break };
+            batch_bytes += next.bytes.len() as u64;
+            batch.push(next);
+        }
+        let stored = commit(store.as_ref(), batch, &outbox);
+        outbox.wake();
+        if let Some(export) = &export {
+            export_stored(store.as_ref(), export, &stored);
+        }
+    }
+}
+
+/// Verifies and stores one group, sends every answer, and returns the names newly stored.
+fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<PartName> {
+    let mut verified = Vec::with_capacity(batch.len());
+    let mut owners = Vec::with_capacity(batch.len());
+    for upload in batch {
+        let released = upload.bytes.len() as u64;
+        let (conn, id) = (upload.conn, upload.id);
+        let checked = VerifiedPart::new(upload.name, upload.hash, upload.bytes)
+            .map(|part| part.with_kind(upload.kind))
+            .and_then(|part| check_manifest(store, &part).map(|()| part));
+        match checked {
+            Ok(part) => {
+                verified.push(part);
+                owners.push((conn, id, released));
+            }
+            Err(err) => {
+                warn!(%err, "refusing a pushed part");
+                outbox.send(Done {
+                    released,
+                    ..done(conn, id, rejection(id, &err))
+                });
+            }
+        }
+    }
+    if verified.is_empty() {
+        return Vec::new();
+    }
+    let outcomes = match store.put_batch(&verified, OnConflict::Refuse) {
+        Ok(outcomes) => outcomes,
+        Err(err) => {
+            error!(%err, parts = verified.len(), "cannot commit pushed parts");
+            for &(conn, id, released) in &owners {
+                let response = rejection(id, &err);
+                outbox.send(Done {
+                    released,
+                    ..done(conn, id, response)
+                });
+            }
+            return Vec::new();
+        }
+    };
+    let mut stored = Vec::new();
+    for ((part, outcome), (conn, id, released)) in verified.iter().zip(outcomes).zip(owners) {
+        let response = match outcome {
+            Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
+                debug!(name = %part.name(), size = part.size(), "stored");
+                // A chunk is exported as part of its file, when the manifest arrives.
+                if !part.name().is_chunk() {
+                    stored.push(part.name().clone());
+                }
+                Response::Stored { id }
+            }
+            Ok(PutOutcome::AlreadyHad) => Response::Have { id },
+            Err(StoreError::Conflict { existing, .. }) => Response::Conflict {
+                id,
+                existing: *existing.as_bytes(),
+            },
+            Err(err) => rejection(id, &err),
+        };
+        outbox.send(Done {
+            released,
+            ..done(conn, id, response)
+        });
+    }
+    stored
+}
+
+/// A manifest is stored only once every chunk it lists is held, with the hash and length it
+/// lists. The whole file's hash is not checked here, which would read every chunk back: it is
+/// checked whenever the file is read (export, verify, and a fetching peer before it stores
+/// the manifest).
+fn check_manifest(store: &dyn PartStore, part: &VerifiedPart) -> Result<(), StoreError> {
+    if part.kind() != PartKind::Manifest {
+        return Ok(());
+    }
+    let bad = |reason| StoreError::BadManifest {
+        name: part.name().clone(),
+        reason,
+    };
+    let manifest = Manifest::decode(part.bytes()).map_err(bad)?;
+    for (index, chunk) in manifest.chunk_infos().enumerate() {
+        let held = store.lookup(&chunk.name)?;
+        if held.is_none_or(|held| held.hash != chunk.hash || held.size != chunk.size) {
+            return Err(StoreError::ChunkUnavailable {
+                name: part.name().clone(),
+                index,
+                hash: chunk.hash,
+                source: Box::new(StoreError::NotFound(chunk.name)),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn export_stored(store: &dyn PartStore, export: &ExportTo, names: &[PartName]) {
+    if names.is_empty() {
+        return;
+    }
+    match storage::export(store, &export.dir, Some(names), export.overwrite) {
+        Ok(outcomes) => {
+            for (name, written) in outcomes {
+                match written {
+                    Ok(path) => debug!(%name, path = %path.display(), "exported"),
+                    Err(err) => warn!(%name, %err, "cannot export a stored part"),
+                }
+            }
+        }
+        Err(err) => error!(%err, dir = %export.dir.display(), "cannot export stored parts"),
+    }
+}
