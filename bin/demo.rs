@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use net::{Client, Limits, Outgoing, PushEvent, Server, ServerConfig};
-use storage::{BackendKind, OnConflict, Overwrite, PartName, PartStore, VerifiedPart, open_store};
+use net::{Client, Outgoing, PushEvent, Server, ServerConfig};
+use storage::{BackendKind, OnConflict, PartName, PartStore, VerifiedPart, open_store};
 
-use crate::Status;
+use crate::{Status, serve};
 
 /// Run the original example: peer 1 serves a fresh sled store on 127.0.0.1:6881 (or a free
 /// port if that one is taken); peer 2 pushes part2.txt and part3.txt from its own store,
@@ -49,7 +49,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .tempdir()
         .context("cannot create a scratch directory")?;
     let peer1_db = scratch.path().join("peer1.db");
-    let peer1 = start_peer1(&peer1_db, &args)?;
+    let (mut peer1, peer1_store) = start_peer1(&peer1_db)?;
+    let exporter = serve::spawn_exporter(
+        peer1.events(),
+        peer1_store,
+        args.out.clone(),
+        serve::overwrite(args.force),
+    )?;
     let addr = peer1.local_addr();
     println!(
         "peer 1: serving a fresh sled store ({}) on {addr}",
@@ -86,6 +92,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .join()
         .map_err(|_| anyhow::anyhow!("peer 1 panicked"))?
         .context("peer 1 failed")?;
+    exporter
+        .join()
+        .map_err(|_| anyhow::anyhow!("peer 1's exporter panicked"))?;
     println!("peer 1: stopped; it wrote:");
     for (name, bytes) in &parts {
         let path = args.out.join(PartName::new(*name)?.exported_file_name());
@@ -105,30 +114,21 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     Ok(Status::from_failures(rejected as usize))
 }
 
-/// Binds peer 1 on the original example's port, or on a free one if that is taken.
-fn start_peer1(db: &Path, args: &Args) -> anyhow::Result<Server> {
+/// Binds peer 1 on the original example's port, or on a free one if that is taken; returns
+/// it with its store, which its exporter reads.
+fn start_peer1(db: &Path) -> anyhow::Result<(Server, Arc<dyn PartStore>)> {
     let store: Arc<dyn PartStore> = Arc::from(open_store(db, Some(BackendKind::Sled))?);
-    let config = |listen: SocketAddr| ServerConfig {
-        listen,
-        limits: Limits::default(),
-        peer_name: "peer 1".into(),
-        export_dir: Some(args.out.clone()),
-        export_overwrite: if args.force {
-            Overwrite::Always
-        } else {
-            Overwrite::Never
-        },
-        access: net::Access::default(),
-    };
+    let config = |listen: SocketAddr| ServerConfig::new(listen).with_peer_name("peer 1");
     let preferred: SocketAddr = "127.0.0.1:6881".parse().expect("a valid address");
-    Server::bind(config(preferred), Arc::clone(&store)).or_else(|err| {
+    let server = Server::bind(config(preferred), Arc::clone(&store)).or_else(|err| {
         println!("peer 1: {preferred} is not available ({err}); using a free port");
         Server::bind(
             config("127.0.0.1:0".parse().expect("a valid address")),
-            store,
+            Arc::clone(&store),
         )
         .context("cannot listen on 127.0.0.1")
-    })
+    })?;
+    Ok((server, store))
 }
 
 fn push_all(

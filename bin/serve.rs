@@ -4,14 +4,16 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use net::{Access, Limits, Server, ServerConfig, ShutdownHandle};
+use net::{Access, Limits, Server, ServerConfig, ServerEvent, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use storage::{BackendKind, Overwrite};
-use tracing::info;
+use storage::{BackendKind, Overwrite, PartName, PartStore};
+use tracing::{debug, error, info, warn};
 
 use crate::{Status, fd_limit, open, peer};
 
@@ -75,11 +77,6 @@ pub struct Args {
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
-    anyhow::ensure!(
-        args.max_part_size <= storage::MAX_PART_SIZE,
-        "--max-part-size is at most {} bytes",
-        storage::MAX_PART_SIZE
-    );
     match fd_limit::raise() {
         Ok(limit) if (limit as usize) < args.max_connections + RESERVED_FDS => tracing::warn!(
             limit,
@@ -89,38 +86,43 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         Ok(_) => {}
         Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
     }
-    let store = Arc::from(open::store(db, backend)?);
-    let config = ServerConfig {
-        listen: args.listen,
-        limits: Limits {
-            max_part_size: args.max_part_size,
-            max_connections: args.max_connections,
-            max_in_flight: args.max_in_flight.max(1),
-            max_buffered_per_connection: args.max_buffered,
-            max_queued_bytes: args.max_queued,
-            handshake_timeout: Duration::from_secs(args.handshake_timeout),
-            idle_timeout: Duration::from_secs(args.idle_timeout),
-        },
-        peer_name: format!("p2p-store {}", env!("CARGO_PKG_VERSION")),
-        export_dir: args.export_dir,
-        export_overwrite: if args.force {
-            Overwrite::Always
-        } else {
-            Overwrite::Never
-        },
-        access: Access {
-            key: peer::key().cloned(),
-            read_only: args.read_only,
-            allow: args.allow,
-        },
+    let store: Arc<dyn PartStore> = Arc::from(open::store(db, backend)?);
+    let limits = Limits::default()
+        .with_max_part_size(args.max_part_size)
+        .with_max_connections(args.max_connections)
+        .with_max_in_flight(args.max_in_flight)
+        .with_max_buffered_per_connection(args.max_buffered)
+        .with_max_queued_bytes(args.max_queued)
+        .with_handshake_timeout(Duration::from_secs(args.handshake_timeout))
+        .with_idle_timeout(Duration::from_secs(args.idle_timeout));
+    let access = Access::default()
+        .with_key(peer::key().cloned())
+        .with_read_only(args.read_only)
+        .with_allow(args.allow);
+    let config = ServerConfig::new(args.listen)
+        .with_limits(limits)
+        .with_access(access)
+        .with_peer_name(format!("p2p-store {}", env!("CARGO_PKG_VERSION")));
+    let mut server = Server::bind(config, Arc::clone(&store))?;
+    let exporter = match args.export_dir {
+        Some(dir) => Some(spawn_exporter(
+            server.events(),
+            store,
+            dir,
+            overwrite(args.force),
+        )?),
+        None => None,
     };
-    let server =
-        Server::bind(config, store).with_context(|| format!("cannot listen on {}", args.listen))?;
     stop_on_signals(server.shutdown_handle())?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", server.local_addr())?;
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
+    if let Some(exporter) = exporter {
+        exporter
+            .join()
+            .map_err(|_| anyhow::anyhow!("the exporter panicked"))?;
+    }
     info!(
         connections = summary.connections,
         parts_stored = summary.parts_stored,
@@ -128,6 +130,62 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         "served"
     );
     Ok(Status::Done)
+}
+
+/// Whether `--force` lets an export replace files.
+pub fn overwrite(force: bool) -> Overwrite {
+    if force {
+        Overwrite::Always
+    } else {
+        Overwrite::Never
+    }
+}
+
+/// Writes each file the server reports stored as `DIR/<name>_recebida`, from a thread of its
+/// own so the server's writer never waits on DIR's disk. Chunks are skipped: a file is
+/// exported whole once its manifest is stored. The thread ends when the server's events
+/// channel closes, that is once `Server::run` has returned.
+///
+/// # Errors
+/// When the thread cannot be started.
+pub fn spawn_exporter(
+    events: Receiver<ServerEvent>,
+    store: Arc<dyn PartStore>,
+    dir: PathBuf,
+    overwrite: Overwrite,
+) -> anyhow::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("exporter".into())
+        .spawn(move || {
+            while let Ok(first) = events.recv() {
+                let names: Vec<PartName> = std::iter::once(first)
+                    .chain(events.try_iter())
+                    .filter_map(|event| match event {
+                        ServerEvent::Stored { name, .. } if !name.is_chunk() => Some(name),
+                        _ => None,
+                    })
+                    .collect();
+                export_stored(store.as_ref(), &dir, &names, overwrite);
+            }
+        })
+        .context("cannot start the exporter thread")
+}
+
+fn export_stored(store: &dyn PartStore, dir: &Path, names: &[PartName], overwrite: Overwrite) {
+    if names.is_empty() {
+        return;
+    }
+    match storage::export(store, dir, Some(names), overwrite) {
+        Ok(outcomes) => {
+            for (name, written) in outcomes {
+                match written {
+                    Ok(path) => debug!(%name, path = %path.display(), "exported"),
+                    Err(err) => warn!(%name, %err, "cannot export a stored part"),
+                }
+            }
+        }
+        Err(err) => error!(%err, dir = %dir.display(), "cannot export stored parts"),
+    }
 }
 
 /// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.

@@ -19,4 +19,6 @@ pub mod server;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use limits::Limits;
-pub use server::{Access, ServeSummary, Server, ServerConfig, ShutdownHandle};
+pub use server::{
+    Access, BindError, ConfigError, ServeSummary, Server, ServerConfig, ServerEvent, ShutdownHandle,
+};

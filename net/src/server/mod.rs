@@ -4,7 +4,9 @@
 //! anything that needs the store to a worker (`workers/`) over a channel; it never blocks on
 //! disk. Workers answer through a channel and wake the loop with a [`mio::Waker`]. Each
 //! connection's protocol state lives in its session (`session/`), its socket buffers in
-//! `connection.rs`; who gets in at all is decided by `admission.rs`.
+//! `connection.rs`; who gets in at all is decided by `admission.rs`. What the server does is
+//! reported as [`ServerEvent`]s (`events.rs`) for the caller to act on; the server runs no
+//! side jobs (exports, mirrors) itself.
 //!
 //! Budgets give backpressure instead of memory growth: a connection stops being read while it
 //! has too many upload bytes queued, too many answer bytes unread or too many gets at the
@@ -19,6 +21,7 @@ mod admission;
 mod config;
 mod connection;
 mod event_loop;
+mod events;
 mod listener;
 mod session;
 mod workers;
@@ -27,17 +30,19 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver, Sender};
 
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 use storage::PartStore;
 use tracing::{error, info};
 
-pub use config::{Access, ServerConfig};
+pub use config::{Access, ConfigError, MAX_PEER_NAME, ServerConfig};
 use event_loop::{EventLoop, LISTENER, WAKER};
+use events::EventSender;
+pub use events::ServerEvent;
 use session::Shared;
-use workers::{ExportTo, Outbox};
+use workers::Outbox;
 
 /// Totals of one `run`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,14 +79,32 @@ pub struct Server {
     store: Arc<dyn PartStore>,
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
+    events: Option<Sender<ServerEvent>>,
+}
+
+/// Why a server could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {cause}")]
+    Listen { addr: SocketAddr, cause: io::Error },
 }
 
 impl Server {
-    /// Binds the listening socket. Nothing is served until [`Server::run`].
+    /// Checks the configuration and binds the listening socket. Nothing is served until
+    /// [`Server::run`].
     ///
     /// # Errors
-    /// When the address cannot be bound or the poller cannot be made.
-    pub fn bind(config: ServerConfig, store: Arc<dyn PartStore>) -> io::Result<Self> {
+    /// [`BindError::Config`] for a setting the server cannot run with; [`BindError::Listen`]
+    /// when the address cannot be bound or the poller cannot be made.
+    pub fn bind(config: ServerConfig, store: Arc<dyn PartStore>) -> Result<Self, BindError> {
+        config.validate()?;
+        let addr = config.listen;
+        Self::listen(config, store).map_err(|cause| BindError::Listen { addr, cause })
+    }
+
+    fn listen(config: ServerConfig, store: Arc<dyn PartStore>) -> io::Result<Self> {
         let poll = Poll::new()?;
         let mut listener = listener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
@@ -96,7 +119,17 @@ impl Server {
             store,
             waker,
             shutdown: Arc::new(AtomicBool::new(false)),
+            events: None,
         })
+    }
+
+    /// What the server does, as [`ServerEvent`]s, from now until `run` returns (then the
+    /// channel closes). The channel is unbounded so the store writer never waits for the
+    /// listener: take events promptly. A second call replaces the first receiver.
+    pub fn events(&mut self) -> Receiver<ServerEvent> {
+        let (sender, receiver) = mpsc::channel();
+        self.events = Some(sender);
+        receiver
     }
 
     /// The address actually bound (the real port when asked for port 0).
@@ -123,10 +156,7 @@ impl Server {
             done: done_tx,
             waker: Arc::clone(&self.waker),
         };
-        let export = self.config.export_dir.clone().map(|dir| ExportTo {
-            dir,
-            overwrite: self.config.export_overwrite,
-        });
+        let events = EventSender::new(self.events);
         let workers = [
             workers::spawn("store-reader", {
                 let (store, outbox) = (Arc::clone(&self.store), outbox.clone());
@@ -134,7 +164,7 @@ impl Server {
             })?,
             workers::spawn("store-writer", {
                 let store = Arc::clone(&self.store);
-                move || workers::run_writer(store, upload_queue, outbox, export)
+                move || workers::run_writer(store, upload_queue, outbox, events)
             })?,
         ];
         let shared = Shared {

@@ -22,7 +22,7 @@ use tracing::error;
 use crate::message::{ErrorCode, RequestId, Response};
 
 pub(crate) use reader::run_reader;
-pub(crate) use writer::{ExportTo, run_writer};
+pub(crate) use writer::run_writer;
 
 /// A connection as the workers name it: its slab slot and a serial number, so an answer for a
 /// closed connection is never delivered to a new one that reused the slot.

@@ -1,36 +1,26 @@
 //! The store writer: verifies uploads against their offered hashes and commits them in
 //! groups, one durable sync per group, then acknowledges each.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
-use storage::{
-    Manifest, OnConflict, Overwrite, PartKind, PartName, PartStore, PutOutcome, StoreError,
-    VerifiedPart,
-};
+use storage::{Manifest, OnConflict, PartKind, PartStore, PutOutcome, StoreError, VerifiedPart};
 use tracing::{debug, error, warn};
 
 use super::{Done, Outbox, Upload, done, rejection};
 use crate::message::Response;
+use crate::server::events::{EventSender, ServerEvent};
 
 /// How many uploads, and how many of their bytes, one commit takes at most.
 const BATCH_PARTS: usize = 4096;
 const BATCH_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Where `serve --export-dir` writes each part once it is stored.
-#[derive(Debug, Clone)]
-pub(crate) struct ExportTo {
-    pub(crate) dir: PathBuf,
-    pub(crate) overwrite: Overwrite,
-}
 
 /// Commits [`Upload`]s in groups until the loop drops its sender.
 pub(crate) fn run_writer(
     store: Arc<dyn PartStore>,
     uploads: Receiver<Upload>,
     outbox: Outbox,
-    export: Option<ExportTo>,
+    mut events: EventSender,
 ) {
     while let Ok(first) = uploads.recv() {
         let mut batch_bytes = first.bytes.len() as u64;
@@ -40,16 +30,13 @@ pub(crate) fn run_writer(
             batch_bytes += next.bytes.len() as u64;
             batch.push(next);
         }
-        let stored = commit(store.as_ref(), batch, &outbox);
+        commit(store.as_ref(), batch, &outbox, &mut events);
         outbox.wake();
-        if let Some(export) = &export {
-            export_stored(store.as_ref(), export, &stored);
-        }
     }
 }
 
-/// Verifies and stores one group, sends every answer, and returns the names newly stored.
-fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<PartName> {
+/// Verifies and stores one group, sends every answer, and reports each part newly stored.
+fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &mut EventSender) {
     let mut verified = Vec::with_capacity(batch.len());
     let mut owners = Vec::with_capacity(batch.len());
     for upload in batch {
@@ -73,7 +60,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<Par
         }
     }
     if verified.is_empty() {
-        return Vec::new();
+        return;
     }
     let outcomes = match store.put_batch(&verified, OnConflict::Refuse) {
         Ok(outcomes) => outcomes,
@@ -86,18 +73,18 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<Par
                     ..done(conn, id, response)
                 });
             }
-            return Vec::new();
+            return;
         }
     };
-    let mut stored = Vec::new();
     for ((part, outcome), (conn, id, released)) in verified.iter().zip(outcomes).zip(owners) {
         let response = match outcome {
             Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
                 debug!(name = %part.name(), size = part.size(), "stored");
-                // A chunk is exported as part of its file, when the manifest arrives.
-                if !part.name().is_chunk() {
-                    stored.push(part.name().clone());
-                }
+                events.emit(ServerEvent::Stored {
+                    name: part.name().clone(),
+                    kind: part.kind(),
+                    size: part.size(),
+                });
                 Response::Stored { id }
             }
             Ok(PutOutcome::AlreadyHad) => Response::Have { id },
@@ -112,7 +99,6 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox) -> Vec<Par
             ..done(conn, id, response)
         });
     }
-    stored
 }
 
 /// A manifest is stored only once every chunk it lists is held, with the hash and length it
@@ -140,21 +126,4 @@ fn check_manifest(store: &dyn PartStore, part: &VerifiedPart) -> Result<(), Stor
         }
     }
     Ok(())
-}
-
-fn export_stored(store: &dyn PartStore, export: &ExportTo, names: &[PartName]) {
-    if names.is_empty() {
-        return;
-    }
-    match storage::export(store, &export.dir, Some(names), export.overwrite) {
-        Ok(outcomes) => {
-            for (name, written) in outcomes {
-                match written {
-                    Ok(path) => debug!(%name, path = %path.display(), "exported"),
-                    Err(err) => warn!(%name, %err, "cannot export a stored part"),
-                }
-            }
-        }
-        Err(err) => error!(%err, dir = %export.dir.display(), "cannot export stored parts"),
-    }
 }
