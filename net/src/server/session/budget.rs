@@ -13,6 +13,7 @@ impl Session {
     pub(super) fn may_read(&self, shared: &Shared) -> bool {
         let limits = &shared.limits;
         self.closing_since.is_none()
+            && self.held.is_none()
             && !shared.shutting_down
             && self.buffered < limits.max_buffered_per_connection
             && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection

@@ -58,7 +58,18 @@ struct Offer {
     hash: PartHash,
     size: u64,
     kind: PartKind,
-    wanted: bool,
+    stage: Stage,
+}
+
+/// Where an offer is between its `Offer` and its final answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// At the store reader, which decides between `Want`, `Have` and `Conflict`.
+    LookingUp,
+    /// Answered `Want`: its `Body` or `Cancel` may come.
+    Wanted,
+    /// Its body is at the store writer.
+    Uploading,
 }
 
 pub(crate) struct Session {
@@ -72,6 +83,10 @@ pub(crate) struct Session {
     challenge: Option<(WireHash, u16)>,
     /// Requests not yet answered in full, by id.
     active: HashMap<RequestId, Pending>,
+    /// A `Body` or `Cancel` that came while its offer was still being looked up: nothing
+    /// more is parsed until the lookup's answer decides it, so the outcome does not depend on
+    /// how fast the reader was.
+    held: Option<(RequestId, Request)>,
     /// Jobs at the workers: while any is out, the wait is ours, not the peer's.
     at_workers: usize,
     /// The `Get`s among them.
@@ -98,6 +113,7 @@ impl Session {
             greeted: false,
             challenge: None,
             active: HashMap::new(),
+            held: None,
             at_workers: 0,
             gets_at_workers: 0,
             buffered: 0,
@@ -150,22 +166,26 @@ impl Session {
         shared.queued_bytes -= done.released;
         if let Response::Want { id } = done.response {
             if let Some(Pending::Offer(offer)) = self.active.get_mut(&id) {
-                offer.wanted = true;
+                offer.stage = Stage::Wanted;
             }
         } else if let Some(Pending::Get) = self.active.remove(&done.id) {
             self.gets_at_workers -= 1;
         }
         self.respond(&done.response, &done.body);
+        if self.held.as_ref().is_some_and(|(id, _)| *id == done.id)
+            && let Some((_, request)) = self.held.take()
+        {
+            self.handle(Incoming::Request(request), shared);
+        }
     }
 
     /// Whether the session is finished and its socket can be dropped.
     pub(crate) fn is_finished(&self) -> bool {
         // Once the peer has stopped sending, an offer waiting for its body can never get it.
         let idle = self.at_workers == 0
-            && self
-                .active
-                .values()
-                .all(|pending| matches!(pending, Pending::Offer(offer) if offer.wanted));
+            && self.active.values().all(
+                |pending| matches!(pending, Pending::Offer(offer) if offer.stage == Stage::Wanted),
+            );
         // Requests read but held back by a budget still need their answers.
         let unread = self.stalled && self.conn.has_partial_input();
         self.conn.pending_output() == 0
@@ -200,6 +220,11 @@ impl Session {
         }
     }
 
+    /// Whether request `id` is an offer still at the store reader.
+    fn looking_up(&self, id: RequestId) -> bool {
+        matches!(self.active.get(&id), Some(Pending::Offer(offer)) if offer.stage == Stage::LookingUp)
+    }
+
     fn handle(&mut self, incoming: Incoming, shared: &mut Shared) {
         let request = match incoming {
             Incoming::Body { id, bytes } => return self.upload(id, bytes, shared),
@@ -214,6 +239,9 @@ impl Session {
         match request {
             Request::Hello { .. } | Request::Prove { .. } => {
                 self.fail(ErrorCode::HandshakeRequired, "a second handshake".into());
+            }
+            Request::Body { id, .. } | Request::Cancel { id } if self.looking_up(id) => {
+                self.held = Some((id, request));
             }
             Request::Body { id, size } => self.start_body(id, size),
             Request::Cancel { id } => self.cancel(id),

@@ -4,7 +4,7 @@
 use storage::{PartHash, PartKind, PartName};
 use tracing::warn;
 
-use super::{Offer, Pending, Session, Shared};
+use super::{Offer, Pending, Session, Shared, Stage};
 use crate::frame::MAX_PAGE_ENTRIES;
 use crate::message::{ErrorCode, RequestId};
 use crate::server::workers::{ReadJob, Upload};
@@ -36,6 +36,14 @@ impl Session {
                 format!("{name:?} is a chunk's name, but the offer's hash is {hash}"),
             );
         }
+        if kind == PartKind::Manifest && name.is_chunk() {
+            // Stored, it would be hidden by listings and skipped by exports as a chunk.
+            return self.reject(
+                id,
+                ErrorCode::InvalidName,
+                format!("{name:?} is a chunk's name; a manifest is offered under its file's name"),
+            );
+        }
         if size > shared.limits.max_part_size {
             let max = shared.limits.max_part_size;
             return self.reject(
@@ -49,7 +57,7 @@ impl Session {
             hash,
             size,
             kind,
-            wanted: false,
+            stage: Stage::LookingUp,
         };
         self.active.insert(id, Pending::Offer(offer));
         self.send_job(
@@ -65,7 +73,7 @@ impl Session {
 
     pub(super) fn start_body(&mut self, id: RequestId, size: u64) {
         match self.active.get(&id) {
-            Some(Pending::Offer(offer)) if offer.wanted && offer.size == size => {
+            Some(Pending::Offer(offer)) if offer.stage == Stage::Wanted && offer.size == size => {
                 // size <= max_part_size was checked when the offer came.
                 let size = usize::try_from(size).expect("a checked part size fits in memory");
                 self.conn.expect_body(id, size);
@@ -79,7 +87,7 @@ impl Session {
 
     pub(super) fn cancel(&mut self, id: RequestId) {
         match self.active.get(&id) {
-            Some(Pending::Offer(offer)) if offer.wanted => {
+            Some(Pending::Offer(offer)) if offer.stage == Stage::Wanted => {
                 self.active.remove(&id);
                 self.reject(id, ErrorCode::Cancelled, "offer withdrawn".into());
             }
@@ -94,7 +102,7 @@ impl Session {
         let Some(Pending::Offer(offer)) = self.active.get_mut(&id) else {
             unreachable!("a body is only expected for an active offer");
         };
-        offer.wanted = false;
+        offer.stage = Stage::Uploading;
         let size = bytes.len() as u64;
         self.buffered += size;
         shared.queued_bytes += size;
