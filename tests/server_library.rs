@@ -1,5 +1,5 @@
-//! The server as a Rust program uses it, in-process on 127.0.0.1:0: the events it reports and
-//! the settings its constructor refuses.
+//! The server as a Rust program uses it, in-process on 127.0.0.1:0: the events it reports,
+//! the settings its constructor refuses, and one-name lookups through the client.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -172,4 +172,24 @@ fn settings_a_server_cannot_run_with_are_refused_by_its_constructor() {
         Server::bind(long_name, store),
         Err(BindError::Config(ConfigError::PeerName { .. }))
     ));
+}
+
+#[test]
+fn stat_tells_what_one_name_holds_without_a_listing() {
+    let store: Arc<dyn PartStore> = Arc::new(MemStore::new());
+    let held = part("held.txt", b"some bytes");
+    store
+        .put_batch(std::slice::from_ref(&held), storage::OnConflict::Refuse)
+        .unwrap();
+    let server = Server::bind(config(), store).unwrap();
+    let (addr, stop, running) = start(server);
+    let mut client = Client::connect(&addr, "test", TIMEOUT).unwrap();
+    assert_eq!(client.stat(held.name()).unwrap(), Some(held.info()));
+    let missing = PartName::new("missing.txt").unwrap();
+    assert_eq!(client.stat(&missing).unwrap(), None);
+    // The connection goes on after both answers.
+    assert_eq!(client.list().unwrap(), vec![held.info()]);
+    drop(client);
+    stop.shutdown().unwrap();
+    running.join().unwrap().unwrap();
 }

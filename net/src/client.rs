@@ -353,6 +353,40 @@ impl Client {
         }
     }
 
+    /// What the server holds under `name`, without listing everything: `None` when it holds
+    /// nothing by that name.
+    ///
+    /// # Errors
+    /// When the connection fails, the server refuses, or it answers for another name or with
+    /// a name that breaks the naming rules.
+    pub fn stat(&mut self, name: &PartName) -> Result<Option<PartInfo>, ClientError> {
+        let id = self.next_id();
+        self.send(&Request::Stat {
+            id,
+            name: name.as_str().to_owned(),
+        })?;
+        match self.receive()? {
+            Response::Entry {
+                id: answered,
+                entry,
+            } if answered == id => {
+                let Some(entry) = entry else { return Ok(None) };
+                let info = entry
+                    .into_info()
+                    .map_err(|err| ClientError::Protocol(err.to_string()))?;
+                if info.name != *name {
+                    return Err(ClientError::Protocol(format!(
+                        "asked about {name}, the peer answered about {}",
+                        info.name
+                    )));
+                }
+                Ok(Some(info))
+            }
+            Response::Rejected { code, message, .. } => Err(ClientError::Refused { code, message }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Fetches `parts` with a window of requests in flight, verifying each against the hash
     /// it was listed with, and hands each result to `on_part` as it arrives.
     ///
@@ -481,7 +515,8 @@ fn response_id(response: &Response) -> Option<RequestId> {
         | Response::Stored { id }
         | Response::Rejected { id, .. }
         | Response::Page { id, .. }
-        | Response::Part { id, .. } => Some(*id),
+        | Response::Part { id, .. }
+        | Response::Entry { id, .. } => Some(*id),
         Response::Welcome { .. }
         | Response::Error { .. }
         | Response::Challenge { .. }

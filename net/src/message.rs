@@ -59,6 +59,9 @@ pub enum Request {
     /// The answer to a `Challenge`: the client's own nonce, and its proof of the key over
     /// the server's nonce and its own (see `auth`).
     Prove { nonce: WireHash, proof: WireHash },
+    /// What the server holds under one name, without listing everything: answered with
+    /// `Entry` (`None` when it holds nothing by that name) or `Rejected`.
+    Stat { id: RequestId, name: String },
 }
 
 /// What a server sends.
@@ -103,6 +106,11 @@ pub enum Response {
     Challenge { nonce: WireHash },
     /// The server's proof of the key over the client's nonce and its own; `Welcome` follows.
     Proven { proof: WireHash },
+    /// The answer to a `Stat`: the part held under that name, or `None`.
+    Entry {
+        id: RequestId,
+        entry: Option<WireEntry>,
+    },
 }
 
 /// One part in a `Page`.
@@ -341,6 +349,13 @@ mod tests {
                 )
                 .replace(' ', ""),
             ),
+            (
+                Request::Stat {
+                    id: 9,
+                    name: "a".into(),
+                },
+                "15000000 07000000 0900000000000000 010000000000000061".replace(' ', ""),
+            ),
         ];
         for (request, expected) in cases {
             assert_eq!(encoded_request(&request), expected, "{request:?}");
@@ -443,6 +458,25 @@ mod tests {
                     message: "x".into(),
                 },
                 "11000000 08000000 10000000 010000000000000078".replace(' ', ""),
+            ),
+            (
+                Response::Entry {
+                    id: 9,
+                    entry: Some(WireEntry {
+                        name: "a".into(),
+                        hash: HASH,
+                        size: 5,
+                        kind: PartKind::Manifest,
+                    }),
+                },
+                format!(
+                    "42000000 0b000000 0900000000000000 01 010000000000000061 {HASH_HEX} 0500000000000000 01000000"
+                )
+                .replace(' ', ""),
+            ),
+            (
+                Response::Entry { id: 9, entry: None },
+                "0d000000 0b000000 0900000000000000 00".replace(' ', ""),
             ),
         ];
         for (response, expected) in cases {

@@ -49,6 +49,7 @@ enum Pending {
     Offer(Offer),
     List,
     Get,
+    Stat,
 }
 
 /// An offer the session is working on.
@@ -259,6 +260,7 @@ impl Session {
             }
             Request::List { id, after, limit } => self.list(id, after, limit, shared),
             Request::Get { id, name } => self.get(id, name, shared),
+            Request::Stat { id, name } => self.stat(id, name, shared),
         }
     }
 

@@ -180,6 +180,20 @@ impl Session {
         }
     }
 
+    pub(super) fn stat(&mut self, id: RequestId, name: String, shared: &Shared) {
+        if self.begin(id, shared)
+            && let Some(name) = self.valid_name(id, name)
+        {
+            self.active.insert(id, Pending::Stat);
+            let job = ReadJob::Stat {
+                conn: self.id,
+                id,
+                name,
+            };
+            self.send_job(shared, job);
+        }
+    }
+
     pub(super) fn get(&mut self, id: RequestId, name: String, shared: &Shared) {
         if self.begin(id, shared)
             && let Some(name) = self.valid_name(id, name)

@@ -52,6 +52,11 @@ pub(crate) enum ReadJob {
         id: RequestId,
         name: PartName,
     },
+    Stat {
+        conn: ConnId,
+        id: RequestId,
+        name: PartName,
+    },
 }
 
 /// A received body for the writer thread, not yet verified.

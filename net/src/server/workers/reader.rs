@@ -1,4 +1,4 @@
-//! The store reader: answers offers, lists and gets one at a time, in arrival order.
+//! The store reader: answers offers, lists, gets and stats one at a time, in arrival order.
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -77,5 +77,15 @@ fn answer(store: &dyn PartStore, job: ReadJob) -> Done {
             },
             Err(err) => done(conn, id, rejection(id, &err)),
         },
+        ReadJob::Stat { conn, id, name } => {
+            let response = match store.lookup(&name) {
+                Ok(held) => Response::Entry {
+                    id,
+                    entry: held.as_ref().map(WireEntry::from),
+                },
+                Err(err) => rejection(id, &err),
+            };
+            done(conn, id, response)
+        }
     }
 }
