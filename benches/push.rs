@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use net::{Client, Limits, Outgoing, Server, ServerConfig, ShutdownHandle};
-use storage::{BackendKind, MemStore, Overwrite, PartName, PartStore, VerifiedPart, open_store};
+use net::{Client, Outgoing, Server, ServerConfig, ShutdownHandle};
+use storage::{BackendKind, MemStore, PartName, PartStore, VerifiedPart, open_store};
 
 const PARTS: usize = 64;
 const PART_SIZE: usize = 1 << 20;
@@ -24,14 +24,7 @@ struct Running {
 
 impl Running {
     fn start(store: Arc<dyn PartStore>, dir: Option<tempfile::TempDir>) -> Self {
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            limits: Limits::default(),
-            peer_name: "bench".into(),
-            export_dir: None,
-            export_overwrite: Overwrite::Never,
-            access: net::Access::default(),
-        };
+        let config = ServerConfig::new("127.0.0.1:0".parse().unwrap()).with_peer_name("bench");
         let server = Server::bind(config, store).unwrap();
         let addr = server.local_addr().to_string();
         let stop = server.shutdown_handle();

@@ -68,11 +68,13 @@ pub enum Command {
     Verify(verify::Args),
     #[command(after_help = remove::EXAMPLES)]
     Remove(remove::Args),
+    #[command(after_help = serve::EXAMPLES)]
     Serve(serve::Args),
     #[command(after_help = send::EXAMPLES)]
     Send(send::Args),
     #[command(after_help = fetch::EXAMPLES)]
     Fetch(fetch::Args),
+    #[command(after_help = demo::EXAMPLES)]
     Demo(demo::Args),
     #[command(after_help = completions::EXAMPLES)]
     Completions(completions::Args),

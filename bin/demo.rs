@@ -5,10 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use net::{Client, Limits, Outgoing, PushEvent, Server, ServerConfig};
-use storage::{BackendKind, OnConflict, Overwrite, PartName, PartStore, VerifiedPart, open_store};
+use net::transfer::{Outcome, TransferEvent};
+use net::{Server, ServerConfig};
+use storage::{BackendKind, OnConflict, PartName, PartStore, VerifiedPart, open_store};
 
-use crate::Status;
+use crate::{Status, exporter, peer};
+
+pub const EXAMPLES: &str = "Examples:
+  p2p-store demo
+  p2p-store demo --force
+  p2p-store demo /tmp/received";
 
 /// Run the original example: peer 1 serves a fresh sled store on 127.0.0.1:6881 (or a free
 /// port if that one is taken); peer 2 pushes part2.txt and part3.txt from its own store,
@@ -34,9 +40,10 @@ fn peer2_parts() -> Vec<(&'static str, Vec<u8>)> {
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let parts = peer2_parts();
+    let options = crate::export::options(args.force)?;
     if !args.force {
         for (name, _) in &parts {
-            let path = args.out.join(PartName::new(*name)?.exported_file_name());
+            let path = args.out.join(options.file_name(&PartName::new(*name)?));
             anyhow::ensure!(
                 path.symlink_metadata().is_err(),
                 "{} exists from an earlier run; pass --force to overwrite it, or name another OUT",
@@ -49,7 +56,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .tempdir()
         .context("cannot create a scratch directory")?;
     let peer1_db = scratch.path().join("peer1.db");
-    let peer1 = start_peer1(&peer1_db, &args)?;
+    let (mut peer1, peer1_store) = start_peer1(&peer1_db)?;
+    let exporter = exporter::spawn(
+        peer1.events(),
+        peer1_store,
+        args.out.clone(),
+        options.clone(),
+    )?;
     let addr = peer1.local_addr();
     println!(
         "peer 1: serving a fresh sled store ({}) on {addr}",
@@ -73,12 +86,15 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 
     let mut rejected = 0;
     for round in ["push", "push again"] {
-        let mut client = Client::connect(&addr.to_string(), "peer 2", crate::peer::TIMEOUT)?;
-        let summary = push_all(&mut client, peer2.as_ref(), round)?;
-        rejected += summary.rejected;
+        let mut client = net::transfer::Dialer::new("peer 2")
+            .timeout(peer::TIMEOUT)
+            .dial(&addr.to_string())?;
+        let mut say = |event| say(round, event);
+        let pushed = net::transfer::push_store(&mut client, peer2.as_ref(), None, &mut say)?;
+        rejected += pushed.tally.rejected;
         println!(
             "peer 2 -> peer 1 ({round}): {} stored, {} already had, {} bytes sent",
-            summary.stored, summary.already_had, summary.bytes_sent
+            pushed.tally.stored, pushed.tally.already_had, pushed.bytes_sent
         );
     }
     handle.shutdown()?;
@@ -86,9 +102,12 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .join()
         .map_err(|_| anyhow::anyhow!("peer 1 panicked"))?
         .context("peer 1 failed")?;
+    exporter
+        .join()
+        .map_err(|_| anyhow::anyhow!("peer 1's exporter panicked"))?;
     println!("peer 1: stopped; it wrote:");
     for (name, bytes) in &parts {
-        let path = args.out.join(PartName::new(*name)?.exported_file_name());
+        let path = args.out.join(options.file_name(&PartName::new(*name)?));
         let written =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         anyhow::ensure!(
@@ -105,50 +124,34 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     Ok(Status::from_failures(rejected as usize))
 }
 
-/// Binds peer 1 on the original example's port, or on a free one if that is taken.
-fn start_peer1(db: &Path, args: &Args) -> anyhow::Result<Server> {
+/// Binds peer 1 on the original example's port, or on a free one if that is taken; returns
+/// it with its store, which its exporter reads.
+fn start_peer1(db: &Path) -> anyhow::Result<(Server, Arc<dyn PartStore>)> {
     let store: Arc<dyn PartStore> = Arc::from(open_store(db, Some(BackendKind::Sled))?);
-    let config = |listen: SocketAddr| ServerConfig {
-        listen,
-        limits: Limits::default(),
-        peer_name: "peer 1".into(),
-        export_dir: Some(args.out.clone()),
-        export_overwrite: if args.force {
-            Overwrite::Always
-        } else {
-            Overwrite::Never
-        },
-        access: net::Access::default(),
-    };
+    let config = |listen: SocketAddr| ServerConfig::new(listen).with_peer_name("peer 1");
     let preferred: SocketAddr = "127.0.0.1:6881".parse().expect("a valid address");
-    Server::bind(config(preferred), Arc::clone(&store)).or_else(|err| {
+    let server = Server::bind(config(preferred), Arc::clone(&store)).or_else(|err| {
         println!("peer 1: {preferred} is not available ({err}); using a free port");
         Server::bind(
             config("127.0.0.1:0".parse().expect("a valid address")),
-            store,
+            Arc::clone(&store),
         )
         .context("cannot listen on 127.0.0.1")
-    })
+    })?;
+    Ok((server, store))
 }
 
-fn push_all(
-    client: &mut Client,
-    store: &dyn PartStore,
-    round: &str,
-) -> anyhow::Result<net::PushSummary> {
-    let parts = store
-        .list()?
-        .into_iter()
-        .map(|info| Outgoing { info, bytes: None });
-    let load = |info: &storage::PartInfo| store.get(&info.name).map_err(|err| err.to_string());
-    let summary = client.push(parts, load, |event| match event {
-        PushEvent::Stored(name) => println!("peer 2 -> peer 1 ({round}): stored {name}"),
-        PushEvent::AlreadyHad(name) => {
-            println!("peer 2 -> peer 1 ({round}): already had {name}, no bytes sent");
+/// Prints one push event of peer 2's.
+fn say(round: &str, event: TransferEvent) {
+    if let TransferEvent::Settled { name, outcome } = event {
+        match outcome {
+            Outcome::Stored => println!("peer 2 -> peer 1 ({round}): stored {name}"),
+            Outcome::AlreadyHad => {
+                println!("peer 2 -> peer 1 ({round}): already had {name}, no bytes sent");
+            }
+            Outcome::Rejected(reason) => {
+                println!("peer 2 -> peer 1 ({round}): rejected {name}: {reason}");
+            }
         }
-        PushEvent::Rejected(name, reason) => {
-            println!("peer 2 -> peer 1 ({round}): rejected {name}: {reason}");
-        }
-    })?;
-    Ok(summary)
+    }
 }

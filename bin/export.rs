@@ -38,13 +38,18 @@ pub struct Args {
     from: Option<String>,
 }
 
-pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
-    let overwrite = if args.force {
+/// Files named `<name>_recebida`, replaced only when `force`.
+pub fn options(force: bool) -> anyhow::Result<ExportOptions> {
+    let overwrite = if force {
         Overwrite::Always
     } else {
         Overwrite::Never
     };
-    let options = ExportOptions::new(SUFFIX)?.overwrite(overwrite);
+    Ok(ExportOptions::new(SUFFIX)?.overwrite(overwrite))
+}
+
+pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
+    let options = options(args.force)?;
     let mut report = Report::new("export", Words::Export, false);
     match &args.from {
         Some(addr) => export_remote(addr, &args, &options, &mut report)?,

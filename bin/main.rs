@@ -8,6 +8,7 @@ mod cli;
 mod completions;
 mod demo;
 mod export;
+mod exporter;
 mod fd_limit;
 mod fetch;
 mod import;

@@ -10,10 +10,15 @@ use anyhow::Context;
 use net::{Access, Limits, Server, ServerConfig, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use storage::{BackendKind, Overwrite};
+use storage::{BackendKind, PartStore};
 use tracing::info;
 
-use crate::{Status, fd_limit, open, peer};
+use crate::{Status, exporter, fd_limit, open, peer};
+
+pub const EXAMPLES: &str = "Examples:
+  p2p-store --db ./peer1.db serve --export-dir ./recebidas
+  p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
+  p2p-store --key-file peers.key serve --listen 127.0.0.1:0";
 
 /// Descriptors the process needs besides its connections: the store, the poller, std streams.
 const RESERVED_FDS: usize = 64;
@@ -75,11 +80,6 @@ pub struct Args {
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
-    anyhow::ensure!(
-        args.max_part_size <= storage::MAX_PART_SIZE,
-        "--max-part-size is at most {} bytes",
-        storage::MAX_PART_SIZE
-    );
     match fd_limit::raise() {
         Ok(limit) if (limit as usize) < args.max_connections + RESERVED_FDS => tracing::warn!(
             limit,
@@ -89,38 +89,43 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         Ok(_) => {}
         Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
     }
-    let store = Arc::from(open::store(db, backend)?);
-    let config = ServerConfig {
-        listen: args.listen,
-        limits: Limits {
-            max_part_size: args.max_part_size,
-            max_connections: args.max_connections,
-            max_in_flight: args.max_in_flight.max(1),
-            max_buffered_per_connection: args.max_buffered,
-            max_queued_bytes: args.max_queued,
-            handshake_timeout: Duration::from_secs(args.handshake_timeout),
-            idle_timeout: Duration::from_secs(args.idle_timeout),
-        },
-        peer_name: format!("p2p-store {}", env!("CARGO_PKG_VERSION")),
-        export_dir: args.export_dir,
-        export_overwrite: if args.force {
-            Overwrite::Always
-        } else {
-            Overwrite::Never
-        },
-        access: Access {
-            key: peer::key().cloned(),
-            read_only: args.read_only,
-            allow: args.allow,
-        },
+    let store: Arc<dyn PartStore> = Arc::from(open::store(db, backend)?);
+    let limits = Limits::default()
+        .with_max_part_size(args.max_part_size)
+        .with_max_connections(args.max_connections)
+        .with_max_in_flight(args.max_in_flight)
+        .with_max_buffered_per_connection(args.max_buffered)
+        .with_max_queued_bytes(args.max_queued)
+        .with_handshake_timeout(Duration::from_secs(args.handshake_timeout))
+        .with_idle_timeout(Duration::from_secs(args.idle_timeout));
+    let access = Access::default()
+        .with_key(peer::key().cloned())
+        .with_read_only(args.read_only)
+        .with_allow(args.allow);
+    let config = ServerConfig::new(args.listen)
+        .with_limits(limits)
+        .with_access(access)
+        .with_peer_name(format!("p2p-store {}", env!("CARGO_PKG_VERSION")));
+    let mut server = Server::bind(config, Arc::clone(&store))?;
+    let exporter = match args.export_dir {
+        Some(dir) => Some(exporter::spawn(
+            server.events(),
+            store,
+            dir,
+            crate::export::options(args.force)?,
+        )?),
+        None => None,
     };
-    let server =
-        Server::bind(config, store).with_context(|| format!("cannot listen on {}", args.listen))?;
     stop_on_signals(server.shutdown_handle())?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", server.local_addr())?;
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
+    if let Some(exporter) = exporter {
+        exporter
+            .join()
+            .map_err(|_| anyhow::anyhow!("the exporter panicked"))?;
+    }
     info!(
         connections = summary.connections,
         parts_stored = summary.parts_stored,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use net::frame::{LEN_PREFIX, MAX_REQUEST_HEADER, encode_request, encode_response};
 use net::message::{ErrorCode, PROTOCOL_VERSION, Request, Response, WireEntry};
-use storage::{BackendKind, PartHash};
+use storage::{BackendKind, PartHash, PartKind};
 
 use support::{
     BACKENDS, RawPeer, Server, body, expected_listing, hello, list_from, list_local, names_in,
@@ -484,6 +484,65 @@ fn bad_peers_cost_only_their_own_connection() {
     assert_eq!(names_in(&list_local(&db)), honest);
     let verified = run(["--db", p(&db), "verify", "--json"]).ok().json();
     assert_eq!(verified["intact"], honest.len(), "{verified}");
+}
+
+/// A manifest under a chunk's name would be stored and then hidden by listings and skipped by
+/// exports, so it is refused at the offer; the connection goes on.
+#[test]
+fn a_manifest_offered_under_a_chunk_name_is_refused_at_the_offer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Fs, &[]);
+    let mut peer = RawPeer::greeted(server.addr());
+    let bytes = b"the bytes of some manifest";
+    let hash = PartHash::of(bytes);
+    let as_manifest = |id| Request::Offer {
+        id,
+        name: format!("b3-{hash}"),
+        hash: *hash.as_bytes(),
+        size: bytes.len() as u64,
+        kind: PartKind::Manifest,
+    };
+    peer.send(&as_manifest(1), &[]);
+    match peer.expect() {
+        Response::Rejected {
+            id: 1,
+            code: ErrorCode::InvalidName,
+            message,
+        } => assert!(message.contains("chunk's name"), "{message}"),
+        other => panic!("expected Rejected InvalidName, got {other:?}"),
+    }
+    peer.send(&offer(2, &format!("b3-{hash}"), bytes), &[]);
+    assert_eq!(peer.expect(), Response::Want { id: 2 });
+    server.stop();
+}
+
+/// An offer and its body in one write: the body waits for the offer's lookup, so it is taken
+/// every time the answer is `Want`, and refused every time it is `Have`, however fast the
+/// store answers.
+#[test]
+fn a_body_sent_with_its_offer_has_the_same_outcome_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Fs, &[]);
+    let offer_and_body = |id: u64, name: &str, bytes: &[u8]| {
+        let mut frames = encode_request(&offer(id, name, bytes)).unwrap();
+        frames.extend(encode_request(&body(id, bytes)).unwrap());
+        frames.extend_from_slice(bytes);
+        frames
+    };
+    let mut peer = RawPeer::greeted(server.addr());
+    for id in 1..=200 {
+        let bytes = format!("part {id}").into_bytes();
+        peer.send_raw(&offer_and_body(id, &format!("p{id}"), &bytes));
+        assert_eq!(peer.expect(), Response::Want { id }, "round {id}");
+        assert_eq!(peer.expect(), Response::Stored { id }, "round {id}");
+    }
+    for round in 0..20 {
+        let mut peer = RawPeer::greeted(server.addr());
+        peer.send_raw(&offer_and_body(1, "p1", b"part 1"));
+        assert_eq!(peer.expect(), Response::Have { id: 1 }, "round {round}");
+        peer.expect_error_then_close(ErrorCode::UnexpectedBody);
+    }
+    server.stop();
 }
 
 /// A name pushed again with other content is a conflict: the push is refused and the content

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::mem::size_of;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -24,6 +25,11 @@ const MAX_HELD_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Socket buffers of the client's reader and writer.
 const IO_BUFFER: usize = 256 * 1024;
+
+/// Memory a listing may take, counted as each entry's size plus its name's bytes (about ten
+/// million entries with short names): a peer whose pages never end cannot make `list` grow
+/// without bound.
+pub const MAX_LISTING_BYTES: usize = 1 << 30;
 
 /// Why a conversation with a peer failed. Each message says everything (no separate source),
 /// so a report that prints the chain of causes does not say it twice.
@@ -45,6 +51,8 @@ pub enum ClientError {
     BadPart(StoreError),
     #[error("connection to the peer failed: {0}")]
     Io(io::Error),
+    #[error("the peer did not answer within {after:?}")]
+    TimedOut { after: Duration },
 }
 
 impl From<FrameError> for ClientError {
@@ -116,6 +124,8 @@ pub struct Client {
     window: u32,
     max_part_size: u64,
     server_name: String,
+    /// Longest wait for the peer on any one read or write.
+    timeout: Duration,
 }
 
 impl Client {
@@ -155,6 +165,7 @@ impl Client {
             window: 1,
             max_part_size: 0,
             server_name: String::new(),
+            timeout,
         };
         client.send(&Request::Hello {
             magic: MAGIC,
@@ -319,13 +330,14 @@ impl Client {
     /// # Errors
     /// When the connection fails or the server sends a name that breaks the naming rules.
     pub fn list(&mut self) -> Result<Vec<PartInfo>, ClientError> {
-        let mut parts = Vec::new();
-        let mut after = None;
+        let mut parts: Vec<PartInfo> = Vec::new();
+        let mut after: Option<String> = None;
+        let mut listed_bytes = 0;
         loop {
             let id = self.next_id();
             self.send(&Request::List {
                 id,
-                after: after.take(),
+                after: after.clone(),
                 limit: MAX_PAGE_ENTRIES,
             })?;
             match self.receive()? {
@@ -334,22 +346,81 @@ impl Client {
                     parts: page,
                     next,
                 } if answered == id => {
+                    let page_len = page.len();
                     for entry in page {
                         let info = entry
                             .into_info()
                             .map_err(|err| ClientError::Protocol(err.to_string()))?;
+                        let floor = parts.last().map(|last| last.name.as_str());
+                        if floor.max(after.as_deref()) >= Some(info.name.as_str()) {
+                            return Err(ClientError::Protocol(format!(
+                                "the listing went back to {:?}: names must increase",
+                                info.name.as_str()
+                            )));
+                        }
+                        listed_bytes += size_of::<PartInfo>() + info.name.as_str().len();
+                        if listed_bytes > MAX_LISTING_BYTES {
+                            return Err(ClientError::Protocol(format!(
+                                "the listing passed {MAX_LISTING_BYTES} bytes after {} parts",
+                                parts.len()
+                            )));
+                        }
                         parts.push(info);
                     }
-                    match next {
-                        Some(next) => after = Some(next),
-                        None => return Ok(parts),
+                    let Some(next) = next else { return Ok(parts) };
+                    // Each page must bring at least one part and move the cursor past it, so
+                    // the listing ends within the byte budget.
+                    let last = parts.last().map(|last| last.name.as_str());
+                    if page_len == 0
+                        || after.as_deref() >= Some(next.as_str())
+                        || last > Some(next.as_str())
+                    {
+                        return Err(ClientError::Protocol(format!(
+                            "the listing does not advance: {page_len} parts, then next {next:?} after {:?}",
+                            after.as_deref().unwrap_or("")
+                        )));
                     }
+                    after = Some(next);
                 }
                 Response::Rejected { code, message, .. } => {
                     return Err(ClientError::Refused { code, message });
                 }
                 other => return Err(unexpected(&other)),
             }
+        }
+    }
+
+    /// What the server holds under `name`, without listing everything: `None` when it holds
+    /// nothing by that name.
+    ///
+    /// # Errors
+    /// When the connection fails, the server refuses, or it answers for another name or with
+    /// a name that breaks the naming rules.
+    pub fn stat(&mut self, name: &PartName) -> Result<Option<PartInfo>, ClientError> {
+        let id = self.next_id();
+        self.send(&Request::Stat {
+            id,
+            name: name.as_str().to_owned(),
+        })?;
+        match self.receive()? {
+            Response::Entry {
+                id: answered,
+                entry,
+            } if answered == id => {
+                let Some(entry) = entry else { return Ok(None) };
+                let info = entry
+                    .into_info()
+                    .map_err(|err| ClientError::Protocol(err.to_string()))?;
+                if info.name != *name {
+                    return Err(ClientError::Protocol(format!(
+                        "asked about {name}, the peer answered about {}",
+                        info.name
+                    )));
+                }
+                Ok(Some(info))
+            }
+            Response::Rejected { code, message, .. } => Err(ClientError::Refused { code, message }),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -415,8 +486,9 @@ impl Client {
     fn send(&mut self, request: &Request) -> Result<(), ClientError> {
         let mut header = Vec::with_capacity(64);
         frame::encode_into::<MAX_REQUEST_HEADER>(request, &mut header)?;
-        self.writer.write_all(&header)?;
-        Ok(())
+        self.writer
+            .write_all(&header)
+            .map_err(|err| self.timed_out(err.into()))
     }
 
     fn send_body(&mut self, id: RequestId, bytes: &[u8]) -> Result<(), ClientError> {
@@ -424,15 +496,35 @@ impl Client {
             id,
             size: bytes.len() as u64,
         })?;
-        self.writer.write_all(bytes)?;
-        Ok(())
+        self.writer
+            .write_all(bytes)
+            .map_err(|err| self.timed_out(err.into()))
+    }
+
+    /// Names a socket timeout as what it is: the peer did not answer in time. With a timeout
+    /// set, a blocked read or write fails with `WouldBlock` (or `TimedOut`), which would
+    /// otherwise read as "Resource temporarily unavailable".
+    fn timed_out(&self, err: ClientError) -> ClientError {
+        let io = match &err {
+            ClientError::Io(io) | ClientError::Frame(FrameError::Io(io)) => io,
+            _ => return err,
+        };
+        match io.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::TimedOut {
+                after: self.timeout,
+            },
+            _ => err,
+        }
     }
 
     /// Flushes what is buffered and waits for the next response; a connection-ending `Error`
     /// becomes [`ClientError::Refused`].
     fn receive(&mut self) -> Result<Response, ClientError> {
-        self.writer.flush()?;
-        match frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.reader)? {
+        self.writer
+            .flush()
+            .map_err(|err| self.timed_out(err.into()))?;
+        let read = frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.reader);
+        match read.map_err(|err| self.timed_out(err.into()))? {
             None => Err(ClientError::Closed),
             Some(Response::Error { code, message }) => Err(ClientError::Refused { code, message }),
             Some(response) => Ok(response),
@@ -450,7 +542,8 @@ impl Client {
         let mut bytes = Vec::with_capacity(size);
         (&mut self.reader)
             .take(size as u64)
-            .read_to_end(&mut bytes)?;
+            .read_to_end(&mut bytes)
+            .map_err(|err| self.timed_out(err.into()))?;
         if bytes.len() < size {
             return Err(FrameError::Truncated.into());
         }
@@ -481,7 +574,8 @@ fn response_id(response: &Response) -> Option<RequestId> {
         | Response::Stored { id }
         | Response::Rejected { id, .. }
         | Response::Page { id, .. }
-        | Response::Part { id, .. } => Some(*id),
+        | Response::Part { id, .. }
+        | Response::Entry { id, .. } => Some(*id),
         Response::Welcome { .. }
         | Response::Error { .. }
         | Response::Challenge { .. }

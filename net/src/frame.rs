@@ -363,6 +363,7 @@ mod tests {
                 .prop_map(|(id, after, limit)| Request::List { id, after, limit }),
             (any::<u64>(), ".{0,200}").prop_map(|(id, name)| Request::Get { id, name }),
             any::<u64>().prop_map(|id| Request::Cancel { id }),
+            (any::<u64>(), ".{0,200}").prop_map(|(id, name)| Request::Stat { id, name }),
         ]
     }
 

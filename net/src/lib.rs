@@ -8,7 +8,9 @@
 //! disk; a reader thread answers offers, lists and gets, and a writer thread verifies and
 //! commits pushed parts in groups (one sync for many parts) and wakes the loop to acknowledge
 //! them. `Stored` goes out only once the part is durable. Stores are reached only through
-//! [`storage::PartStore`].
+//! [`storage::PartStore`]. The server does no side jobs: what it stores is reported as
+//! [`ServerEvent`]s ([`Server::events`]) for the caller to act on, as `serve --export-dir`
+//! does.
 
 pub mod auth;
 pub mod client;
@@ -20,4 +22,6 @@ pub mod transfer;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use limits::Limits;
-pub use server::{Access, ServeSummary, Server, ServerConfig, ShutdownHandle};
+pub use server::{
+    Access, BindError, ConfigError, ServeSummary, Server, ServerConfig, ServerEvent, ShutdownHandle,
+};

@@ -1,9 +1,14 @@
-//! The server's limits, each with a default a user can change from `serve`'s flags.
+//! The server's limits, each with a default a user can change from `serve`'s flags. The
+//! server checks them when it is bound (`ServerConfig::validate`).
 
 use std::time::Duration;
 
 /// Bounds on what one peer, and all of them together, can make the server hold.
+///
+/// `#[non_exhaustive]`: start from [`Limits::default`] and change what you need with the
+/// `with_*` methods, so a limit added later does not break your code.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest part accepted, in bytes; offers above it are rejected before any byte moves.
     pub max_part_size: u64,
@@ -36,5 +41,49 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
         }
+    }
+}
+
+impl Limits {
+    #[must_use]
+    pub fn with_max_part_size(mut self, bytes: u64) -> Self {
+        self.max_part_size = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    #[must_use]
+    pub fn with_max_in_flight(mut self, requests: u32) -> Self {
+        self.max_in_flight = requests;
+        self
+    }
+
+    #[must_use]
+    pub fn with_max_buffered_per_connection(mut self, bytes: u64) -> Self {
+        self.max_buffered_per_connection = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn with_max_queued_bytes(mut self, bytes: u64) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    #[must_use]
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
     }
 }

@@ -59,6 +59,9 @@ pub enum Request {
     /// The answer to a `Challenge`: the client's own nonce, and its proof of the key over
     /// the server's nonce and its own (see `auth`).
     Prove { nonce: WireHash, proof: WireHash },
+    /// What the server holds under one name, without listing everything: answered with
+    /// `Entry` (`None` when it holds nothing by that name) or `Rejected`.
+    Stat { id: RequestId, name: String },
 }
 
 /// What a server sends.
@@ -103,6 +106,11 @@ pub enum Response {
     Challenge { nonce: WireHash },
     /// The server's proof of the key over the client's nonce and its own; `Welcome` follows.
     Proven { proof: WireHash },
+    /// The answer to a `Stat`: the part held under that name, or `None`.
+    Entry {
+        id: RequestId,
+        entry: Option<WireEntry>,
+    },
 }
 
 /// One part in a `Page`.
@@ -140,8 +148,10 @@ impl WireEntry {
     }
 }
 
-/// Why a request or a connection failed. Numbered on the wire by position: only append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Why a request or a connection failed. On the wire a `u32`: a known code's position in
+/// this enum (only append), and [`ErrorCode::Other`] for a number this build does not know,
+/// so a peer that adds codes does not break older ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// A frame could not be decoded, or carried bytes after its message.
     Malformed,
@@ -190,6 +200,72 @@ pub enum ErrorCode {
     ReadOnly,
     /// The client's address is not among those the server lets in.
     Forbidden,
+    /// A code from a newer peer, by its number: the request (in `Rejected`) or the connection
+    /// (in `Error`) failed for a reason this build cannot name. Never sent for a known code.
+    Other(u32),
+}
+
+impl ErrorCode {
+    /// The known codes in wire order: a code's number is its position here.
+    const KNOWN: [Self; 23] = [
+        Self::Malformed,
+        Self::FrameTooLarge,
+        Self::PartTooLarge,
+        Self::BadMagic,
+        Self::UnsupportedVersion,
+        Self::HandshakeRequired,
+        Self::InvalidName,
+        Self::HashMismatch,
+        Self::NotFound,
+        Self::Conflict,
+        Self::Corrupt,
+        Self::StorageFailed,
+        Self::UnexpectedBody,
+        Self::DuplicateId,
+        Self::Busy,
+        Self::Timeout,
+        Self::ShuttingDown,
+        Self::Cancelled,
+        Self::TooManyRequests,
+        Self::BadManifest,
+        Self::AuthFailed,
+        Self::ReadOnly,
+        Self::Forbidden,
+    ];
+
+    /// The number that stands for this code on the wire.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Other(number) => number,
+            known => Self::KNOWN
+                .iter()
+                .position(|code| *code == known)
+                .and_then(|index| u32::try_from(index).ok())
+                .expect("every named code is in KNOWN"),
+        }
+    }
+
+    /// The code a number stands for; [`ErrorCode::Other`] when this build does not know it.
+    pub fn from_number(number: u32) -> Self {
+        usize::try_from(number)
+            .ok()
+            .and_then(|index| Self::KNOWN.get(index).copied())
+            .unwrap_or(Self::Other(number))
+    }
+}
+
+/// As a bare `u32`: the same bytes a unit-only enum's variant index takes, so the encoding of
+/// the known codes is what it always was.
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(self.number())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u32::deserialize(deserializer).map(Self::from_number)
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +348,13 @@ mod tests {
                     "01".repeat(32)
                 )
                 .replace(' ', ""),
+            ),
+            (
+                Request::Stat {
+                    id: 9,
+                    name: "a".into(),
+                },
+                "15000000 07000000 0900000000000000 010000000000000061".replace(' ', ""),
             ),
         ];
         for (request, expected) in cases {
@@ -376,9 +459,79 @@ mod tests {
                 },
                 "11000000 08000000 10000000 010000000000000078".replace(' ', ""),
             ),
+            (
+                Response::Entry {
+                    id: 9,
+                    entry: Some(WireEntry {
+                        name: "a".into(),
+                        hash: HASH,
+                        size: 5,
+                        kind: PartKind::Manifest,
+                    }),
+                },
+                format!(
+                    "42000000 0b000000 0900000000000000 01 010000000000000061 {HASH_HEX} 0500000000000000 01000000"
+                )
+                .replace(' ', ""),
+            ),
+            (
+                Response::Entry { id: 9, entry: None },
+                "0d000000 0b000000 0900000000000000 00".replace(' ', ""),
+            ),
         ];
         for (response, expected) in cases {
             assert_eq!(encoded_response(&response), expected, "{response:?}");
+        }
+    }
+
+    /// A code this build does not know decodes as `Other` with its number, in `Rejected` and
+    /// in `Error` alike, and encodes back to the same bytes.
+    #[test]
+    fn unknown_error_codes_decode_as_other() {
+        let cases = [
+            (
+                "19000000 05000000 0300000000000000 63000000 010000000000000078",
+                Response::Rejected {
+                    id: 3,
+                    code: ErrorCode::Other(99),
+                    message: "x".into(),
+                },
+            ),
+            (
+                "11000000 08000000 17000000 010000000000000078",
+                Response::Error {
+                    code: ErrorCode::Other(23),
+                    message: "x".into(),
+                },
+            ),
+            (
+                "11000000 08000000 ffffffff 010000000000000078",
+                Response::Error {
+                    code: ErrorCode::Other(u32::MAX),
+                    message: "x".into(),
+                },
+            ),
+        ];
+        for (wire, expected) in cases {
+            let bytes: Vec<u8> = (0..wire.replace(' ', "").len())
+                .step_by(2)
+                .map(|at| u8::from_str_radix(&wire.replace(' ', "")[at..at + 2], 16).unwrap())
+                .collect();
+            let (decoded, used) = frame::decode::<Response, { frame::MAX_RESPONSE_HEADER }>(&bytes)
+                .unwrap()
+                .unwrap();
+            assert_eq!((decoded, used), (expected.clone(), bytes.len()));
+            assert_eq!(encoded_response(&expected), wire.replace(' ', ""));
+        }
+    }
+
+    /// Every known code keeps its number, and numbers map back to the same code.
+    #[test]
+    fn known_codes_keep_their_numbers() {
+        assert_eq!(ErrorCode::Malformed.number(), 0);
+        assert_eq!(ErrorCode::Forbidden.number(), 22);
+        for number in 0..30 {
+            assert_eq!(ErrorCode::from_number(number).number(), number);
         }
     }
 }

@@ -138,8 +138,14 @@ fn a_file_pushed_to_two_peers_is_pulled_from_both_at_once() {
     assert_eq!(exported(local.as_ref(), "big.bin"), bytes);
 
     let mut again = Vec::new();
-    let report = transfer::pull(&dialer(), &addrs, &[], local.as_ref(), &mut recorder(&mut again))
-        .unwrap();
+    let report = transfer::pull(
+        &dialer(),
+        &addrs,
+        &[],
+        local.as_ref(),
+        &mut recorder(&mut again),
+    )
+    .unwrap();
     assert_eq!(settled(&again), [("big.bin".into(), Outcome::AlreadyHad)]);
     assert_eq!(report.bytes_received, 0);
 }
@@ -158,8 +164,14 @@ fn peers_that_disagree_on_a_name_are_matched_on_name_and_hash() {
         let (_dir, local) = store();
         let addrs: Vec<String> = order.iter().map(|peer| peer.addr.clone()).collect();
         let mut events = Vec::new();
-        let report = transfer::pull(&dialer(), &addrs, &[], local.as_ref(), &mut recorder(&mut events))
-            .unwrap();
+        let report = transfer::pull(
+            &dialer(),
+            &addrs,
+            &[],
+            local.as_ref(),
+            &mut recorder(&mut events),
+        )
+        .unwrap();
         let mut outcomes = settled(&events);
         outcomes.sort_by(|x, y| x.0.cmp(&y.0));
         assert_eq!(
@@ -171,9 +183,11 @@ fn peers_that_disagree_on_a_name_are_matched_on_name_and_hash() {
             ]
         );
         assert!(report.dropped.is_empty(), "{:?}", report.dropped);
-        assert!(!events
-            .iter()
-            .any(|event| matches!(event, TransferEvent::PeerDropped { .. })));
+        assert!(
+            !events
+                .iter()
+                .any(|event| matches!(event, TransferEvent::PeerDropped { .. }))
+        );
         assert_eq!(local.get(&name_of("notes.txt")).unwrap(), edition);
         assert_eq!(local.get(&name_of("only-a.txt")).unwrap(), b"from a");
         assert_eq!(local.get(&name_of("only-b.txt")).unwrap(), b"from b");
@@ -188,21 +202,33 @@ fn a_store_is_pushed_named_parts_with_their_chunks_and_unreachable_peers_are_rep
     let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 13) as u8).collect();
     std::fs::write(&path, &bytes).unwrap();
     let options = storage::ImportOptions::default().chunk_size(16 * 1024);
-    storage::import_files(local.as_ref(), &[FileSource::new(&path)], options, |(_, outcome)| {
-        outcome.unwrap();
-    })
+    storage::import_files(
+        local.as_ref(),
+        &[FileSource::new(&path)],
+        options,
+        |(_, outcome)| {
+            outcome.unwrap();
+        },
+    )
     .unwrap();
     let peer = Peer::holding(&[]);
     let mut client = dialer().dial(&peer.addr).unwrap();
     let mut events = Vec::new();
     let names = [name_of("file.bin"), name_of("absent.txt")];
-    let report =
-        transfer::push_store(&mut client, local.as_ref(), Some(&names), &mut recorder(&mut events))
-            .unwrap();
+    let report = transfer::push_store(
+        &mut client,
+        local.as_ref(),
+        Some(&names),
+        &mut recorder(&mut events),
+    )
+    .unwrap();
     assert_eq!(
         settled(&events),
         [
-            ("absent.txt".into(), Outcome::Rejected("not in the local store".into())),
+            (
+                "absent.txt".into(),
+                Outcome::Rejected("not in the local store".into())
+            ),
             ("file.bin".into(), Outcome::Stored),
         ]
     );
@@ -224,7 +250,7 @@ fn a_store_is_pushed_named_parts_with_their_chunks_and_unreachable_peers_are_rep
         TransferEvent::PeerUnreachable { peer, .. } if *peer == unreachable
     )));
     assert_eq!(exported(copy.as_ref(), "file.bin"), bytes);
-    let err = transfer::pull(&dialer(), &[unreachable], &[], copy.as_ref(), &mut |_| {})
-        .unwrap_err();
+    let err =
+        transfer::pull(&dialer(), &[unreachable], &[], copy.as_ref(), &mut |_| {}).unwrap_err();
     assert!(matches!(err, transfer::TransferError::NoPeer(_)), "{err}");
 }

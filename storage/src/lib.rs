@@ -52,7 +52,7 @@ pub use fs_store::FsStore;
 pub use hash::{ParseHashError, PartHash};
 pub use listing::{FileEntry, describe, list_files};
 pub use mem_store::MemStore;
-pub use name::{CHUNK_PREFIX, EXPORT_SUFFIX, NameError, PartName};
+pub use name::{CHUNK_PREFIX, NameError, PartName};
 pub use part::{
     MAX_PART_SIZE, OnConflict, PartInfo, PartKind, PutOutcome, StoreStats, VerifiedPart, check_size,
 };

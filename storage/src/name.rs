@@ -2,8 +2,8 @@
 //!
 //! A name arrives from a remote peer or a command line and ends up as a file name under a
 //! directory the user chose, so every rule here exists to keep that file inside that directory
-//! and readable by a person: no separators, no `.`/`..`, no hidden files, no control or
-//! bidirectional-override characters that would disguise what a listing shows.
+//! and readable by a person: no separators, no `.`/`..`, no hidden files, no control,
+//! bidirectional-override or invisible characters that would disguise what a listing shows.
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +32,8 @@ pub enum NameError {
     Control(u32),
     #[error("name contains the bidirectional formatting character U+{0:04X}")]
     Bidi(u32),
+    #[error("name contains the invisible character U+{0:04X}")]
+    Invisible(u32),
     #[error("name is {0:?}, which means a directory")]
     DotName(String),
     #[error("name starts with '.', which would hide the exported file")]
@@ -83,18 +85,10 @@ impl PartName {
     pub fn is_chunk(&self) -> bool {
         self.chunk_hash().is_some()
     }
-
-    /// The file name a part is exported under.
-    pub fn exported_file_name(&self) -> String {
-        format!("{}{}", self.0, EXPORT_SUFFIX)
-    }
 }
 
 /// How chunk names start; a name of this form with a valid hash is a chunk's.
 pub const CHUNK_PREFIX: &str = "b3-";
-
-/// Appended to every exported part, as the original example did.
-pub const EXPORT_SUFFIX: &str = "_recebida";
 
 fn check(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
@@ -118,6 +112,7 @@ fn check(name: &str) -> Result<(), NameError> {
             '\0' => return Err(NameError::Nul),
             c if c.is_control() => return Err(NameError::Control(c as u32)),
             c if is_bidi_format(c) => return Err(NameError::Bidi(c as u32)),
+            c if is_invisible(c) => return Err(NameError::Invisible(c as u32)),
             _ => {}
         }
     }
@@ -128,6 +123,32 @@ fn check(name: &str) -> Result<(), NameError> {
 /// is displayed, so `evil\u{202E}txt.exe` would look like `evilexe.txt`.
 fn is_bidi_format(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that draw nothing, so `a\u{200B}.txt` would list exactly like `a.txt`: Unicode's
+/// default-ignorable code points (zero-width spaces and joiners, the soft hyphen, the byte
+/// order mark, Hangul fillers, invisible operators, variation selectors, tags, musical
+/// formatting) and the blank braille pattern, which renders as a space.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 impl fmt::Display for PartName {
@@ -215,6 +236,70 @@ mod tests {
         assert_eq!(PartName::from_bytes(b"\xff"), Err(NameError::NotUtf8));
     }
 
+    /// One character of each invisible class, at the start, inside and at the end of a name.
+    #[test]
+    fn refuses_invisible_characters() {
+        let invisible = [
+            ('\u{200B}', "zero-width space"),
+            ('\u{200C}', "zero-width non-joiner"),
+            ('\u{200D}', "zero-width joiner"),
+            ('\u{00AD}', "soft hyphen"),
+            ('\u{FEFF}', "byte order mark"),
+            ('\u{3164}', "Hangul filler"),
+            ('\u{115F}', "Hangul choseong filler"),
+            ('\u{1160}', "Hangul jungseong filler"),
+            ('\u{FFA0}', "halfwidth Hangul filler"),
+            ('\u{2800}', "braille blank"),
+            ('\u{2060}', "word joiner"),
+            ('\u{2064}', "invisible plus"),
+            ('\u{206F}', "nominal digit shapes"),
+            ('\u{034F}', "combining grapheme joiner"),
+            ('\u{180E}', "Mongolian vowel separator"),
+            ('\u{17B4}', "Khmer vowel inherent aq"),
+            ('\u{17B5}', "Khmer vowel inherent aa"),
+            ('\u{FE00}', "variation selector 1"),
+            ('\u{FE0F}', "variation selector 16"),
+            ('\u{E0100}', "variation selector 17"),
+            ('\u{E01EF}', "variation selector 256"),
+            ('\u{E0001}', "language tag"),
+            ('\u{E0041}', "tag latin capital a"),
+            ('\u{E007F}', "cancel tag"),
+            ('\u{1D173}', "musical symbol begin beam"),
+            ('\u{1D17A}', "musical symbol end phrase"),
+        ];
+        for (c, what) in invisible {
+            for name in [
+                format!("{c}a.txt"),
+                format!("a{c}.txt"),
+                format!("a.txt{c}"),
+            ] {
+                assert_eq!(
+                    PartName::new(name.as_str()),
+                    Err(NameError::Invisible(c as u32)),
+                    "{what}: {name:?}"
+                );
+            }
+        }
+        assert_eq!(
+            NameError::Invisible(0x200B).to_string(),
+            "name contains the invisible character U+200B"
+        );
+        // U+200E/F and U+2066..U+2069 are invisible too, and refused as bidi controls.
+        assert_eq!(PartName::new("a\u{200E}"), Err(NameError::Bidi(0x200e)));
+        assert_eq!(PartName::new("a\u{2067}"), Err(NameError::Bidi(0x2067)));
+        // Visible neighbours of those ranges stay allowed.
+        for name in [
+            "\u{2801}",
+            "\u{3165}",
+            "\u{2010}",
+            "\u{FE10}",
+            "\u{1D172}",
+            "\u{E1000}x",
+        ] {
+            assert!(PartName::new(name).is_ok(), "{name:?}");
+        }
+    }
+
     #[test]
     fn deserializing_validates() {
         assert!(serde_json::from_str::<PartName>("\"../etc/passwd\"").is_err());
@@ -226,7 +311,7 @@ mod tests {
         #[test]
         fn a_valid_name_is_one_plain_path_component(name in any::<String>()) {
             if let Ok(name) = PartName::new(name) {
-                let exported = name.exported_file_name();
+                let exported = crate::ExportOptions::new("_recebida").unwrap().file_name(&name);
                 let mut components = std::path::Path::new(&exported).components();
                 prop_assert!(matches!(components.next(), Some(std::path::Component::Normal(_))));
                 prop_assert!(components.next().is_none());

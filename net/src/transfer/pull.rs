@@ -113,17 +113,16 @@ fn connect_all(
     Ok(peers)
 }
 
-/// What the peer holds of `names`, or everything when none are named.
+/// What the peer holds of `names`, asked name by name, or everything when none are named.
 fn holdings(client: &mut Client, names: &[PartName]) -> Result<Vec<PartInfo>, ClientError> {
-    let all = client.list()?;
     if names.is_empty() {
-        return Ok(all);
+        return client.list();
     }
-    let wanted: HashSet<&PartName> = names.iter().collect();
-    Ok(all
-        .into_iter()
-        .filter(|info| wanted.contains(&info.name))
-        .collect())
+    let mut held = Vec::new();
+    for name in names {
+        held.extend(client.stat(name)?);
+    }
+    Ok(held)
 }
 
 /// The edition of each name to pull (every name but chunks when none are named): the first

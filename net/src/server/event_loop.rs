@@ -1,0 +1,322 @@
+//! The event loop: one thread that owns every socket. It polls, accepts, drives sessions,
+//! delivers the workers' answers, and keeps deadlines and shutdown.
+//!
+//! mio has no timers, so each poll waits at most until the earliest connection deadline known
+//! (handshake, idle, or the grace after an error reply), and a second at most; only then are
+//! all deadlines looked at, so an event costs nothing per idle connection. Write interest is
+//! registered only while a connection has output pending.
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use tracing::{debug, error, info, warn};
+
+use super::ServeSummary;
+use super::admission;
+use super::connection::Connection;
+use super::session::{Session, Shared};
+use super::workers::{ConnId, Done};
+use crate::message::Response;
+
+pub(crate) const LISTENER: Token = Token(0);
+pub(crate) const WAKER: Token = Token(1);
+const FIRST_CONNECTION: usize = 2;
+
+/// How long accepting pauses after the process ran out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest between two sweeps of every connection's deadline. Sweeps are otherwise run only
+/// when the earliest known deadline passes, so an event costs nothing per idle connection.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest the loop waits for workers and slow readers once shutdown is asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub(crate) struct EventLoop {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    allow: Vec<IpNet>,
+    sessions: Slab<Session>,
+    shared: Shared,
+    done: Receiver<Done>,
+    shutdown: Arc<AtomicBool>,
+    next_serial: u64,
+    accept_paused_until: Option<Instant>,
+    /// When to next look at every connection's deadline.
+    next_sweep: Instant,
+    pub(crate) summary: ServeSummary,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        poll: Poll,
+        listener: TcpListener,
+        allow: Vec<IpNet>,
+        shared: Shared,
+        done: Receiver<Done>,
+        shutdown: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            poll,
+            listener: Some(listener),
+            allow,
+            sessions: Slab::new(),
+            shared,
+            done,
+            shutdown,
+            next_serial: 0,
+            accept_paused_until: None,
+            next_sweep: Instant::now() + MAX_SWEEP_INTERVAL,
+            summary: ServeSummary::default(),
+        }
+    }
+
+    pub(crate) fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut shutdown_deadline = None;
+        loop {
+            let wake_at = self
+                .accept_paused_until
+                .map_or(self.next_sweep, |until| until.min(self.next_sweep));
+            let timeout =
+                wake_at.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+            let now = Instant::now();
+            for event in &events {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    // The workers' answers are taken right after this loop.
+                    WAKER => {}
+                    Token(token) => self.on_socket(token - FIRST_CONNECTION, now),
+                }
+            }
+            self.take_done(now);
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept(now);
+            }
+            if now >= self.next_sweep {
+                self.expire(now);
+            }
+            if shutdown_deadline.is_none() && self.shutdown.load(Ordering::SeqCst) {
+                info!(connections = self.sessions.len(), "shutting down");
+                shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+                self.begin_shutdown();
+            }
+            if let Some(deadline) = shutdown_deadline {
+                self.finish_shut_down_sessions(now);
+                if self.sessions.is_empty() || now >= deadline {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some_and(|until| now < until) {
+            return;
+        }
+        self.accept_paused_until = None;
+        while let Some(listener) = &self.listener {
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer, now),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => {
+                    // Out of descriptors (EMFILE/ENFILE) or the like: the pending connection
+                    // stays queued; retry shortly instead of spinning on it.
+                    warn!(%err, "cannot accept a connection; retrying shortly");
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+        let (held, max) = (self.sessions.len(), self.shared.limits.max_connections);
+        if !admission::admit(&mut stream, peer, &self.allow, held, max) {
+            return;
+        }
+        if let Err(err) = stream.set_nodelay(true) {
+            debug!(%err, "cannot set TCP_NODELAY");
+        }
+        let entry = self.sessions.vacant_entry();
+        let slot = entry.key();
+        let token = Token(slot + FIRST_CONNECTION);
+        if let Err(err) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            error!(%err, %peer, "cannot register a connection");
+            return;
+        }
+        let id = ConnId {
+            slot,
+            serial: self.next_serial,
+        };
+        self.next_serial += 1;
+        self.summary.connections += 1;
+        debug!(%peer, slot, "accepted");
+        let session = entry.insert(Session::new(Connection::new(stream, peer, now), id, now));
+        if let Some(deadline) = session.deadline(&self.shared.limits) {
+            self.next_sweep = self.next_sweep.min(deadline);
+        }
+    }
+
+    fn on_socket(&mut self, slot: usize, now: Instant) {
+        if !self.sessions.contains(slot) {
+            return;
+        }
+        let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
+        self.settle(slot, result);
+    }
+
+    /// Delivers the workers' answers and resumes the connections they unblock.
+    fn take_done(&mut self, now: Instant) {
+        let was_full = self.shared.queued_bytes >= self.shared.limits.max_queued_bytes;
+        let mut touched = Vec::new();
+        while let Ok(done) = self.done.try_recv() {
+            if let Response::Stored { .. } = done.response {
+                self.summary.parts_stored += 1;
+                self.summary.bytes_stored += done.released;
+            }
+            match self.sessions.get_mut(done.conn.slot) {
+                Some(session) if session.id == done.conn => {
+                    touched.push(done.conn.slot);
+                    session.complete(done, &mut self.shared);
+                }
+                _ => self.shared.queued_bytes -= done.released,
+            }
+        }
+        let now_open = self.shared.queued_bytes < self.shared.limits.max_queued_bytes;
+        if was_full && now_open {
+            touched.extend(
+                self.sessions
+                    .iter()
+                    .filter(|(_, session)| session.stalled)
+                    .map(|(slot, _)| slot),
+            );
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for slot in touched {
+            let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
+            self.settle(slot, result);
+        }
+    }
+
+    /// Drops a session that failed or finished.
+    fn settle(&mut self, slot: usize, result: io::Result<()>) {
+        let session = &self.sessions[slot];
+        let close = match result {
+            Ok(()) => session.is_finished(),
+            Err(err) => {
+                debug!(peer = %session.conn.peer, %err, "connection failed");
+                true
+            }
+        };
+        if close {
+            self.close(slot);
+        } else if let Some(deadline) = session.deadline(&self.shared.limits) {
+            // Deadlines only move later with activity; a new or failing connection can bring
+            // the next sweep forward.
+            self.next_sweep = self.next_sweep.min(deadline);
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        let mut session = self.sessions.remove(slot);
+        if let Err(err) = self.poll.registry().deregister(&mut session.conn.stream) {
+            debug!(%err, "deregistering a closed connection");
+        }
+        debug!(peer = %session.conn.peer, "closed");
+    }
+
+    /// Acts on every passed deadline and finds the next one.
+    fn expire(&mut self, now: Instant) {
+        self.next_sweep = now + MAX_SWEEP_INTERVAL;
+        let mut expired = Vec::new();
+        for (slot, session) in &self.sessions {
+            match session.deadline(&self.shared.limits) {
+                Some(deadline) if deadline <= now => expired.push(slot),
+                Some(deadline) => self.next_sweep = self.next_sweep.min(deadline),
+                None => {}
+            }
+        }
+        for slot in expired {
+            let session = &mut self.sessions[slot];
+            if session.expire(&self.shared.limits) {
+                self.close(slot);
+            } else {
+                let result = flush(&self.poll, session, now);
+                self.settle(slot, result);
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.shared.shutting_down = true;
+        if let Some(mut listener) = self.listener.take()
+            && let Err(err) = self.poll.registry().deregister(&mut listener)
+        {
+            debug!(%err, "deregistering the listener");
+        }
+    }
+
+    /// Tells each connection with nothing left at the workers that the server is stopping.
+    fn finish_shut_down_sessions(&mut self, now: Instant) {
+        let slots: Vec<usize> = self.sessions.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            let session = &mut self.sessions[slot];
+            session.shut_down();
+            let result = flush(&self.poll, session, now);
+            self.settle(slot, result);
+        }
+    }
+}
+
+/// Reads and answers what the peer sent, then writes; once more if the write freed the
+/// output budget that had stopped the reading.
+fn drive(poll: &Poll, shared: &mut Shared, session: &mut Session, now: Instant) -> io::Result<()> {
+    session.service(shared, now)?;
+    flush(poll, session, now)?;
+    if session.stalled {
+        session.service(shared, now)?;
+        flush(poll, session, now)?;
+    }
+    Ok(())
+}
+
+/// Writes what the session has queued and keeps write interest only while output remains.
+fn flush(poll: &Poll, session: &mut Session, now: Instant) -> io::Result<()> {
+    let before = session.conn.pending_output();
+    let pending = session.conn.flush()?;
+    if session.conn.pending_output() < before {
+        session.note_written(now);
+    }
+    if pending != session.wants_write {
+        let interest = if pending {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let token = Token(session.id.slot + FIRST_CONNECTION);
+        poll.registry()
+            .reregister(&mut session.conn.stream, token, interest)?;
+        session.wants_write = pending;
+    }
+    Ok(())
+}

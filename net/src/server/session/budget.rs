@@ -1,0 +1,56 @@
+//! When a session reads and when it gives up: the budgets that stop reading a connection
+//! (backpressure instead of memory growth) and the deadlines that end a silent one.
+
+use std::time::Instant;
+
+use super::{CLOSE_GRACE, MAX_GETS_AT_WORKERS, Session, Shared};
+use crate::Limits;
+use crate::message::ErrorCode;
+
+impl Session {
+    /// Whether to take more from the peer. The number of requests in flight is no reason to
+    /// stop: an offer answered `Want` stays in flight until its body is read.
+    pub(super) fn may_read(&self, shared: &Shared) -> bool {
+        let limits = &shared.limits;
+        self.closing_since.is_none()
+            && self.held.is_none()
+            && !shared.shutting_down
+            && self.buffered < limits.max_buffered_per_connection
+            && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection
+            && self.gets_at_workers < MAX_GETS_AT_WORKERS
+            && shared.queued_bytes < limits.max_queued_bytes
+    }
+
+    /// When the session must hear from its peer again, `None` while the wait is ours.
+    pub(crate) fn deadline(&self, limits: &Limits) -> Option<Instant> {
+        if let Some(since) = self.closing_since {
+            return Some(since + CLOSE_GRACE);
+        }
+        if !self.greeted {
+            return Some(self.accepted_at + limits.handshake_timeout);
+        }
+        // Held back by the store's budgets rather than by unread answers, the wait is ours.
+        let held_by_store = self.stalled
+            && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection;
+        (self.at_workers == 0 && !held_by_store)
+            .then_some(self.conn.last_activity + limits.idle_timeout)
+    }
+
+    /// Acts on a passed deadline: a first time, an error reply; after the grace, the end.
+    /// Returns whether the connection must be dropped now.
+    pub(crate) fn expire(&mut self, limits: &Limits) -> bool {
+        if self.closing_since.is_some() {
+            return true;
+        }
+        let message = if self.greeted {
+            format!("no request for {}s", limits.idle_timeout.as_secs())
+        } else {
+            format!(
+                "no handshake within {}s",
+                limits.handshake_timeout.as_secs()
+            )
+        };
+        self.fail(ErrorCode::Timeout, message);
+        false
+    }
+}

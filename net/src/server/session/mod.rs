@@ -1,0 +1,300 @@
+//! The protocol as one connection lives it: its state, the dispatch of each frame, and the
+//! answers queued for it. Runs on the event-loop thread, so it never touches the store.
+//!
+//! `handshake.rs` takes a connection up to `Welcome`, `requests.rs` turns requests into jobs
+//! for the workers or immediate answers, and `budget.rs` decides when to read and when the
+//! peer has been silent too long.
+
+mod budget;
+mod handshake;
+mod requests;
+
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use storage::{PartHash, PartKind, PartName};
+use tracing::warn;
+
+use super::connection::{Connection, Incoming, ReadEnd};
+use super::workers::{ConnId, Done, ReadJob, Upload};
+use crate::Limits;
+use crate::auth::Key;
+use crate::frame::FrameError;
+use crate::message::{ErrorCode, Request, RequestId, Response, WireHash};
+
+/// Time a failed connection gets to take its error reply before it is closed regardless.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// `Get`s of one connection at the reader at once. Their answers land in the output buffer,
+/// which the peer may not be reading, so they are bounded here as well as by output bytes.
+const MAX_GETS_AT_WORKERS: usize = 16;
+
+/// What the sessions share: the limits, the way to the workers, the server-wide budget.
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    pub(crate) peer_name: String,
+    pub(crate) key: Option<Key>,
+    pub(crate) read_only: bool,
+    pub(crate) read_jobs: Sender<ReadJob>,
+    pub(crate) uploads: Sender<Upload>,
+    /// Upload bytes queued for the writer, over every connection.
+    pub(crate) queued_bytes: u64,
+    pub(crate) shutting_down: bool,
+}
+
+/// A request the session has not finished answering.
+#[derive(Debug)]
+enum Pending {
+    Offer(Offer),
+    List,
+    Get,
+    Stat,
+}
+
+/// An offer the session is working on.
+#[derive(Debug)]
+struct Offer {
+    name: PartName,
+    hash: PartHash,
+    size: u64,
+    kind: PartKind,
+    stage: Stage,
+}
+
+/// Where an offer is between its `Offer` and its final answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// At the store reader, which decides between `Want`, `Have` and `Conflict`.
+    LookingUp,
+    /// Answered `Want`: its `Body` or `Cancel` may come.
+    Wanted,
+    /// Its body is at the store writer.
+    Uploading,
+}
+
+pub(crate) struct Session {
+    pub(crate) conn: Connection,
+    pub(crate) id: ConnId,
+    span: tracing::Span,
+    accepted_at: Instant,
+    greeted: bool,
+    /// The nonce of a `Challenge` sent, and the version the client asked for, while its
+    /// proof is awaited.
+    challenge: Option<(WireHash, u16)>,
+    /// Requests not yet answered in full, by id.
+    active: HashMap<RequestId, Pending>,
+    /// A `Body` or `Cancel` that came while its offer was still being looked up: nothing
+    /// more is parsed until the lookup's answer decides it, so the outcome does not depend on
+    /// how fast the reader was.
+    held: Option<(RequestId, Request)>,
+    /// Jobs at the workers: while any is out, the wait is ours, not the peer's.
+    at_workers: usize,
+    /// The `Get`s among them.
+    gets_at_workers: usize,
+    /// Upload bytes of this connection queued for the writer.
+    buffered: u64,
+    /// When a fatal error was queued; the connection closes once it is written.
+    closing_since: Option<Instant>,
+    /// The peer closed its sending side.
+    read_closed: bool,
+    /// Reading stopped at a budget, not because the socket was empty.
+    pub(crate) stalled: bool,
+    pub(crate) wants_write: bool,
+}
+
+impl Session {
+    pub(crate) fn new(conn: Connection, id: ConnId, now: Instant) -> Self {
+        let span = tracing::info_span!("conn", peer = %conn.peer, slot = id.slot);
+        Self {
+            conn,
+            id,
+            span,
+            accepted_at: now,
+            greeted: false,
+            challenge: None,
+            active: HashMap::new(),
+            held: None,
+            at_workers: 0,
+            gets_at_workers: 0,
+            buffered: 0,
+            closing_since: None,
+            read_closed: false,
+            stalled: false,
+            wants_write: false,
+        }
+    }
+
+    /// Reads and acts on whatever the peer sent, as far as the budgets allow.
+    ///
+    /// # Errors
+    /// A socket error: the connection is gone.
+    pub(crate) fn service(&mut self, shared: &mut Shared, now: Instant) -> std::io::Result<()> {
+        let span = self.span.clone();
+        let _entered = span.enter();
+        loop {
+            self.take_incoming(shared, now);
+            self.stalled = !self.may_read(shared);
+            if self.stalled || self.closing_since.is_some() || self.read_closed {
+                return Ok(());
+            }
+            match self.conn.read(now)? {
+                ReadEnd::Full => {}
+                ReadEnd::Drained => {
+                    self.take_incoming(shared, now);
+                    self.stalled = !self.may_read(shared);
+                    self.conn.trim();
+                    return Ok(());
+                }
+                ReadEnd::Closed => {
+                    self.read_closed = true;
+                    self.take_incoming(shared, now);
+                    if self.conn.has_partial_input() {
+                        warn!(
+                            "peer closed in the middle of a frame; its partial request is dropped"
+                        );
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Applies a worker's answer and queues the response.
+    pub(crate) fn complete(&mut self, done: Done, shared: &mut Shared) {
+        self.at_workers -= 1;
+        self.buffered -= done.released;
+        shared.queued_bytes -= done.released;
+        if let Response::Want { id } = done.response {
+            if let Some(Pending::Offer(offer)) = self.active.get_mut(&id) {
+                offer.stage = Stage::Wanted;
+            }
+        } else if let Some(Pending::Get) = self.active.remove(&done.id) {
+            self.gets_at_workers -= 1;
+        }
+        self.respond(&done.response, &done.body);
+        if self.held.as_ref().is_some_and(|(id, _)| *id == done.id)
+            && let Some((_, request)) = self.held.take()
+        {
+            self.handle(Incoming::Request(request), shared);
+        }
+    }
+
+    /// Whether the session is finished and its socket can be dropped.
+    pub(crate) fn is_finished(&self) -> bool {
+        // Once the peer has stopped sending, an offer waiting for its body can never get it.
+        let idle = self.at_workers == 0
+            && self.active.values().all(
+                |pending| matches!(pending, Pending::Offer(offer) if offer.stage == Stage::Wanted),
+            );
+        // Requests read but held back by a budget still need their answers.
+        let unread = self.stalled && self.conn.has_partial_input();
+        self.conn.pending_output() == 0
+            && (self.closing_since.is_some() || (self.read_closed && idle && !unread))
+    }
+
+    /// Stops taking requests: new offers are refused, a body in progress is abandoned.
+    pub(crate) fn shut_down(&mut self) {
+        if self.closing_since.is_none() && self.at_workers == 0 {
+            self.fail(ErrorCode::ShuttingDown, "the server is stopping".into());
+        }
+    }
+
+    /// Records the write progress of a flush.
+    pub(crate) fn note_written(&mut self, now: Instant) {
+        self.conn.last_activity = now;
+    }
+
+    fn take_incoming(&mut self, shared: &mut Shared, now: Instant) {
+        while self.closing_since.is_none() && self.may_read(shared) {
+            match self.conn.next_incoming(now) {
+                Ok(Some(incoming)) => self.handle(incoming, shared),
+                Ok(None) => return,
+                Err(err) => {
+                    let code = match err {
+                        FrameError::TooLarge { .. } => ErrorCode::FrameTooLarge,
+                        _ => ErrorCode::Malformed,
+                    };
+                    self.fail(code, err.to_string());
+                }
+            }
+        }
+    }
+
+    /// Whether request `id` is an offer still at the store reader.
+    fn looking_up(&self, id: RequestId) -> bool {
+        matches!(self.active.get(&id), Some(Pending::Offer(offer)) if offer.stage == Stage::LookingUp)
+    }
+
+    fn handle(&mut self, incoming: Incoming, shared: &mut Shared) {
+        let request = match incoming {
+            Incoming::Body { id, bytes } => return self.upload(id, bytes, shared),
+            Incoming::Request(request) => request,
+        };
+        if !self.greeted {
+            return match self.challenge.take() {
+                Some(challenge) => self.check_proof(request, challenge, shared),
+                None => self.greet(request, shared),
+            };
+        }
+        match request {
+            Request::Hello { .. } | Request::Prove { .. } => {
+                self.fail(ErrorCode::HandshakeRequired, "a second handshake".into());
+            }
+            Request::Body { id, .. } | Request::Cancel { id } if self.looking_up(id) => {
+                self.held = Some((id, request));
+            }
+            Request::Body { id, size } => self.start_body(id, size),
+            Request::Cancel { id } => self.cancel(id),
+            Request::Offer {
+                id,
+                name,
+                hash,
+                size,
+                kind,
+            } => {
+                if self.begin(id, shared) {
+                    let offer = (name, PartHash::from_bytes(hash), size, kind);
+                    self.offer(id, offer, shared);
+                }
+            }
+            Request::List { id, after, limit } => self.list(id, after, limit, shared),
+            Request::Get { id, name } => self.get(id, name, shared),
+            Request::Stat { id, name } => self.stat(id, name, shared),
+        }
+    }
+
+    fn send_job(&mut self, shared: &Shared, job: ReadJob) {
+        self.at_workers += 1;
+        if shared.read_jobs.send(job).is_err() {
+            self.fail(
+                ErrorCode::ShuttingDown,
+                "the store reader has stopped".into(),
+            );
+        }
+    }
+
+    fn reject(&mut self, id: RequestId, code: ErrorCode, message: String) {
+        self.respond(&Response::Rejected { id, code, message }, &[]);
+    }
+
+    /// Queues the last frame of a connection that can no longer be trusted or served.
+    fn fail(&mut self, code: ErrorCode, message: String) {
+        if self.closing_since.is_some() {
+            return;
+        }
+        warn!(?code, %message, "closing the connection");
+        self.respond(&Response::Error { code, message }, &[]);
+        self.closing_since = Some(Instant::now());
+    }
+
+    /// Queues a response; nothing follows the `Error` that closes a connection.
+    fn respond(&mut self, response: &Response, body: &[u8]) {
+        if self.closing_since.is_some() {
+            return;
+        }
+        if let Err(err) = self.conn.queue(response, body) {
+            tracing::error!(%err, "cannot encode a response");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The threads that touch the store, so the event loop never waits on a disk, and what
+//! passes between them and the loop.
+//!
+//! The reader (`reader.rs`) answers offers, lists and gets one at a time. The writer
+//! (`writer.rs`) takes every upload queued when it wakes, verifies each against its offered
+//! hash, and commits them all with one `put_batch` (one durable sync), so many small parts cost
+//! one flush. Each finished request goes back to the loop as a [`Done`], followed by a wake of
+//! the loop's [`mio::Waker`].
+
+mod reader;
+mod writer;
+
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::thread::JoinHandle;
+
+use mio::Waker;
+use storage::{PartHash, PartKind, PartName, StoreError};
+use tracing::error;
+
+use crate::message::{ErrorCode, RequestId, Response};
+
+pub(crate) use reader::run_reader;
+pub(crate) use writer::run_writer;
+
+/// A connection as the workers name it: its slab slot and a serial number, so an answer for a
+/// closed connection is never delivered to a new one that reused the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnId {
+    pub(crate) slot: usize,
+    pub(crate) serial: u64,
+}
+
+/// Work for the reader thread.
+#[derive(Debug)]
+pub(crate) enum ReadJob {
+    Offer {
+        conn: ConnId,
+        id: RequestId,
+        name: PartName,
+        hash: PartHash,
+    },
+    List {
+        conn: ConnId,
+        id: RequestId,
+        after: Option<String>,
+        limit: u32,
+    },
+    Get {
+        conn: ConnId,
+        id: RequestId,
+        name: PartName,
+    },
+    Stat {
+        conn: ConnId,
+        id: RequestId,
+        name: PartName,
+    },
+}
+
+/// A received body for the writer thread, not yet verified.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    pub(crate) conn: ConnId,
+    pub(crate) id: RequestId,
+    pub(crate) name: PartName,
+    pub(crate) hash: PartHash,
+    pub(crate) kind: PartKind,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// A finished request: the response to send, any body bytes after it, and the upload bytes it
+/// releases from the connection's and the server's budgets.
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub(crate) conn: ConnId,
+    pub(crate) id: RequestId,
+    pub(crate) response: Response,
+    pub(crate) body: Vec<u8>,
+    pub(crate) released: u64,
+}
+
+/// Where the workers send what they finish.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    pub(crate) done: Sender<Done>,
+    pub(crate) waker: Arc<Waker>,
+}
+
+impl Outbox {
+    pub(crate) fn send(&self, done: Done) {
+        // The loop only drops its receiver after joining the workers.
+        let _ = self.done.send(done);
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Err(err) = self.waker.wake() {
+            error!(%err, "cannot wake the event loop");
+        }
+    }
+}
+
+/// A finished request that releases no budget and carries no body.
+pub(crate) fn done(conn: ConnId, id: RequestId, response: Response) -> Done {
+    Done {
+        conn,
+        id,
+        response,
+        body: Vec::new(),
+        released: 0,
+    }
+}
+
+/// The `Rejected` answer for a store error, with the code a client can act on.
+pub(crate) fn rejection(id: RequestId, err: &StoreError) -> Response {
+    let code = match err {
+        StoreError::NotFound(_) => ErrorCode::NotFound,
+        StoreError::Conflict { .. } => ErrorCode::Conflict,
+        StoreError::HashMismatch { .. } => ErrorCode::HashMismatch,
+        StoreError::Corrupt { .. } | StoreError::BodyMissing { .. } => ErrorCode::Corrupt,
+        StoreError::TooLarge { .. } => ErrorCode::PartTooLarge,
+        StoreError::InvalidName { .. } | StoreError::ChunkNameMismatch { .. } => {
+            ErrorCode::InvalidName
+        }
+        StoreError::BadManifest { .. } | StoreError::ChunkUnavailable { .. } => {
+            ErrorCode::BadManifest
+        }
+        _ => ErrorCode::StorageFailed,
+    };
+    Response::Rejected {
+        id,
+        code,
+        message: err.to_string(),
+    }
+}
+
+/// Starts a named worker thread.
+pub(crate) fn spawn(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name.into()).spawn(body)
+}

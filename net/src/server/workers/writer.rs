@@ -1,0 +1,101 @@
+//! The store writer: verifies uploads against their offered hashes and commits them in
+//! groups, one durable sync per group, then acknowledges each.
+
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+use storage::{OnConflict, PartStore, PutOutcome, StoreError, VerifiedPart};
+use tracing::{debug, error, warn};
+
+use super::{Done, Outbox, Upload, done, rejection};
+use crate::message::Response;
+use crate::server::events::{EventSender, ServerEvent};
+
+/// How many uploads, and how many of their bytes, one commit takes at most.
+const BATCH_PARTS: usize = 4096;
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Commits [`Upload`]s in groups until the loop drops its sender.
+pub(crate) fn run_writer(
+    store: Arc<dyn PartStore>,
+    uploads: Receiver<Upload>,
+    outbox: Outbox,
+    mut events: EventSender,
+) {
+    while let Ok(first) = uploads.recv() {
+        let mut batch_bytes = first.bytes.len() as u64;
+        let mut batch = vec![first];
+        while batch.len() < BATCH_PARTS && batch_bytes < BATCH_BYTES {
+            let Ok(next) = uploads.try_recv() else { break };
+            batch_bytes += next.bytes.len() as u64;
+            batch.push(next);
+        }
+        commit(store.as_ref(), batch, &outbox, &mut events);
+        outbox.wake();
+    }
+}
+
+/// Verifies and stores one group, sends every answer, and reports each part newly stored.
+fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &mut EventSender) {
+    let mut verified = Vec::with_capacity(batch.len());
+    let mut owners = Vec::with_capacity(batch.len());
+    for upload in batch {
+        let released = upload.bytes.len() as u64;
+        let (conn, id) = (upload.conn, upload.id);
+        let checked = VerifiedPart::new(upload.name, upload.hash, upload.bytes)
+            .map(|part| part.with_kind(upload.kind));
+        match checked {
+            Ok(part) => {
+                verified.push(part);
+                owners.push((conn, id, released));
+            }
+            Err(err) => {
+                warn!(%err, "refusing a pushed part");
+                outbox.send(Done {
+                    released,
+                    ..done(conn, id, rejection(id, &err))
+                });
+            }
+        }
+    }
+    if verified.is_empty() {
+        return;
+    }
+    let outcomes = match store.put_batch(&verified, OnConflict::Refuse) {
+        Ok(outcomes) => outcomes,
+        Err(err) => {
+            error!(%err, parts = verified.len(), "cannot commit pushed parts");
+            for &(conn, id, released) in &owners {
+                let response = rejection(id, &err);
+                outbox.send(Done {
+                    released,
+                    ..done(conn, id, response)
+                });
+            }
+            return;
+        }
+    };
+    for ((part, outcome), (conn, id, released)) in verified.iter().zip(outcomes).zip(owners) {
+        let response = match outcome {
+            Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
+                debug!(name = %part.name(), size = part.size(), "stored");
+                events.emit(ServerEvent::Stored {
+                    name: part.name().clone(),
+                    kind: part.kind(),
+                    size: part.size(),
+                });
+                Response::Stored { id }
+            }
+            Ok(PutOutcome::AlreadyHad) => Response::Have { id },
+            Err(StoreError::Conflict { existing, .. }) => Response::Conflict {
+                id,
+                existing: *existing.as_bytes(),
+            },
+            Err(err) => rejection(id, &err),
+        };
+        outbox.send(Done {
+            released,
+            ..done(conn, id, response)
+        });
+    }
+}
