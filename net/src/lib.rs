@@ -1,8 +1,36 @@
-//! The p2p-store wire protocol and the two ends that speak it.
+//! The p2p-store wire protocol, the two ends that speak it, and the transfers built on them.
 //!
 //! [`frame`] and [`message`] are the protocol (PROTOCOL.md describes it byte by byte);
 //! [`Server`] is the peer that accepts parts, [`Client`] the blocking peer that pushes and
-//! fetches them.
+//! fetches them, and [`transfer`] moves files and parts between a store and its peers (push,
+//! pull, one fetch from several peers at once), reporting to an observer.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use net::transfer::{self, Dialer};
+//! use net::{Server, ServerConfig};
+//! use storage::{BackendKind, FileSource, PartName};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let open = |db: &str| storage::open_store(&dir.path().join(db), Some(BackendKind::Sled));
+//! let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse()?), Arc::from(open("a")?))?;
+//! let (addr, stop) = (server.local_addr().to_string(), server.shutdown_handle());
+//! let serving = std::thread::spawn(move || server.run());
+//!
+//! std::fs::write(dir.path().join("notes.txt"), b"hello")?;
+//! let files = [FileSource::new(dir.path().join("notes.txt"))];
+//! let dialer = Dialer::new("example");
+//! transfer::push_files(&mut dialer.dial(&addr)?, &files, 1 << 20, &mut |_| {})?;
+//!
+//! let local = open("b")?;
+//! let names = [PartName::new("notes.txt")?];
+//! let pulled = transfer::pull(&dialer, &[addr], &names, local.as_ref(), &mut |_| {})?;
+//! assert_eq!(pulled.tally.stored, 1);
+//! assert_eq!(local.get(&names[0])?, b"hello");
+//! stop.shutdown()?;
+//! serving.join().unwrap()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! Threading: the server runs one mio event loop that owns every socket and never touches the
 //! disk; a reader thread answers offers, lists and gets, and a writer thread verifies and

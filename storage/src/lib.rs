@@ -6,6 +6,11 @@
 //! it is durable. Backends: [`SledStore`] (the default), [`FsStore`] (a plain directory) and
 //! [`MemStore`] (tests and benchmarks); [`open_store`] picks an on-disk one by [`BackendKind`].
 //!
+//! Files larger than one chunk are stored as chunks named by their hashes plus a manifest
+//! ([`import_files`], [`Chunker`]); every backend refuses a manifest until it holds every chunk
+//! the manifest lists, so no caller can leave a file that cannot be assembled. [`export`]
+//! writes parts and files back out, each checked whole before it is renamed into place.
+//!
 //! Threading: stores are `Send + Sync`; writers are serialised inside each backend, reads run
 //! concurrently. Every call may block on disk, so an event loop must call them from a worker.
 //!
@@ -18,6 +23,15 @@
 //! let part = VerifiedPart::hashing(name.clone(), b"hello".to_vec())?;
 //! assert_eq!(store.put(&part, OnConflict::Refuse)?, PutOutcome::Stored);
 //! assert_eq!(store.get(&name)?, b"hello");
+//!
+//! std::fs::write(dir.path().join("big.bin"), vec![7u8; 3 << 20])?;
+//! let files = [storage::FileSource::new(dir.path().join("big.bin"))];
+//! storage::import_files(store.as_ref(), &files, storage::ImportOptions::default(), |(_, done)| {
+//!     assert_eq!(done.unwrap(), PutOutcome::Stored);
+//! })?;
+//! let options = storage::ExportOptions::new("_copy")?;
+//! storage::export(store.as_ref(), &dir.path().join("out"), None, &options)?;
+//! assert_eq!(std::fs::read(dir.path().join("out/big.bin_copy"))?, vec![7u8; 3 << 20]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
