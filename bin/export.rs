@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use net::transfer::{Observer, Outcome, TransferEvent};
+use net::transfer::{Observer, TransferEvent};
 use serde_json::Map;
 use storage::{BackendKind, ExportOptions, Overwrite, PartName, StoreError};
 
@@ -68,66 +68,53 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
 }
 
 /// Writes `names` of `store` into `out`, reporting each.
-pub fn export_into(
+fn export_into(
     store: &dyn storage::PartStore,
     out: &Path,
     names: &[PartName],
     options: &ExportOptions,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    storage::export_each(
-        store,
-        out,
-        names,
-        options,
-        |(name, written)| match written {
-            Ok(path) => report.exported(name.as_str(), &path),
-            Err(err @ StoreError::ExportExists { .. }) => report.rejected(
-                name.as_str(),
-                &format!("{err}; pass --force to overwrite it"),
-            ),
-            Err(err) => report.rejected(name.as_str(), &err),
-        },
-    )
+    storage::export_each(store, out, names, options, |(name, written)| {
+        report_written(report, &name, written)
+    })
     .with_context(|| format!("cannot export to {}", out.display()))
 }
 
-/// Pulls the parts and files from the peer into a scratch store inside `OUT` (each verified,
-/// memory bounded however large the files), then writes them with the same export code as a
-/// local store: temp file, rename, no overwrite.
+fn report_written(report: &mut Report, name: &PartName, written: Result<PathBuf, StoreError>) {
+    match written {
+        Ok(path) => report.exported(name.as_str(), &path),
+        Err(err @ StoreError::ExportExists { .. }) => report.rejected(
+            name.as_str(),
+            &format!("{err}; pass --force to overwrite it"),
+        ),
+        Err(err) => report.rejected(name.as_str(), &err),
+    }
+}
+
+/// Writes the peer's files into OUT; what cannot be pulled is reported as it fails.
 fn export_remote(
     addr: &str,
     args: &Args,
     options: &ExportOptions,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix(".p2p-store-export.")
-        .tempdir_in(&args.out)
-        .with_context(|| format!("cannot create a scratch store in {}", args.out.display()))?;
-    let staging = storage::open_store(&scratch.path().join("db"), Some(BackendKind::Fs))?;
-    let mut pulled = Vec::new();
-    let mut collect = |event: TransferEvent| match event {
-        TransferEvent::Settled {
-            name,
-            outcome: Outcome::Stored | Outcome::AlreadyHad,
-        } => pulled.push(name),
+    let mut failures = |event: TransferEvent| match event {
         TransferEvent::Planned { .. } | TransferEvent::Moved { .. } => {}
         other => report.on_event(other),
     };
-    net::transfer::pull(
-        &peer::dialer(peer::TIMEOUT),
-        &[addr.to_owned()],
+    let dialer = peer::dialer(peer::TIMEOUT);
+    let exported = net::transfer::export_from(
+        &dialer,
+        addr,
         &args.names,
-        staging.as_ref(),
-        &mut collect,
+        &args.out,
+        options,
+        &mut failures,
     )
-    .with_context(|| format!("fetching from {addr} failed"))?;
-    let names: Vec<PartName> = pulled
-        .iter()
-        .filter_map(|name| PartName::new(name.as_str()).ok())
-        .collect();
-    export_into(staging.as_ref(), &args.out, &names, options, report)
+    .with_context(|| format!("exporting from {addr} failed"))?;
+    for (name, written) in exported {
+        report_written(report, &name, written);
+    }
+    Ok(())
 }

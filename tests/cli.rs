@@ -421,3 +421,102 @@ fn usage_errors_exit_2() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("unknown backend \"mem\""));
     assert!(!ws.db().exists(), "a usage error creates nothing");
 }
+
+/// Only regular files are imported: a FIFO would block forever, and devices and `/proc` files
+/// claim sizes that have nothing to do with what reading them gives. Each is refused by name
+/// with the reason, and the regular file beside them is stored.
+#[test]
+fn import_refuses_what_is_not_a_regular_file() {
+    let ws = Workspace::new(BackendKind::Sled);
+    let fifo = ws.path("pipe");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let plain = ws.write("plain.txt", b"plain");
+    let run = ws
+        .run([
+            "import",
+            fifo.to_str().unwrap(),
+            "/dev/null",
+            "/dev/zero",
+            "/proc/self/status",
+            plain.to_str().unwrap(),
+        ])
+        .fails(1);
+    let stdout = run.stdout();
+    for refused in [
+        "rejected pipe: ",
+        "rejected null: ",
+        "rejected zero: ",
+        "rejected status: ",
+    ] {
+        let line = stdout.lines().find(|line| line.starts_with(refused));
+        assert!(
+            line.is_some_and(|line| line.contains("not a regular file")),
+            "{refused}\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("stored plain.txt\n"), "{stdout}");
+    assert!(
+        stdout.ends_with("1 stored, 0 already had, 4 rejected\n"),
+        "{stdout}"
+    );
+}
+
+/// `p2p-store list | head`: a reader that goes away ends the command quietly.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let ws = Workspace::new(BackendKind::Sled);
+    let files: Vec<PathBuf> = (0..2000)
+        .map(|i| ws.write(&format!("f{i:04}"), &[1]))
+        .collect();
+    let mut import = vec!["import".to_owned()];
+    import.extend(files.iter().map(|path| path.to_str().unwrap().to_owned()));
+    ws.run(import).ok();
+    let mut list = Command::new(env!("CARGO_BIN_EXE_p2p-store"))
+        .arg("--db")
+        .arg(ws.db())
+        .args(["list", "--all"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(list.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(list.stdout.take());
+    let output = list.wait_with_output().unwrap();
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Every command's `--help` ends with real examples.
+#[test]
+fn help_ends_with_examples() {
+    let ws = Workspace::new(BackendKind::Sled);
+    for command in [
+        "import",
+        "list",
+        "export",
+        "verify",
+        "remove",
+        "serve",
+        "send",
+        "fetch",
+        "demo",
+        "completions",
+    ] {
+        let help = ws.run([command, "--help"]).ok().stdout();
+        let examples = help.split("Examples:\n").nth(1).unwrap_or("");
+        let lines: Vec<&str> = examples.lines().filter(|line| !line.is_empty()).collect();
+        assert!(lines.len() >= 2, "{command}:\n{help}");
+        assert!(
+            lines
+                .iter()
+                .all(|line| line.trim_start().starts_with("p2p-store ")),
+            "{command}:\n{help}"
+        );
+    }
+}

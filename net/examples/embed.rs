@@ -82,11 +82,9 @@ fn main() -> Result<()> {
     );
 
     for peer in peers {
+        let addr = peer.addr.clone();
         let summary = peer.stop()?;
-        println!(
-            "{} stopped after {} connections",
-            peer.addr, summary.connections
-        );
+        println!("{addr} stopped after {} connections", summary.connections);
     }
     Ok(())
 }

@@ -7,7 +7,8 @@
 //!   on (name, hash), different chunks come from each at once, a peer that fails, stalls or sends
 //!   bytes that fail their hash is dropped, and a file's manifest is stored only once its
 //!   chunks are held and the file checks out whole.
-//! - [`list_files`] describes what a peer holds, files with their own size and hash.
+//! - [`list_files`] describes what a peer holds, files with their own size and hash, and
+//!   [`export_from`] writes a peer's files out without a store of one's own.
 //!
 //! Each reports what happens to an [`Observer`] (progress bars, logs, tests) and returns totals.
 //!
@@ -15,6 +16,7 @@
 
 mod dial;
 mod error;
+mod export_from;
 mod listing;
 mod observe;
 mod pull;
@@ -23,6 +25,7 @@ mod swarm;
 
 pub use dial::Dialer;
 pub use error::TransferError;
+pub use export_from::export_from;
 pub use listing::list_files;
 pub use observe::{Observer, Outcome, Tally, TransferEvent};
 pub use pull::{PullReport, pull};
