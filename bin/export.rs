@@ -40,12 +40,7 @@ pub struct Args {
 
 /// Files named `<name>_recebida`, replaced only when `force`.
 pub fn options(force: bool) -> anyhow::Result<ExportOptions> {
-    let overwrite = if force {
-        Overwrite::Always
-    } else {
-        Overwrite::Never
-    };
-    Ok(ExportOptions::new(SUFFIX)?.overwrite(overwrite))
+    Ok(ExportOptions::new(SUFFIX)?.overwrite(Overwrite::when(force)))
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {

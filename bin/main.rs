@@ -9,7 +9,6 @@ mod completions;
 mod demo;
 mod export;
 mod exporter;
-mod fd_limit;
 mod fetch;
 mod import;
 mod list;

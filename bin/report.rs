@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use storage::PutOutcome;
 
 use crate::Status;
-use crate::progress::Progress;
+use crate::progress;
 
 /// What the closing line calls the two ends of a tally.
 #[derive(Debug, Clone, Copy)]
@@ -23,15 +23,15 @@ pub struct Report {
     json: bool,
     words: Words,
     tally: Tally,
-    bar: Progress,
+    bar: indicatif::ProgressBar,
 }
 
 impl Report {
     /// A report for `what` ("send", "fetch", ...); `json` prints one object at the end only.
     pub fn new(what: &str, words: Words, json: bool) -> Self {
         let bar = match words {
-            Words::Transfer => Progress::bytes(what, json),
-            Words::Export => Progress::items(what, json),
+            Words::Transfer => progress::bar(what, progress::BYTES, json),
+            Words::Export => progress::bar(what, progress::ITEMS, json),
         };
         Self {
             json,
@@ -67,14 +67,14 @@ impl Report {
     /// A file written by an export.
     pub fn exported(&mut self, name: &str, path: &std::path::Path) {
         self.tally.stored += 1;
-        self.bar.add(1);
+        self.bar.inc(1);
         self.line(format_args!("exported {name} -> {}", path.display()));
     }
 
     /// Something that failed, in this report's words.
     pub fn rejected(&mut self, name: &str, reason: &dyn Display) {
         self.tally.rejected += 1;
-        self.bar.add(u64::from(matches!(self.words, Words::Export)));
+        self.bar.inc(u64::from(matches!(self.words, Words::Export)));
         match self.words {
             Words::Transfer => self.line(format_args!("rejected {name}: {reason}")),
             Words::Export => self.line(format_args!("failed {name}: {reason}")),
@@ -82,12 +82,14 @@ impl Report {
     }
 
     pub fn set_total(&self, total: u64) {
-        self.bar.set_total(total);
+        self.bar.set_length(total);
     }
 
     /// Prints the totals, each of `extra` after them (numbers in the line as "N key", every
     /// one in the JSON object), and says whether everything was done.
     pub fn finish(self, extra: Map<String, Value>) -> Status {
+        // What was skipped (already held) counts as done.
+        self.bar.set_position(self.bar.length().unwrap_or(0));
         self.bar.finish();
         let Tally {
             stored,
@@ -95,12 +97,12 @@ impl Report {
             rejected,
         } = self.tally;
         if self.json {
-            let mut object = Map::new();
-            object.insert("stored".into(), stored.into());
-            object.insert("already_had".into(), already_had.into());
-            object.insert("rejected".into(), rejected.into());
-            object.extend(extra);
-            println!("{}", Value::Object(object));
+            let mut object = serde_json::json!(self.tally);
+            object
+                .as_object_mut()
+                .expect("a tally is an object")
+                .extend(extra);
+            println!("{object}");
         } else {
             let mut line = match self.words {
                 Words::Transfer => {
@@ -126,8 +128,8 @@ impl Report {
 impl Observer for Report {
     fn on_event(&mut self, event: TransferEvent) {
         match event {
-            TransferEvent::Planned { bytes } => self.bar.set_total(bytes),
-            TransferEvent::Moved { bytes } => self.bar.add(bytes),
+            TransferEvent::Planned { bytes } => self.set_total(bytes),
+            TransferEvent::Moved { bytes } => self.bar.inc(bytes),
             TransferEvent::Settled { name, outcome } => self.settle(&name, &outcome),
             TransferEvent::PeerUnreachable { peer, reason } => {
                 eprintln!("warning: leaving out {peer}: {reason}");

@@ -13,15 +13,12 @@ use signal_hook::iterator::Signals;
 use storage::{BackendKind, PartStore};
 use tracing::info;
 
-use crate::{Status, exporter, fd_limit, open, peer};
+use crate::{Status, exporter, open, peer};
 
 pub const EXAMPLES: &str = "Examples:
   p2p-store --db ./peer1.db serve --export-dir ./recebidas
   p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
   p2p-store --key-file peers.key serve --listen 127.0.0.1:0";
-
-/// Descriptors the process needs besides its connections: the store, the poller, std streams.
-const RESERVED_FDS: usize = 64;
 
 /// Serve the store: other peers push parts to it and fetch parts from it. Stops cleanly on
 /// SIGINT or SIGTERM.
@@ -80,15 +77,7 @@ pub struct Args {
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
-    match fd_limit::raise() {
-        Ok(limit) if (limit as usize) < args.max_connections + RESERVED_FDS => tracing::warn!(
-            limit,
-            max_connections = args.max_connections,
-            "the open-file limit is below --max-connections; accepts will pause when it is reached"
-        ),
-        Ok(_) => {}
-        Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
-    }
+    net::server::raise_fd_limit(args.max_connections);
     let store: Arc<dyn PartStore> = Arc::from(open::store(db, backend)?);
     let limits = Limits::default()
         .with_max_part_size(args.max_part_size)

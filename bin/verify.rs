@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde_json::json;
 use storage::BackendKind;
 
 use crate::{Status, open};
@@ -20,39 +20,20 @@ pub struct Args {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct Report {
-    intact: u64,
-    bytes: u64,
-    corrupt: Vec<Corrupt>,
-}
-
-#[derive(Serialize)]
-struct Corrupt {
-    name: String,
-    error: String,
-}
-
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let store = open::store(db, backend)?;
     let report = storage::verify(store.as_ref()).context("cannot verify the store")?;
-    let report = Report {
-        intact: report.intact,
-        bytes: report.bytes,
-        corrupt: report
-            .corrupt
-            .into_iter()
-            .map(|(name, err)| Corrupt {
-                name: name.to_string(),
-                error: err.to_string(),
-            })
-            .collect(),
-    };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let corrupt: Vec<_> = report
+            .corrupt
+            .iter()
+            .map(|(name, err)| json!({"name": name, "error": err.to_string()}))
+            .collect();
+        let summary = json!({"intact": report.intact, "bytes": report.bytes, "corrupt": corrupt});
+        println!("{summary}");
     } else {
-        for corrupt in &report.corrupt {
-            println!("corrupt {}: {}", corrupt.name, corrupt.error);
+        for (name, err) in &report.corrupt {
+            println!("corrupt {name}: {err}");
         }
         println!(
             "{} intact ({} bytes), {} corrupt",

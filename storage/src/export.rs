@@ -24,6 +24,13 @@ pub enum Overwrite {
     Always,
 }
 
+impl Overwrite {
+    /// `Always` when `replace`, else `Never`.
+    pub fn when(replace: bool) -> Self {
+        if replace { Self::Always } else { Self::Never }
+    }
+}
+
 /// How parts are written out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportOptions {

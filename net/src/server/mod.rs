@@ -22,6 +22,7 @@ mod config;
 mod connection;
 mod event_loop;
 mod events;
+mod fd_limit;
 mod listener;
 mod session;
 mod workers;
@@ -41,6 +42,7 @@ pub use config::{Access, ConfigError, MAX_PEER_NAME, ServerConfig};
 use event_loop::{EventLoop, LISTENER, WAKER};
 use events::EventSender;
 pub use events::ServerEvent;
+pub use fd_limit::raise_fd_limit;
 use session::Shared;
 use workers::Outbox;
 
