@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use net::transfer::{Observer, TransferEvent};
-use serde_json::Map;
 use storage::{BackendKind, ExportOptions, Overwrite, PartName, StoreError};
 
 use crate::report::{Report, Words};
@@ -59,7 +58,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
             export_into(store.as_ref(), &args.out, &names, &options, &mut report)?;
         }
     }
-    Ok(report.finish(Map::new()))
+    Ok(report.finish([]))
 }
 
 /// Writes `names` of `store` into `out`, reporting each.

@@ -44,15 +44,17 @@ fn export_stored(store: &dyn PartStore, dir: &Path, names: &[PartName], options:
     if names.is_empty() {
         return;
     }
-    match storage::export(store, dir, Some(names), options) {
-        Ok(outcomes) => {
-            for (name, written) in outcomes {
-                match written {
-                    Ok(path) => debug!(%name, path = %path.display(), "exported"),
-                    Err(err) => warn!(%name, %err, "cannot export a stored part"),
-                }
-            }
-        }
-        Err(err) => error!(%err, dir = %dir.display(), "cannot export stored parts"),
+    let exported = storage::export_each(
+        store,
+        dir,
+        names,
+        options,
+        |(name, written)| match written {
+            Ok(path) => debug!(%name, path = %path.display(), "exported"),
+            Err(err) => warn!(%name, %err, "cannot export a stored part"),
+        },
+    );
+    if let Err(err) = exported {
+        error!(%err, dir = %dir.display(), "cannot export stored parts");
     }
 }

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Map;
 use storage::{BackendKind, PartName};
 
 use crate::report::{Report, Words};
@@ -49,8 +48,9 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         store.as_ref(),
         &mut report,
     )?;
-    let mut totals = Map::new();
-    totals.insert("bytes_received".into(), pulled.bytes_received.into());
-    totals.insert("peers".into(), serde_json::to_value(&pulled.peers)?);
-    Ok(report.finish(totals))
+    let peers = serde_json::to_value(&pulled.peers)?;
+    Ok(report.finish([
+        ("bytes_received", pulled.bytes_received.into()),
+        ("peers", peers),
+    ]))
 }

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde_json::Map;
 use storage::{BackendKind, ImportOptions, OnConflict, PartName};
 
 use crate::report::{Report, Words};
@@ -50,5 +49,5 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         report.put(&name, outcome)
     })
     .context("cannot store the parts")?;
-    Ok(report.finish(Map::new()))
+    Ok(report.finish([]))
 }

@@ -51,11 +51,11 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         writeln!(out)?;
     } else {
         for entry in &entries {
-            write!(out, "{}\t{}\t{}", entry.name, entry.size, entry.hash)?;
-            match entry.parts {
-                Some(parts) => writeln!(out, "\t{parts} parts")?,
-                None => writeln!(out)?,
-            }
+            let parts = entry
+                .parts
+                .map(|n| format!("\t{n} parts"))
+                .unwrap_or_default();
+            writeln!(out, "{}\t{}\t{}{parts}", entry.name, entry.size, entry.hash)?;
         }
     }
     Ok(Status::Done)

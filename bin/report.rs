@@ -87,7 +87,8 @@ impl Report {
 
     /// Prints the totals, each of `extra` after them (numbers in the line as "N key", every
     /// one in the JSON object), and says whether everything was done.
-    pub fn finish(self, extra: Map<String, Value>) -> Status {
+    pub fn finish(self, extra: impl IntoIterator<Item = (&'static str, Value)>) -> Status {
+        let extra: Map<String, Value> = extra.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         // What was skipped (already held) counts as done.
         self.bar.set_position(self.bar.length().unwrap_or(0));
         self.bar.finish();

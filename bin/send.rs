@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::Map;
 use storage::{BackendKind, PartName};
 
 use crate::report::{Report, Words};
@@ -50,10 +49,10 @@ pub struct Args {
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let files = cli::sources(args.files, args.name);
-    let store = match files.is_empty() {
-        true => Some(open::store(db, backend)?),
-        false => None,
-    };
+    let store = files
+        .is_empty()
+        .then(|| open::store(db, backend))
+        .transpose()?;
     let dialer = peer::dialer(Duration::from_secs(args.timeout));
     let mut client = dialer
         .dial(&args.to)
@@ -67,7 +66,5 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         None => net::transfer::push_files(&mut client, &files, args.part_size.bytes, &mut report),
     }
     .with_context(|| format!("pushing to {} failed", args.to))?;
-    let mut totals = Map::new();
-    totals.insert("bytes_sent".into(), pushed.bytes_sent.into());
-    Ok(report.finish(totals))
+    Ok(report.finish([("bytes_sent", pushed.bytes_sent.into())]))
 }
