@@ -53,9 +53,9 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_per_connection)]
     max_buffered: u64,
 
-    /// Upload bytes all connections together may have queued for the store.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_queued_bytes)]
-    max_queued: u64,
+    /// Bytes held for all peers together (bodies arriving, uploads queued, answers unread).
+    #[arg(long, alias = "max-queued", value_name = "BYTES", default_value_t = Limits::default().max_memory)]
+    max_memory: u64,
 
     /// Seconds a new connection has to complete its handshake.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().handshake_timeout.as_secs())]
@@ -84,7 +84,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .with_max_connections(args.max_connections)
         .with_max_in_flight(args.max_in_flight)
         .with_max_buffered_per_connection(args.max_buffered)
-        .with_max_queued_bytes(args.max_queued)
+        .with_max_memory(args.max_memory)
         .with_handshake_timeout(Duration::from_secs(args.handshake_timeout))
         .with_idle_timeout(Duration::from_secs(args.idle_timeout));
     let access = Access::default()

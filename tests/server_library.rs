@@ -138,10 +138,8 @@ fn settings_a_server_cannot_run_with_are_refused_by_its_constructor() {
             },
         ),
         (
-            Limits::default().with_max_queued_bytes(0),
-            ConfigError::Zero {
-                name: "max_queued_bytes",
-            },
+            Limits::default().with_max_memory(0),
+            ConfigError::Zero { name: "max_memory" },
         ),
         (
             Limits::default().with_handshake_timeout(Duration::ZERO),

@@ -532,10 +532,12 @@ impl Client {
     }
 
     fn receive_body(&mut self, size: u64) -> Result<Vec<u8>, ClientError> {
-        if size > self.max_part_size {
+        // The server's announced limit bounds what it accepts; it may hold larger parts,
+        // stored before it was lowered, up to what any store holds.
+        if size > storage::MAX_PART_SIZE {
             return Err(ClientError::Protocol(format!(
-                "a part of {size} bytes, more than the {} announced",
-                self.max_part_size
+                "a part of {size} bytes, more than any store holds ({})",
+                storage::MAX_PART_SIZE
             )));
         }
         let size = usize::try_from(size).expect("a checked part size fits in memory");

@@ -11,6 +11,8 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct Limits {
     /// Largest part accepted, in bytes; offers above it are rejected before any byte moves.
+    /// Files travel as chunks of 1 MiB by default, so a small limit costs them nothing and
+    /// bounds what one request can make the server hold.
     pub max_part_size: u64,
     /// Connections held at once; one more is told `Busy` and closed.
     pub max_connections: usize,
@@ -21,8 +23,11 @@ pub struct Limits {
     /// of answers the peer has not yet read: past either, the server stops reading that
     /// connection (backpressure to the peer).
     pub max_buffered_per_connection: u64,
-    /// Body bytes of all connections queued for the store; every connection waits past this.
-    pub max_queued_bytes: u64,
+    /// Bytes the server holds for its peers altogether: bodies as they arrive, uploads queued
+    /// for the store, answers not yet read, and the state of requests in flight. At it, no
+    /// connection is read, and the connections holding the most while their peers make no
+    /// progress are closed to make room.
+    pub max_memory: u64,
     /// Time from accepting a connection to its handshake.
     pub handshake_timeout: Duration,
     /// Time a connection may go without a whole frame, or body bytes in 64 KiB steps, while
@@ -33,11 +38,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_part_size: storage::MAX_PART_SIZE,
+            max_part_size: 16 * 1024 * 1024,
             max_connections: 1024,
-            max_in_flight: 4096,
+            max_in_flight: 1024,
             max_buffered_per_connection: 32 * 1024 * 1024,
-            max_queued_bytes: 512 * 1024 * 1024,
+            max_memory: 256 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
         }
@@ -70,8 +75,8 @@ impl Limits {
     }
 
     #[must_use]
-    pub fn with_max_queued_bytes(mut self, bytes: u64) -> Self {
-        self.max_queued_bytes = bytes;
+    pub fn with_max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
         self
     }
 

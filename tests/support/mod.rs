@@ -312,6 +312,28 @@ impl RawPeer {
         }
     }
 
+    /// Gives up on a write after `timeout`, so an attacker the server stops reading does not
+    /// wait for it forever.
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.stream.set_write_timeout(Some(timeout)).unwrap();
+    }
+
+    /// Writes as much of `bytes` as the server takes before the write timeout; returns how
+    /// much that was.
+    pub fn send_until_blocked(&mut self, bytes: &[u8]) -> usize {
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.stream.write(&bytes[written..]) {
+                Ok(0) => break,
+                Ok(count) => written += count,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) if is_closed(&err) || is_timeout(&err) => break,
+                Err(err) => panic!("cannot write to the server: {err}"),
+            }
+        }
+        written
+    }
+
     /// Closes the sending side, as a client that has said all it has to say.
     pub fn finish_sending(&mut self) {
         self.stream.shutdown(std::net::Shutdown::Write).unwrap();
@@ -367,6 +389,10 @@ impl RawPeer {
             panic!("expected the server to close the connection, got {response:?}");
         }
     }
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
 fn is_closed(err: &io::Error) -> bool {

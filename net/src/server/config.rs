@@ -76,7 +76,7 @@ impl ServerConfig {
                 "max_buffered_per_connection",
                 limits.max_buffered_per_connection,
             ),
-            ("max_queued_bytes", limits.max_queued_bytes),
+            ("max_memory", limits.max_memory),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { name });

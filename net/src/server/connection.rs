@@ -1,12 +1,13 @@
 //! One peer's socket and buffers: bytes in, frames out of them, bytes out. No protocol
 //! decisions are made here; `session` makes them.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use super::output::Output;
 use crate::frame::{self, FrameError, MAX_REQUEST_HEADER};
 use crate::message::{Request, RequestId};
 
@@ -34,16 +35,33 @@ pub(crate) enum Incoming {
     Body { id: RequestId, bytes: Vec<u8> },
 }
 
-/// A body being received into a buffer of its full size, `filled` bytes of it so far. The
-/// buffer comes zeroed from the allocator (fresh pages for a large body), so reading into it
-/// costs no extra pass over the bytes.
+/// Room a body's buffer grows by at least: a default 1 MiB chunk arrives in one allocation.
+const BODY_GROWTH: usize = 1024 * 1024;
+
+/// A body being received, its buffer grown as its bytes arrive (never to the size the peer
+/// declared up front, so a peer that stalls holds only what it sent), and read into without
+/// zero-filling first.
 #[derive(Debug)]
 struct PendingBody {
     id: RequestId,
     bytes: Vec<u8>,
-    filled: usize,
-    /// `filled` when activity was last recorded.
+    size: usize,
+    /// `bytes.len()` when activity was last recorded.
     progress_mark: usize,
+}
+
+impl PendingBody {
+    fn is_complete(&self) -> bool {
+        self.bytes.len() == self.size
+    }
+
+    /// Makes room for the next bytes: the rest of the body, or as much again as it holds.
+    fn grow(&mut self) {
+        if self.bytes.len() == self.bytes.capacity() {
+            let more = (self.size - self.bytes.len()).min(self.bytes.len().max(BODY_GROWTH));
+            self.bytes.reserve_exact(more);
+        }
+    }
 }
 
 /// Why a read stopped.
@@ -63,8 +81,7 @@ pub(crate) struct Connection {
     input: Vec<u8>,
     parsed: usize,
     body: Option<PendingBody>,
-    output: Vec<u8>,
-    written: usize,
+    output: Output,
     /// When a frame or body bytes last arrived.
     pub(crate) last_activity: Instant,
 }
@@ -77,8 +94,7 @@ impl Connection {
             input: Vec::new(),
             parsed: 0,
             body: None,
-            output: Vec::new(),
-            written: 0,
+            output: Output::default(),
             last_activity: now,
         }
     }
@@ -89,6 +105,7 @@ impl Connection {
     /// # Errors
     /// The socket's errors other than `WouldBlock` and `Interrupted`.
     pub(crate) fn read(&mut self, now: Instant) -> io::Result<ReadEnd> {
+        let mut grown = false;
         loop {
             self.note_body_progress(now);
             if self.pending_input() >= MAX_PENDING_INPUT {
@@ -96,15 +113,18 @@ impl Connection {
             }
             let result = match &mut self.body {
                 Some(body) if self.parsed == self.input.len() => {
-                    if body.filled == body.bytes.len() {
+                    if body.is_complete() {
                         return Ok(ReadEnd::Full);
                     }
-                    let end = body.bytes.len().min(body.filled + 4 * READ_CHUNK);
-                    let read = self.stream.read(&mut body.bytes[body.filled..end]);
-                    if let Ok(count) = read {
-                        body.filled += count;
+                    if body.bytes.len() == body.bytes.capacity() {
+                        // A new allocation: let the session weigh it against the budget first.
+                        if grown {
+                            return Ok(ReadEnd::Full);
+                        }
+                        grown = true;
+                        body.grow();
                     }
-                    read
+                    read_spare(&self.stream, &mut body.bytes, 4 * READ_CHUNK)
                 }
                 _ => {
                     self.compact();
@@ -129,14 +149,13 @@ impl Connection {
     /// A [`FrameError`]: the stream can no longer be trusted.
     pub(crate) fn next_incoming(&mut self, now: Instant) -> Result<Option<Incoming>, FrameError> {
         if let Some(body) = &mut self.body {
-            let take = (body.bytes.len() - body.filled).min(self.input.len() - self.parsed);
+            let take = (body.size - body.bytes.len()).min(self.input.len() - self.parsed);
             if take > 0 {
-                body.bytes[body.filled..body.filled + take]
-                    .copy_from_slice(&self.input[self.parsed..self.parsed + take]);
-                body.filled += take;
+                body.bytes
+                    .extend_from_slice(&self.input[self.parsed..self.parsed + take]);
                 self.parsed += take;
             }
-            if body.filled < body.bytes.len() {
+            if !body.is_complete() {
                 self.note_body_progress(now);
                 return Ok(None);
             }
@@ -155,24 +174,31 @@ impl Connection {
         }))
     }
 
-    /// Makes the next `size` bytes the body of request `id`. The caller has checked `size`
-    /// against the limits, so allocating it up front is safe.
+    /// Makes the next `size` bytes the body of request `id`; nothing is allocated until
+    /// they arrive.
     pub(crate) fn expect_body(&mut self, id: RequestId, size: usize) {
         self.body = Some(PendingBody {
             id,
-            bytes: vec![0; size],
-            filled: 0,
+            bytes: Vec::new(),
+            size,
             progress_mark: 0,
         });
     }
 
     fn note_body_progress(&mut self, now: Instant) {
         if let Some(body) = &mut self.body
-            && body.filled - body.progress_mark >= PROGRESS_STEP
+            && body.bytes.len() - body.progress_mark >= PROGRESS_STEP
         {
-            body.progress_mark = body.filled;
+            body.progress_mark = body.bytes.len();
             self.last_activity = now;
         }
+    }
+
+    /// Bytes this connection's buffers hold: what it read, what it is receiving, what it has
+    /// yet to write.
+    pub(crate) fn held(&self) -> u64 {
+        let body = self.body.as_ref().map_or(0, |body| body.bytes.capacity());
+        (self.input.capacity() + body + self.output.held()) as u64
     }
 
     /// Whether the peer sent bytes that are not yet a whole frame or body.
@@ -187,11 +213,9 @@ impl Connection {
     pub(crate) fn queue(
         &mut self,
         response: &crate::message::Response,
-        body: &[u8],
+        body: Vec<u8>,
     ) -> Result<(), FrameError> {
-        frame::encode_into::<{ frame::MAX_RESPONSE_HEADER }>(response, &mut self.output)?;
-        self.output.extend_from_slice(body);
-        Ok(())
+        self.output.queue(response, body)
     }
 
     /// Writes queued output until it is gone or the socket is full; returns whether output
@@ -200,18 +224,7 @@ impl Connection {
     /// # Errors
     /// The socket's errors other than `WouldBlock` and `Interrupted`.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
-        while self.written < self.output.len() {
-            match self.stream.write(&self.output[self.written..]) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(written) => self.written += written,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(true),
-                Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        release(&mut self.output);
-        self.written = 0;
-        Ok(false)
+        self.output.flush(&mut self.stream)
     }
 
     /// Gives back the input buffer's memory if everything in it was parsed.
@@ -224,7 +237,7 @@ impl Connection {
 
     /// Bytes queued and not yet written.
     pub(crate) fn pending_output(&self) -> usize {
-        self.output.len() - self.written
+        self.output.pending()
     }
 
     fn pending_input(&self) -> usize {
@@ -250,6 +263,20 @@ fn release(buffer: &mut Vec<u8>) {
     } else {
         buffer.clear();
     }
+}
+
+/// Reads once into `buf`'s spare capacity, at most `max` bytes, without zero-filling it first.
+fn read_spare(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(max);
+    // SAFETY: recv writes at most `len` bytes into the spare capacity, which `buf` owns and
+    // which is at least `len` long; the descriptor is open while `stream` is borrowed.
+    let read = unsafe { libc::recv(stream.as_raw_fd(), spare.as_mut_ptr().cast(), len, 0) };
+    let read = usize::try_from(read).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel initialised the first `read` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + read) };
+    Ok(read)
 }
 
 /// Reads once into `buf`'s spare room, growing it to at most `limit` bytes.

@@ -20,10 +20,10 @@ use slab::Slab;
 use tracing::{debug, error, info, warn};
 
 use super::ServeSummary;
-use super::admission;
 use super::connection::Connection;
 use super::session::{Session, Shared};
 use super::workers::{ConnId, Done};
+use super::{admission, pressure};
 use crate::message::Response;
 
 pub(crate) const LISTENER: Token = Token(0);
@@ -52,6 +52,8 @@ pub(crate) struct EventLoop {
     accept_paused_until: Option<Instant>,
     /// When to next look at every connection's deadline.
     next_sweep: Instant,
+    /// The slot resumed last after a budget freed, so the next resumption starts after it.
+    resumed_last: usize,
     pub(crate) summary: ServeSummary,
 }
 
@@ -75,6 +77,7 @@ impl EventLoop {
             next_serial: 0,
             accept_paused_until: None,
             next_sweep: Instant::now() + MAX_SWEEP_INTERVAL,
+            resumed_last: 0,
             summary: ServeSummary::default(),
         }
     }
@@ -186,7 +189,7 @@ impl EventLoop {
 
     /// Delivers the workers' answers and resumes the connections they unblock.
     fn take_done(&mut self, now: Instant) {
-        let was_full = self.shared.queued_bytes >= self.shared.limits.max_queued_bytes;
+        let was_full = !self.shared.memory.has_room();
         let mut touched = Vec::new();
         while let Ok(done) = self.done.try_recv() {
             if let Response::Stored { .. } = done.response {
@@ -198,23 +201,63 @@ impl EventLoop {
                     touched.push(done.conn.slot);
                     session.complete(done, &mut self.shared);
                 }
-                _ => self.shared.queued_bytes -= done.released,
+                _ => self.shared.memory.release(done.released),
             }
-        }
-        let now_open = self.shared.queued_bytes < self.shared.limits.max_queued_bytes;
-        if was_full && now_open {
-            touched.extend(
-                self.sessions
-                    .iter()
-                    .filter(|(_, session)| session.stalled)
-                    .map(|(slot, _)| slot),
-            );
         }
         touched.sort_unstable();
         touched.dedup();
         for slot in touched {
-            let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
-            self.settle(slot, result);
+            if self.sessions.contains(slot) {
+                let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
+                self.settle(slot, result);
+            }
+        }
+        if !self.shared.memory.has_room() {
+            self.relieve_memory(now);
+        }
+        if was_full && self.shared.memory.has_room() {
+            self.resume_stalled(now);
+        }
+    }
+
+    /// Closes the sessions that hold the most while their peers make no progress, until the
+    /// server's memory has room again; sessions whose peers are active are left alone.
+    fn relieve_memory(&mut self, now: Instant) {
+        for slot in pressure::to_evict(&self.sessions, &self.shared.memory, now) {
+            let session = &self.sessions[slot];
+            warn!(
+                peer = %session.conn.peer,
+                held = session.releasable(),
+                "closing a connection that holds memory its peer does not take"
+            );
+            self.close(slot);
+        }
+    }
+
+    /// Drives every session a budget stopped, those holding least first (the heaviest are
+    /// the ones to wait), and among equals starting after the one resumed first last time, so
+    /// no slot is always served first.
+    fn resume_stalled(&mut self, now: Instant) {
+        let mut stalled: Vec<usize> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| session.stalled)
+            .map(|(slot, _)| slot)
+            .collect();
+        let start = stalled.partition_point(|&slot| slot <= self.resumed_last);
+        stalled.rotate_left(start);
+        stalled.sort_by_key(|&slot| self.sessions[slot].charged());
+        if let Some(&first) = stalled.first() {
+            self.resumed_last = first;
+        }
+        for slot in stalled {
+            if !self.shared.memory.has_room() {
+                break;
+            }
+            if self.sessions.contains(slot) {
+                let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
+                self.settle(slot, result);
+            }
         }
     }
 
@@ -239,6 +282,8 @@ impl EventLoop {
 
     fn close(&mut self, slot: usize) {
         let mut session = self.sessions.remove(slot);
+        self.shared.memory.release(session.releasable());
+        self.shared.memory.give_back();
         if let Err(err) = self.poll.registry().deregister(&mut session.conn.stream) {
             debug!(%err, "deregistering a closed connection");
         }

@@ -24,6 +24,9 @@ mod event_loop;
 mod events;
 mod fd_limit;
 mod listener;
+mod memory;
+mod output;
+mod pressure;
 mod session;
 mod workers;
 
@@ -176,7 +179,7 @@ impl Server {
             read_only: self.config.access.read_only,
             read_jobs,
             uploads,
-            queued_bytes: 0,
+            memory: memory::Memory::new(self.config.limits.max_memory),
             shutting_down: false,
         };
         info!(addr = %self.local_addr, "serving");

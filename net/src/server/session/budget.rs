@@ -3,22 +3,37 @@
 
 use std::time::Instant;
 
-use super::{CLOSE_GRACE, MAX_GETS_AT_WORKERS, Session, Shared};
+use super::{CLOSE_GRACE, MAX_GETS_AT_WORKERS, MAX_LISTS_AT_WORKERS, Session, Shared};
 use crate::Limits;
 use crate::message::ErrorCode;
 
 impl Session {
     /// Whether to take more from the peer. The number of requests in flight is no reason to
     /// stop: an offer answered `Want` stays in flight until its body is read.
+    ///
+    /// A request is read only when whatever it may bring fits: the server's memory has room,
+    /// and this connection's unread answers plus the parts its `Get`s will bring stay under
+    /// its own budget.
     pub(super) fn may_read(&self, shared: &Shared) -> bool {
         let limits = &shared.limits;
+        let answers = self.conn.pending_output() as u64
+            + (self.gets_at_workers as u64 + 1) * self.get_cost(limits);
         self.closing_since.is_none()
             && self.held.is_none()
             && !shared.shutting_down
+            && shared.memory.has_room_for(self.charged)
             && self.buffered < limits.max_buffered_per_connection
+            && (self.gets_at_workers == 0 || answers <= limits.max_buffered_per_connection)
             && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection
             && self.gets_at_workers < MAX_GETS_AT_WORKERS
-            && shared.queued_bytes < limits.max_queued_bytes
+            && self.lists_at_workers < MAX_LISTS_AT_WORKERS
+    }
+
+    /// Whether the session holds memory while its peer has made no progress since `since`:
+    /// answers it does not read, a body it stopped sending, offers it never sends. Such a
+    /// session is the first to go when the server runs short.
+    pub(crate) fn idle_holder(&self, since: Instant) -> Option<u64> {
+        (self.conn.last_activity <= since && self.at_workers == 0).then(|| self.releasable())
     }
 
     /// When the session must hear from its peer again, `None` while the wait is ours.

@@ -38,7 +38,7 @@ impl Session {
         match auth::nonce() {
             Ok(nonce) => {
                 self.challenge = Some((nonce, version));
-                self.respond(&Response::Challenge { nonce }, &[]);
+                self.respond(&Response::Challenge { nonce }, Vec::new());
             }
             Err(err) => self.fail(ErrorCode::StorageFailed, format!("no random nonce: {err}")),
         }
@@ -71,7 +71,7 @@ impl Session {
             );
         }
         let proof = key.server_proof(&client_nonce, &nonce);
-        self.respond(&Response::Proven { proof }, &[]);
+        self.respond(&Response::Proven { proof }, Vec::new());
         self.welcome(version, shared);
     }
 
@@ -84,7 +84,7 @@ impl Session {
                 max_part_size: shared.limits.max_part_size,
                 max_in_flight: shared.limits.max_in_flight,
             },
-            &[],
+            Vec::new(),
         );
     }
 }

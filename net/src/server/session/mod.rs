@@ -17,6 +17,7 @@ use storage::{PartHash, PartKind, PartName};
 use tracing::warn;
 
 use super::connection::{Connection, Incoming, ReadEnd};
+use super::memory::{Memory, REQUEST_COST};
 use super::workers::{ConnId, Done, ReadJob, Upload};
 use crate::Limits;
 use crate::auth::Key;
@@ -30,6 +31,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// which the peer may not be reading, so they are bounded here as well as by output bytes.
 const MAX_GETS_AT_WORKERS: usize = 16;
 
+/// `List`s of one connection at the reader at once, for the same reason.
+const MAX_LISTS_AT_WORKERS: usize = 4;
+
+/// What a `List` at the reader is charged: a full page of the longest names.
+const LIST_COST: u64 = crate::frame::MAX_PAGE_ENTRIES as u64 * (PartName::MAX_LEN as u64 + 64);
+
 /// What the sessions share: the limits, the way to the workers, the server-wide budget.
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
@@ -38,8 +45,8 @@ pub(crate) struct Shared {
     pub(crate) read_only: bool,
     pub(crate) read_jobs: Sender<ReadJob>,
     pub(crate) uploads: Sender<Upload>,
-    /// Upload bytes queued for the writer, over every connection.
-    pub(crate) queued_bytes: u64,
+    /// Everything held for the peers, against `limits.max_memory`.
+    pub(crate) memory: Memory,
     pub(crate) shutting_down: bool,
 }
 
@@ -92,6 +99,13 @@ pub(crate) struct Session {
     at_workers: usize,
     /// The `Get`s among them.
     gets_at_workers: usize,
+    /// The `List`s among them.
+    lists_at_workers: usize,
+    /// What each `Get` at the reader is charged: the size of this connection's last answer,
+    /// or the largest part the server accepts before the first.
+    get_cost: Option<u64>,
+    /// What this session has charged to the server's memory.
+    charged: u64,
     /// Upload bytes of this connection queued for the writer.
     buffered: u64,
     /// When a fatal error was queued; the connection closes once it is written.
@@ -117,6 +131,9 @@ impl Session {
             held: None,
             at_workers: 0,
             gets_at_workers: 0,
+            lists_at_workers: 0,
+            get_cost: None,
+            charged: 0,
             buffered: 0,
             closing_since: None,
             read_closed: false,
@@ -134,6 +151,7 @@ impl Session {
         let _entered = span.enter();
         loop {
             self.take_incoming(shared, now);
+            self.recharge(shared);
             self.stalled = !self.may_read(shared);
             if self.stalled || self.closing_since.is_some() || self.read_closed {
                 return Ok(());
@@ -142,8 +160,9 @@ impl Session {
                 ReadEnd::Full => {}
                 ReadEnd::Drained => {
                     self.take_incoming(shared, now);
-                    self.stalled = !self.may_read(shared);
                     self.conn.trim();
+                    self.recharge(shared);
+                    self.stalled = !self.may_read(shared);
                     return Ok(());
                 }
                 ReadEnd::Closed => {
@@ -154,6 +173,7 @@ impl Session {
                             "peer closed in the middle of a frame; its partial request is dropped"
                         );
                     }
+                    self.recharge(shared);
                     return Ok(());
                 }
             }
@@ -161,23 +181,64 @@ impl Session {
     }
 
     /// Applies a worker's answer and queues the response.
-    pub(crate) fn complete(&mut self, done: Done, shared: &mut Shared) {
+    pub(crate) fn complete(&mut self, mut done: Done, shared: &mut Shared) {
         self.at_workers -= 1;
         self.buffered -= done.released;
-        shared.queued_bytes -= done.released;
         if let Response::Want { id } = done.response {
             if let Some(Pending::Offer(offer)) = self.active.get_mut(&id) {
                 offer.stage = Stage::Wanted;
             }
-        } else if let Some(Pending::Get) = self.active.remove(&done.id) {
-            self.gets_at_workers -= 1;
+        } else {
+            match self.active.remove(&done.id) {
+                Some(Pending::Get) => {
+                    self.gets_at_workers -= 1;
+                    self.get_cost = Some((done.body.len() as u64).max(64 * 1024));
+                }
+                Some(Pending::List) => self.lists_at_workers -= 1,
+                _ => {}
+            }
         }
-        self.respond(&done.response, &done.body);
+        let body = std::mem::take(&mut done.body);
+        self.respond(&done.response, body);
         if self.held.as_ref().is_some_and(|(id, _)| *id == done.id)
             && let Some((_, request)) = self.held.take()
         {
             self.handle(Incoming::Request(request), shared);
         }
+        self.recharge(shared);
+    }
+
+    /// Bytes held for this peer: its buffers, its uploads at the writer, what its jobs at the
+    /// reader will bring, and its requests in flight.
+    fn held(&self, limits: &Limits) -> u64 {
+        self.conn.held()
+            + self.buffered
+            + self.gets_at_workers as u64 * self.get_cost(limits)
+            + self.lists_at_workers as u64 * LIST_COST
+            + self.active.len() as u64 * REQUEST_COST
+    }
+
+    /// Brings this session's charge to the server's memory up to date.
+    pub(crate) fn recharge(&mut self, shared: &mut Shared) {
+        let held = self.held(&shared.limits);
+        shared.memory.recharge(self.charged, held);
+        self.charged = held;
+    }
+
+    /// What a `Get` at the reader is charged.
+    fn get_cost(&self, limits: &Limits) -> u64 {
+        self.get_cost.unwrap_or(limits.max_part_size)
+    }
+
+    /// What this session has charged to the server's memory.
+    pub(crate) fn charged(&self) -> u64 {
+        self.charged
+    }
+
+    /// What closing this session gives back at once: everything but its uploads, which stay
+    /// charged until the writer is done with them.
+    pub(crate) fn releasable(&self) -> u64 {
+        self.charged - self.buffered.min(self.charged)
     }
 
     /// Whether the session is finished and its socket can be dropped.
@@ -275,7 +336,7 @@ impl Session {
     }
 
     fn reject(&mut self, id: RequestId, code: ErrorCode, message: String) {
-        self.respond(&Response::Rejected { id, code, message }, &[]);
+        self.respond(&Response::Rejected { id, code, message }, Vec::new());
     }
 
     /// Queues the last frame of a connection that can no longer be trusted or served.
@@ -284,12 +345,12 @@ impl Session {
             return;
         }
         warn!(?code, %message, "closing the connection");
-        self.respond(&Response::Error { code, message }, &[]);
+        self.respond(&Response::Error { code, message }, Vec::new());
         self.closing_since = Some(Instant::now());
     }
 
     /// Queues a response; nothing follows the `Error` that closes a connection.
-    fn respond(&mut self, response: &Response, body: &[u8]) {
+    fn respond(&mut self, response: &Response, body: Vec<u8>) {
         if self.closing_since.is_some() {
             return;
         }

@@ -103,9 +103,7 @@ impl Session {
             unreachable!("a body is only expected for an active offer");
         };
         offer.stage = Stage::Uploading;
-        let size = bytes.len() as u64;
-        self.buffered += size;
-        shared.queued_bytes += size;
+        self.buffered += bytes.len() as u64;
         self.at_workers += 1;
         let upload = Upload {
             conn: self.id,
@@ -169,6 +167,7 @@ impl Session {
     ) {
         if self.begin(id, shared) {
             self.active.insert(id, Pending::List);
+            self.lists_at_workers += 1;
             let limit = limit.clamp(1, MAX_PAGE_ENTRIES);
             let job = ReadJob::List {
                 conn: self.id,

@@ -1,0 +1,94 @@
+//! One memory budget for the whole server: every byte held on a peer's behalf is charged to it,
+//! whatever holds it (a body as it arrives, an upload queued for the store, an answer the peer
+//! has not read, a request in flight), so what peers send cannot grow the server past it.
+//!
+//! Only the event loop touches it. Each session charges what it holds after each turn
+//! ([`Memory::recharge`]); uploads a closed session left at the writer stay charged until the
+//! writer is done with them.
+
+/// What one request in flight costs beyond its buffers: its map entry, its name, its answer's
+/// header.
+pub(crate) const REQUEST_COST: u64 = 512;
+
+/// Bytes held on behalf of peers, against a limit.
+#[derive(Debug)]
+pub(crate) struct Memory {
+    used: u64,
+    limit: u64,
+    /// Bytes released since the allocator was last asked to give memory back.
+    released_since_trim: u64,
+}
+
+/// Holders below this keep reading from the reserve while the limit is reached.
+const LIGHT: u64 = 64 * 1024;
+
+/// Released bytes after which the allocator is asked to return free memory to the system, so
+/// the memory a departed attacker made the server hold does not stay with the process.
+const TRIM_AFTER: u64 = 64 * 1024 * 1024;
+
+impl Memory {
+    pub(crate) fn new(limit: u64) -> Self {
+        Self {
+            used: 0,
+            limit,
+            released_since_trim: 0,
+        }
+    }
+
+    /// Whether anything more may be taken on.
+    pub(crate) fn has_room(&self) -> bool {
+        self.used < self.limit
+    }
+
+    /// Whether a holder of `held` bytes may take more. Past the limit, those holding almost
+    /// nothing (a new connection's handshake, one small request) still may, from a reserve of
+    /// an eighth of the limit: the heaviest stop first, and a newcomer is not starved by them.
+    pub(crate) fn has_room_for(&self, held: u64) -> bool {
+        self.has_room() || (held < LIGHT && self.used < self.limit + self.limit / 8)
+    }
+
+    /// How much must be given back for the memory to have room again, and a sixteenth of the
+    /// limit more, so that a freed server does not fill up again at once.
+    pub(crate) fn excess_plus_slack(&self) -> u64 {
+        if self.has_room() {
+            0
+        } else {
+            self.used - self.limit + self.limit / 16
+        }
+    }
+
+    /// Replaces a holder's charge `from` with `to`.
+    pub(crate) fn recharge(&mut self, from: u64, to: u64) {
+        if to < from {
+            self.release(from - to);
+        } else {
+            self.used += to - from;
+        }
+    }
+
+    /// Gives back `bytes` a holder no longer holds.
+    pub(crate) fn release(&mut self, bytes: u64) {
+        self.used -= bytes.min(self.used);
+        self.released_since_trim += bytes;
+    }
+
+    /// Asks the allocator to return free memory to the system once enough was released and
+    /// little is held, so the resident size follows what is held.
+    pub(crate) fn give_back(&mut self) {
+        if self.released_since_trim >= TRIM_AFTER && self.used < self.limit / 4 {
+            self.released_since_trim = 0;
+            trim_allocator();
+        }
+    }
+}
+
+#[cfg(target_env = "gnu")]
+fn trim_allocator() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn trim_allocator() {}
