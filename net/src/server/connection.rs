@@ -21,6 +21,10 @@ const MAX_PENDING_INPUT: usize = 1024 * 1024;
 /// ten thousand quiet connections cost kilobytes each, not the size of their last burst.
 const IDLE_CAPACITY: usize = 4 * 1024;
 
+/// Bytes one connection may read in one turn of the loop before the others get theirs, so
+/// one fast uploader cannot hold the loop.
+const READ_PER_TURN: usize = 4 * 1024 * 1024;
+
 /// Body bytes that count as a sign of life: a large body on a slow link keeps its connection,
 /// a peer dribbling a byte at a time does not.
 const PROGRESS_STEP: usize = 64 * 1024;
@@ -73,6 +77,8 @@ pub(crate) enum ReadEnd {
     Full,
     /// The peer closed its side.
     Closed,
+    /// This turn's share is read; more may be waiting.
+    Yield,
 }
 
 pub(crate) struct Connection {
@@ -82,6 +88,8 @@ pub(crate) struct Connection {
     parsed: usize,
     body: Option<PendingBody>,
     output: Output,
+    /// Bytes read since [`Connection::new_turn`].
+    read_this_turn: usize,
     /// When a frame or body bytes last arrived.
     pub(crate) last_activity: Instant,
 }
@@ -95,6 +103,7 @@ impl Connection {
             parsed: 0,
             body: None,
             output: Output::default(),
+            read_this_turn: 0,
             last_activity: now,
         }
     }
@@ -107,6 +116,9 @@ impl Connection {
     pub(crate) fn read(&mut self, now: Instant) -> io::Result<ReadEnd> {
         let mut grown = false;
         loop {
+            if self.read_this_turn >= READ_PER_TURN {
+                return Ok(ReadEnd::Yield);
+            }
             self.note_body_progress(now);
             if self.pending_input() >= MAX_PENDING_INPUT {
                 return Ok(ReadEnd::Full);
@@ -134,7 +146,7 @@ impl Connection {
             };
             match result {
                 Ok(0) => return Ok(ReadEnd::Closed),
-                Ok(_) => {}
+                Ok(count) => self.read_this_turn += count,
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(ReadEnd::Drained),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
@@ -192,6 +204,11 @@ impl Connection {
             body.progress_mark = body.bytes.len();
             self.last_activity = now;
         }
+    }
+
+    /// Starts a turn of the loop: the connection may read its share again.
+    pub(crate) fn new_turn(&mut self) {
+        self.read_this_turn = 0;
     }
 
     /// Bytes this connection's buffers hold: what it read, what it is receiving, what it has

@@ -54,6 +54,8 @@ pub(crate) struct EventLoop {
     next_sweep: Instant,
     /// The slot resumed last after a budget freed, so the next resumption starts after it.
     resumed_last: usize,
+    /// Sessions that stopped at their share of reading, to drive again next turn.
+    again: Vec<usize>,
     pub(crate) summary: ServeSummary,
 }
 
@@ -78,6 +80,7 @@ impl EventLoop {
             accept_paused_until: None,
             next_sweep: Instant::now() + MAX_SWEEP_INTERVAL,
             resumed_last: 0,
+            again: Vec::new(),
             summary: ServeSummary::default(),
         }
     }
@@ -89,14 +92,22 @@ impl EventLoop {
             let wake_at = self
                 .accept_paused_until
                 .map_or(self.next_sweep, |until| until.min(self.next_sweep));
-            let timeout =
-                wake_at.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
+            let timeout = if self.again.is_empty() {
+                wake_at.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
+            } else {
+                Duration::ZERO
+            };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             }
             let now = Instant::now();
+            for slot in std::mem::take(&mut self.again) {
+                if self.sessions.contains(slot) {
+                    self.drive_slot(slot, now);
+                }
+            }
             for event in &events {
                 match event.token() {
                     LISTENER => self.accept(now),
@@ -183,7 +194,17 @@ impl EventLoop {
         if !self.sessions.contains(slot) {
             return;
         }
-        let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
+        self.drive_slot(slot, now);
+    }
+
+    /// Drives one session and settles it; a session that stopped at its share of reading for
+    /// this turn is driven again on the next turn, after everyone else has had theirs.
+    fn drive_slot(&mut self, slot: usize, now: Instant) {
+        let session = &mut self.sessions[slot];
+        let result = drive(&self.poll, &mut self.shared, session, now);
+        if session.take_yield() {
+            self.again.push(slot);
+        }
         self.settle(slot, result);
     }
 
@@ -208,8 +229,7 @@ impl EventLoop {
         touched.dedup();
         for slot in touched {
             if self.sessions.contains(slot) {
-                let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
-                self.settle(slot, result);
+                self.drive_slot(slot, now);
             }
         }
         if !self.shared.memory.has_room() {
@@ -255,8 +275,7 @@ impl EventLoop {
                 break;
             }
             if self.sessions.contains(slot) {
-                let result = drive(&self.poll, &mut self.shared, &mut self.sessions[slot], now);
-                self.settle(slot, result);
+                self.drive_slot(slot, now);
             }
         }
     }

@@ -114,6 +114,8 @@ pub(crate) struct Session {
     read_closed: bool,
     /// Reading stopped at a budget, not because the socket was empty.
     pub(crate) stalled: bool,
+    /// Reading stopped at this turn's share; the loop comes back to it.
+    yielded: bool,
     pub(crate) wants_write: bool,
 }
 
@@ -138,6 +140,7 @@ impl Session {
             closing_since: None,
             read_closed: false,
             stalled: false,
+            yielded: false,
             wants_write: false,
         }
     }
@@ -149,6 +152,7 @@ impl Session {
     pub(crate) fn service(&mut self, shared: &mut Shared, now: Instant) -> std::io::Result<()> {
         let span = self.span.clone();
         let _entered = span.enter();
+        self.conn.new_turn();
         loop {
             self.take_incoming(shared, now);
             self.recharge(shared);
@@ -158,6 +162,12 @@ impl Session {
             }
             match self.conn.read(now)? {
                 ReadEnd::Full => {}
+                ReadEnd::Yield => {
+                    self.yielded = true;
+                    self.take_incoming(shared, now);
+                    self.recharge(shared);
+                    return Ok(());
+                }
                 ReadEnd::Drained => {
                     self.take_incoming(shared, now);
                     self.conn.trim();
@@ -228,6 +238,11 @@ impl Session {
     /// What a `Get` at the reader is charged.
     fn get_cost(&self, limits: &Limits) -> u64 {
         self.get_cost.unwrap_or(limits.max_part_size)
+    }
+
+    /// Whether reading stopped at this turn's share, clearing the mark.
+    pub(crate) fn take_yield(&mut self) -> bool {
+        std::mem::take(&mut self.yielded)
     }
 
     /// What this session has charged to the server's memory.
