@@ -4,6 +4,7 @@
 // Each test crate that includes this module uses its own share of it.
 #![allow(dead_code)]
 
+pub mod attacks;
 pub mod files;
 pub mod relay;
 

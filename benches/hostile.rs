@@ -1,0 +1,81 @@
+//! An honest push against the real `serve` (release build, default flags) alone and during each
+//! attack of `tests/support/attacks.rs`, interleaved round by round, with serve's peak resident
+//! memory. `cargo bench --bench hostile -- [ROUNDS]` (7 by default).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use storage::BackendKind;
+use support::attacks::{self, honest_push, memory_of};
+use support::start_server;
+
+/// One round of one attack: the push alone, the push under attack, serve's peak.
+struct Sample {
+    alone: Duration,
+    attacked: Duration,
+    peak: u64,
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse().ok())
+        .unwrap_or(7);
+    support::raise_fd_limit();
+    let mut samples: Vec<Vec<Sample>> = attacks::ALL.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        for (attack, samples) in attacks::ALL.iter().zip(&mut samples) {
+            let dir = tempfile::tempdir().unwrap();
+            let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
+            (attack.prepare)(&server, dir.path());
+            let alone = timed(|| honest_push(&server, dir.path(), "alone"));
+            let held = (attack.start)(server.addr());
+            let attacked = timed(|| honest_push(&server, dir.path(), "attacked"));
+            let peak = memory_of(server.pid(), "VmHWM");
+            drop(held);
+            server.stop();
+            samples.push(Sample {
+                alone,
+                attacked,
+                peak,
+            });
+        }
+        eprintln!("round {round} of {rounds} done");
+    }
+    println!(
+        "| attack | push alone (median) | push during the attack: median, worst | ratio: median, worst | serve peak RSS (worst) |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for (attack, samples) in attacks::ALL.iter().zip(samples) {
+        let alone = median(samples.iter().map(|s| s.alone.as_secs_f64()).collect());
+        let attacked: Vec<f64> = samples.iter().map(|s| s.attacked.as_secs_f64()).collect();
+        let ratios: Vec<f64> = samples
+            .iter()
+            .map(|s| s.attacked.as_secs_f64() / s.alone.as_secs_f64())
+            .collect();
+        let worst = |values: &[f64]| values.iter().cloned().fold(0.0, f64::max);
+        let peak = samples.iter().map(|s| s.peak).max().unwrap_or(0);
+        println!(
+            "| {} | {alone:.2} s | {:.2} s, {:.2} s | {:.1}x, {:.1}x | {} MiB |",
+            attack.name,
+            median(attacked.clone()),
+            worst(&attacked),
+            median(ratios.clone()),
+            worst(&ratios),
+            peak >> 20
+        );
+    }
+}
+
+fn timed(work: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    work();
+    start.elapsed()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
