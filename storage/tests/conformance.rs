@@ -176,6 +176,51 @@ fn list_is_sorted_and_stats_add_up(fx: Fixture) {
     assert_eq!((stats.parts, stats.bytes), (3, 6));
 }
 
+/// Pages of a listing: sorted, strictly after their cursor, concatenating to `list()`, and
+/// the same after a restart.
+fn list_pages_follow_their_cursor(mut fx: Fixture) {
+    let names_of = |page: Vec<storage::PartInfo>| -> Vec<String> {
+        page.into_iter()
+            .map(|i| i.name.as_str().to_owned())
+            .collect()
+    };
+    assert!(fx.store.list_page(None, 10).unwrap().is_empty());
+    assert!(fx.store.list_page(Some("a"), 1).unwrap().is_empty());
+    let held = ["a", "a0", "aa", "b", "b0", "c", "~", "é", "日本"];
+    let parts: Vec<VerifiedPart> = held.iter().map(|n| part(n, n.as_bytes())).collect();
+    fx.store.put_batch(&parts, OnConflict::Refuse).unwrap();
+    fx.reopen();
+    let all = fx.store.list().unwrap();
+    assert_eq!(names_of(all.clone()), held);
+    for limit in 1..=held.len() + 1 {
+        let mut pages = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = fx.store.list_page(after.as_deref(), limit).unwrap();
+            assert!(page.len() <= limit);
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.as_str().to_owned());
+            pages.extend(page);
+        }
+        assert_eq!(pages, all, "pages of {limit}");
+    }
+    let cases: [(Option<&str>, usize, &[&str]); 8] = [
+        (None, 2, &["a", "a0"]),
+        (Some("a"), 1, &["a0"]),
+        (Some("a00"), 2, &["aa", "b"]),
+        (Some("b"), 3, &["b0", "c", "~"]),
+        (Some("../x"), 1, &["a"]),
+        (Some("~"), 5, &["é", "日本"]),
+        (Some("日本"), 5, &[]),
+        (Some("\u{10FFFF}"), 5, &[]),
+    ];
+    for (after, limit, expected) in cases {
+        let page = fx.store.list_page(after, limit).unwrap();
+        assert_eq!(names_of(page), expected, "after {after:?}, limit {limit}");
+    }
+    assert!(fx.store.list_page(None, 0).unwrap().is_empty());
+}
+
 fn remove_forgets_only_that_name(mut fx: Fixture) {
     let shared = bytes_of(7, 100_000);
     let small = b"tiny".to_vec();
@@ -490,6 +535,8 @@ macro_rules! conformance {
             fn batch_reports_each_part_in_order() { super::batch_reports_each_part_in_order($fixture) }
             #[test]
             fn list_is_sorted_and_stats_add_up() { super::list_is_sorted_and_stats_add_up($fixture) }
+            #[test]
+            fn list_pages_follow_their_cursor() { super::list_pages_follow_their_cursor($fixture) }
             #[test]
             fn remove_forgets_only_that_name() { super::remove_forgets_only_that_name($fixture) }
             #[test]
