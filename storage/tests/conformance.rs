@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use storage::{
-    BackendKind, Chunker, INLINE_MAX, MemStore, OnConflict, PartHash, PartName, PartStore,
-    PutOutcome, StoreError, VerifiedPart, open_store,
+    BackendKind, Chunker, INLINE_MAX, MAX_CHUNK_REPEATS, ManifestError, MemStore, OnConflict,
+    PartHash, PartKind, PartName, PartStore, PutOutcome, StoreError, VerifiedPart, open_store,
 };
 use tempfile::TempDir;
 
@@ -295,6 +295,60 @@ fn manifests_need_their_chunks_first(fx: Fixture) {
     ));
 }
 
+/// Encodes a manifest listing `chunk` `times` times, as a hostile peer would: the library's
+/// constructor refuses to.
+fn repeating_manifest(chunk: &VerifiedPart, times: u64) -> Vec<u8> {
+    let (file_size, chunk_size) = (times * chunk.size(), chunk.size());
+    let file_hash = PartHash::of(b"never assembled");
+    let mut root = blake3::Hasher::new();
+    root.update(&file_size.to_le_bytes());
+    root.update(&chunk_size.to_le_bytes());
+    root.update(file_hash.as_bytes());
+    let mut bytes = b"P2PM".to_vec();
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    for number in [file_size, chunk_size, times] {
+        bytes.extend_from_slice(&number.to_le_bytes());
+    }
+    bytes.extend_from_slice(file_hash.as_bytes());
+    let mut chunks = Vec::new();
+    for _ in 0..times {
+        chunks.extend_from_slice(chunk.hash().as_bytes());
+    }
+    root.update(&chunks);
+    bytes.extend_from_slice(root.finalize().as_bytes());
+    bytes.extend_from_slice(&chunks);
+    bytes
+}
+
+/// A manifest that lists one held chunk more often than [`MAX_CHUNK_REPEATS`] is refused
+/// whoever puts it, and nothing of it is stored; at the limit it is a file like any other.
+fn manifests_are_bounded(fx: Fixture) {
+    let chunk = part(&format!("b3-{}", PartHash::of(b"zero")), b"zero");
+    fx.store.put(&chunk, OnConflict::Refuse).unwrap();
+    let manifest = |name: &str, times| {
+        VerifiedPart::hashing(self::name(name), repeating_manifest(&chunk, times))
+            .unwrap()
+            .with_kind(PartKind::Manifest)
+    };
+    let bomb = manifest("bomb.bin", MAX_CHUNK_REPEATS + 1);
+    match fx.store.put(&bomb, OnConflict::Refuse) {
+        Err(StoreError::BadManifest {
+            name,
+            reason: ManifestError::ChunkRepeated { hash, times },
+        }) => {
+            assert_eq!(name, *bomb.name());
+            assert_eq!((hash, times), (chunk.hash(), MAX_CHUNK_REPEATS + 1));
+        }
+        other => panic!("expected a bounded manifest refusal, got {other:?}"),
+    }
+    assert_eq!(fx.store.lookup(bomb.name()).unwrap(), None);
+    let zeros = manifest("zeros.bin", MAX_CHUNK_REPEATS);
+    assert_eq!(
+        fx.store.put(&zeros, OnConflict::Refuse).unwrap(),
+        PutOutcome::Stored
+    );
+}
+
 fn body_dir(kind: BackendKind, db: &Path) -> PathBuf {
     match kind {
         BackendKind::Sled => db.join("packs"),
@@ -545,6 +599,8 @@ macro_rules! conformance {
             fn manifests_need_their_chunks_first() {
                 super::manifests_need_their_chunks_first($fixture)
             }
+            #[test]
+            fn manifests_are_bounded() { super::manifests_are_bounded($fixture) }
 
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(24))]

@@ -18,7 +18,7 @@ use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 
 use mio::Waker;
-use storage::{PartHash, PartKind, PartName, StoreError};
+use storage::{ManifestError, PartHash, PartKind, PartName, StoreError};
 use tracing::error;
 
 use crate::message::{ErrorCode, RequestId, Response};
@@ -137,6 +137,10 @@ pub(crate) fn rejection(id: RequestId, err: &StoreError) -> Response {
         StoreError::InvalidName { .. } | StoreError::ChunkNameMismatch { .. } => {
             ErrorCode::InvalidName
         }
+        StoreError::BadManifest {
+            reason: ManifestError::TooManyChunks { .. } | ManifestError::ChunkRepeated { .. },
+            ..
+        } => ErrorCode::ManifestTooLarge,
         StoreError::BadManifest { .. } | StoreError::ChunkUnavailable { .. } => {
             ErrorCode::BadManifest
         }
