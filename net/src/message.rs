@@ -200,6 +200,10 @@ pub enum ErrorCode {
     ReadOnly,
     /// The client's address is not among those the server lets in.
     Forbidden,
+    /// A manifest past the bounds on what a file may claim: more chunks than
+    /// [`storage::MAX_MANIFEST_CHUNKS`], or one chunk listed more often than
+    /// [`storage::MAX_CHUNK_REPEATS`]. Pushing more chunks cannot make it acceptable.
+    ManifestTooLarge,
     /// A code from a newer peer, by its number: the request (in `Rejected`) or the connection
     /// (in `Error`) failed for a reason this build cannot name. Never sent for a known code.
     Other(u32),
@@ -207,7 +211,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The known codes in wire order: a code's number is its position here.
-    const KNOWN: [Self; 23] = [
+    const KNOWN: [Self; 24] = [
         Self::Malformed,
         Self::FrameTooLarge,
         Self::PartTooLarge,
@@ -231,6 +235,7 @@ impl ErrorCode {
         Self::AuthFailed,
         Self::ReadOnly,
         Self::Forbidden,
+        Self::ManifestTooLarge,
     ];
 
     /// The number that stands for this code on the wire.
@@ -453,6 +458,14 @@ mod tests {
                 "19000000 05000000 0300000000000000 16000000 010000000000000078".replace(' ', ""),
             ),
             (
+                Response::Rejected {
+                    id: 3,
+                    code: ErrorCode::ManifestTooLarge,
+                    message: "x".into(),
+                },
+                "19000000 05000000 0300000000000000 17000000 010000000000000078".replace(' ', ""),
+            ),
+            (
                 Response::Error {
                     code: ErrorCode::ShuttingDown,
                     message: "x".into(),
@@ -498,9 +511,9 @@ mod tests {
                 },
             ),
             (
-                "11000000 08000000 17000000 010000000000000078",
+                "11000000 08000000 18000000 010000000000000078",
                 Response::Error {
-                    code: ErrorCode::Other(23),
+                    code: ErrorCode::Other(24),
                     message: "x".into(),
                 },
             ),
@@ -530,6 +543,7 @@ mod tests {
     fn known_codes_keep_their_numbers() {
         assert_eq!(ErrorCode::Malformed.number(), 0);
         assert_eq!(ErrorCode::Forbidden.number(), 22);
+        assert_eq!(ErrorCode::ManifestTooLarge.number(), 23);
         for number in 0..30 {
             assert_eq!(ErrorCode::from_number(number).number(), number);
         }

@@ -84,8 +84,9 @@ fn decide(part: &VerifiedPart, existing: Option<PartHash>, on_conflict: OnConfli
     }
 }
 
-/// Why the manifest `part` cannot be stored yet (it does not decode, or the store lacks a
-/// chunk it lists), or `None` when every chunk is held.
+/// Why the manifest `part` cannot be stored yet, or `None` when every chunk is held. Decoding
+/// refuses what is not a manifest and what breaks its bounds (too many chunks, a chunk listed
+/// too often: see [`crate::MAX_CHUNK_REPEATS`]) before a single chunk is looked up.
 ///
 /// # Errors
 /// When the index cannot be read.

@@ -145,6 +145,10 @@ impl PartStore for FsStore {
         Ok(self.index().list())
     }
 
+    fn list_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<PartInfo>, StoreError> {
+        Ok(self.index().page(after, limit))
+    }
+
     fn remove(&self, name: &PartName) -> Result<bool, StoreError> {
         let _writer = self
             .writer

@@ -60,7 +60,8 @@ pub use error::{IndexError, StoreError};
 pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
 pub use file::{
     Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, ImportOptions, LocalFile,
-    Manifest, ManifestError, check_file, display_name, import_files, open_file,
+    MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError, check_file, display_name,
+    import_files, open_file,
 };
 pub use fs_store::FsStore;
 pub use hash::{ParseHashError, PartHash};

@@ -86,6 +86,10 @@ impl PartStore for MemStore {
         Ok(self.read().index.list())
     }
 
+    fn list_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<PartInfo>, StoreError> {
+        Ok(self.read().index.page(after, limit))
+    }
+
     fn remove(&self, name: &PartName) -> Result<bool, StoreError> {
         let mut state = self.write();
         let Some((info, orphaned)) = state.index.remove(name) else {

@@ -1,28 +1,47 @@
 //! An in-memory name -> (hash, size) index with reference counts on hashes, for the backends
 //! that keep their index in memory (mem, and fs, which rebuilds it from disk on open).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 
 use crate::{PartHash, PartInfo, PartKind, PartName, StoreStats};
 
+type Entry = (PartHash, u64, PartKind);
+
 #[derive(Debug, Default)]
 pub(crate) struct NameIndex {
-    names: BTreeMap<PartName, (PartHash, u64, PartKind)>,
+    names: BTreeMap<Key, Entry>,
     refs: HashMap<PartHash, usize>,
+}
+
+/// A name as the map's key. It borrows as `str`, so a page can start after any string a peer
+/// sends, a valid name or not; its order is `str`'s (byte order), as `PartName`'s is.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key(PartName);
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+fn info((Key(name), &(hash, size, kind)): (&Key, &Entry)) -> PartInfo {
+    PartInfo {
+        name: name.clone(),
+        size,
+        hash,
+        kind,
+    }
 }
 
 impl NameIndex {
     pub(crate) fn get(&self, name: &PartName) -> Option<PartInfo> {
-        self.names.get(name).map(|&(hash, size, kind)| PartInfo {
-            name: name.clone(),
-            size,
-            hash,
-            kind,
-        })
+        self.names.get_key_value(name.as_str()).map(info)
     }
 
     pub(crate) fn hash_of(&self, name: &PartName) -> Option<PartHash> {
-        self.names.get(name).map(|&(hash, _, _)| hash)
+        self.names.get(name.as_str()).map(|&(hash, _, _)| hash)
     }
 
     /// Points `info.name` at `info.hash`; returns the hash it pointed at before if no name
@@ -31,13 +50,13 @@ impl NameIndex {
         *self.refs.entry(info.hash).or_default() += 1;
         let previous = self
             .names
-            .insert(info.name, (info.hash, info.size, info.kind));
+            .insert(Key(info.name), (info.hash, info.size, info.kind));
         previous.and_then(|(hash, _, _)| self.release(hash))
     }
 
     /// Forgets `name`; returns its entry and whether its body is now unreferenced.
     pub(crate) fn remove(&mut self, name: &PartName) -> Option<(PartInfo, bool)> {
-        let (hash, size, kind) = self.names.remove(name)?;
+        let (hash, size, kind) = self.names.remove(name.as_str())?;
         let orphaned = self.release(hash).is_some();
         let info = PartInfo {
             name: name.clone(),
@@ -64,14 +83,16 @@ impl NameIndex {
     }
 
     pub(crate) fn list(&self) -> Vec<PartInfo> {
+        self.names.iter().map(info).collect()
+    }
+
+    /// Up to `limit` entries named after `after`: a seek in the tree, then `limit` steps.
+    pub(crate) fn page(&self, after: Option<&str>, limit: usize) -> Vec<PartInfo> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.names
-            .iter()
-            .map(|(name, &(hash, size, kind))| PartInfo {
-                name: name.clone(),
-                size,
-                hash,
-                kind,
-            })
+            .range::<str, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(info)
             .collect()
     }
 

@@ -15,6 +15,8 @@
 //! bodies under several names are kept once per name; bodies in packs are shared, and the `r`
 //! keys make "does another name still use this body?" a prefix scan.
 
+use std::ops::Bound;
+
 use crate::packs::{BodyAt, PackState};
 use crate::{PartHash, PartInfo, PartKind, PartName, StoreError, check_size};
 
@@ -100,6 +102,17 @@ fn bad_key(key: &[u8], reason: &'static str) -> StoreError {
 
 pub(crate) fn name_key(name: &PartName) -> Vec<u8> {
     prefixed(NAME, &[name.as_str().as_bytes()])
+}
+
+/// The `n` keys of the entries named after `after` (all of them when `None`), as a range to
+/// scan: a key is its name's UTF-8 bytes behind one tag byte, so sled's byte order of keys is
+/// the order of names, and the scan starts at `after` instead of at the first entry.
+pub(crate) fn names_after(after: Option<&str>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let start = match after {
+        Some(after) => Bound::Excluded(prefixed(NAME, &[after.as_bytes()])),
+        None => Bound::Included(NAME_PREFIX.to_vec()),
+    };
+    (start, Bound::Excluded(vec![NAME + 1]))
 }
 
 pub(crate) fn ref_key(hash: &PartHash, name: &PartName) -> Vec<u8> {
@@ -208,6 +221,42 @@ mod tests {
         let (info, location) = decode(&name_key(&name), &value).unwrap();
         assert_eq!((info, location), (expected, Location::Inline));
         assert_eq!(&value[HEADER_LEN..], b"hello");
+    }
+
+    /// Entry keys sort as their names do, and a range after a name (held or not, valid or
+    /// not) holds exactly the names greater than it.
+    #[test]
+    fn name_keys_sort_as_names() {
+        let mut names: Vec<PartName> = ["a", "a0", "aa", "b", "B", "z", "é", "日本", "~x", "a b"]
+            .into_iter()
+            .map(|text| PartName::new(text).unwrap())
+            .collect();
+        names.sort();
+        let mut keys: Vec<Vec<u8>> = names.iter().map(name_key).collect();
+        keys.sort();
+        assert_eq!(keys, names.iter().map(name_key).collect::<Vec<_>>());
+        for after in [
+            None,
+            Some("a"),
+            Some("a00"),
+            Some("../x"),
+            Some("\u{10FFFF}"),
+        ] {
+            let range = names_after(after);
+            let in_range: Vec<&PartName> = names
+                .iter()
+                .filter(|name| std::ops::RangeBounds::contains(&range, &name_key(name)))
+                .collect();
+            let expected: Vec<&PartName> = names
+                .iter()
+                .filter(|name| after.is_none_or(|after| name.as_str() > after))
+                .collect();
+            assert_eq!(in_range, expected, "after {after:?}");
+        }
+        let other_keys = [body_key(&PartHash::of(b"x")), pack_key(1), b"r".to_vec()];
+        for key in other_keys {
+            assert!(!std::ops::RangeBounds::contains(&names_after(None), &key));
+        }
     }
 
     #[test]

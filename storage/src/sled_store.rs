@@ -335,6 +335,17 @@ impl PartStore for SledStore {
             .collect()
     }
 
+    fn list_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<PartInfo>, StoreError> {
+        self.db
+            .range(record::names_after(after))
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.index()?;
+                record::decode(&key, &value).map(|(info, _)| info)
+            })
+            .collect()
+    }
+
     fn remove(&self, name: &PartName) -> Result<bool, StoreError> {
         let mut packs = self.lock();
         let Some((info, location, _)) = self.entry(name)? else {

@@ -44,11 +44,24 @@ pub trait PartStore: Send + Sync {
     /// the stored bytes are damaged.
     fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError>;
 
-    /// Every entry, sorted by name.
+    /// Every entry, sorted by name: for local whole listings (export, verify). A server
+    /// answering peers uses [`PartStore::list_page`], whose cost does not grow with the store.
     ///
     /// # Errors
     /// Only when the index cannot be read.
     fn list(&self) -> Result<Vec<PartInfo>, StoreError>;
+
+    /// Up to `limit` entries whose names are strictly greater than `after` (from the first
+    /// entry when `None`), sorted by name: one page of a listing. Backends seek to `after`
+    /// rather than scan from the start, so a page costs about its own length whatever the
+    /// store holds, and a peer paging through a large store pays linearly, not quadratically.
+    ///
+    /// `after` is any string, not necessarily a valid or held name: names compare as their
+    /// UTF-8 bytes, as [`PartName`]'s order does.
+    ///
+    /// # Errors
+    /// Only when the index cannot be read.
+    fn list_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<PartInfo>, StoreError>;
 
     /// Forgets `name` durably, and deletes its body when no other name shares it.
     /// Returns whether the name was there.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use storage::{
-    BackendKind, Chunker, INLINE_MAX, MemStore, OnConflict, PartHash, PartName, PartStore,
-    PutOutcome, StoreError, VerifiedPart, open_store,
+    BackendKind, Chunker, INLINE_MAX, MAX_CHUNK_REPEATS, ManifestError, MemStore, OnConflict,
+    PartHash, PartKind, PartName, PartStore, PutOutcome, StoreError, VerifiedPart, open_store,
 };
 use tempfile::TempDir;
 
@@ -176,6 +176,51 @@ fn list_is_sorted_and_stats_add_up(fx: Fixture) {
     assert_eq!((stats.parts, stats.bytes), (3, 6));
 }
 
+/// Pages of a listing: sorted, strictly after their cursor, concatenating to `list()`, and
+/// the same after a restart.
+fn list_pages_follow_their_cursor(mut fx: Fixture) {
+    let names_of = |page: Vec<storage::PartInfo>| -> Vec<String> {
+        page.into_iter()
+            .map(|i| i.name.as_str().to_owned())
+            .collect()
+    };
+    assert!(fx.store.list_page(None, 10).unwrap().is_empty());
+    assert!(fx.store.list_page(Some("a"), 1).unwrap().is_empty());
+    let held = ["a", "a0", "aa", "b", "b0", "c", "~", "é", "日本"];
+    let parts: Vec<VerifiedPart> = held.iter().map(|n| part(n, n.as_bytes())).collect();
+    fx.store.put_batch(&parts, OnConflict::Refuse).unwrap();
+    fx.reopen();
+    let all = fx.store.list().unwrap();
+    assert_eq!(names_of(all.clone()), held);
+    for limit in 1..=held.len() + 1 {
+        let mut pages = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = fx.store.list_page(after.as_deref(), limit).unwrap();
+            assert!(page.len() <= limit);
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.as_str().to_owned());
+            pages.extend(page);
+        }
+        assert_eq!(pages, all, "pages of {limit}");
+    }
+    let cases: [(Option<&str>, usize, &[&str]); 8] = [
+        (None, 2, &["a", "a0"]),
+        (Some("a"), 1, &["a0"]),
+        (Some("a00"), 2, &["aa", "b"]),
+        (Some("b"), 3, &["b0", "c", "~"]),
+        (Some("../x"), 1, &["a"]),
+        (Some("~"), 5, &["é", "日本"]),
+        (Some("日本"), 5, &[]),
+        (Some("\u{10FFFF}"), 5, &[]),
+    ];
+    for (after, limit, expected) in cases {
+        let page = fx.store.list_page(after, limit).unwrap();
+        assert_eq!(names_of(page), expected, "after {after:?}, limit {limit}");
+    }
+    assert!(fx.store.list_page(None, 0).unwrap().is_empty());
+}
+
 fn remove_forgets_only_that_name(mut fx: Fixture) {
     let shared = bytes_of(7, 100_000);
     let small = b"tiny".to_vec();
@@ -248,6 +293,60 @@ fn manifests_need_their_chunks_first(fx: Fixture) {
         fx.store.put(&garbage, OnConflict::Refuse),
         Err(StoreError::BadManifest { .. })
     ));
+}
+
+/// Encodes a manifest listing `chunk` `times` times, as a hostile peer would: the library's
+/// constructor refuses to.
+fn repeating_manifest(chunk: &VerifiedPart, times: u64) -> Vec<u8> {
+    let (file_size, chunk_size) = (times * chunk.size(), chunk.size());
+    let file_hash = PartHash::of(b"never assembled");
+    let mut root = blake3::Hasher::new();
+    root.update(&file_size.to_le_bytes());
+    root.update(&chunk_size.to_le_bytes());
+    root.update(file_hash.as_bytes());
+    let mut bytes = b"P2PM".to_vec();
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    for number in [file_size, chunk_size, times] {
+        bytes.extend_from_slice(&number.to_le_bytes());
+    }
+    bytes.extend_from_slice(file_hash.as_bytes());
+    let mut chunks = Vec::new();
+    for _ in 0..times {
+        chunks.extend_from_slice(chunk.hash().as_bytes());
+    }
+    root.update(&chunks);
+    bytes.extend_from_slice(root.finalize().as_bytes());
+    bytes.extend_from_slice(&chunks);
+    bytes
+}
+
+/// A manifest that lists one held chunk more often than [`MAX_CHUNK_REPEATS`] is refused
+/// whoever puts it, and nothing of it is stored; at the limit it is a file like any other.
+fn manifests_are_bounded(fx: Fixture) {
+    let chunk = part(&format!("b3-{}", PartHash::of(b"zero")), b"zero");
+    fx.store.put(&chunk, OnConflict::Refuse).unwrap();
+    let manifest = |name: &str, times| {
+        VerifiedPart::hashing(self::name(name), repeating_manifest(&chunk, times))
+            .unwrap()
+            .with_kind(PartKind::Manifest)
+    };
+    let bomb = manifest("bomb.bin", MAX_CHUNK_REPEATS + 1);
+    match fx.store.put(&bomb, OnConflict::Refuse) {
+        Err(StoreError::BadManifest {
+            name,
+            reason: ManifestError::ChunkRepeated { hash, times },
+        }) => {
+            assert_eq!(name, *bomb.name());
+            assert_eq!((hash, times), (chunk.hash(), MAX_CHUNK_REPEATS + 1));
+        }
+        other => panic!("expected a bounded manifest refusal, got {other:?}"),
+    }
+    assert_eq!(fx.store.lookup(bomb.name()).unwrap(), None);
+    let zeros = manifest("zeros.bin", MAX_CHUNK_REPEATS);
+    assert_eq!(
+        fx.store.put(&zeros, OnConflict::Refuse).unwrap(),
+        PutOutcome::Stored
+    );
 }
 
 fn body_dir(kind: BackendKind, db: &Path) -> PathBuf {
@@ -491,6 +590,8 @@ macro_rules! conformance {
             #[test]
             fn list_is_sorted_and_stats_add_up() { super::list_is_sorted_and_stats_add_up($fixture) }
             #[test]
+            fn list_pages_follow_their_cursor() { super::list_pages_follow_their_cursor($fixture) }
+            #[test]
             fn remove_forgets_only_that_name() { super::remove_forgets_only_that_name($fixture) }
             #[test]
             fn missing_names_are_not_found() { super::missing_names_are_not_found($fixture) }
@@ -498,6 +599,8 @@ macro_rules! conformance {
             fn manifests_need_their_chunks_first() {
                 super::manifests_need_their_chunks_first($fixture)
             }
+            #[test]
+            fn manifests_are_bounded() { super::manifests_are_bounded($fixture) }
 
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(24))]

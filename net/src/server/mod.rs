@@ -1,4 +1,4 @@
-//! The server: one mio event loop that owns every socket, and two store workers.
+//! The server: one mio event loop that owns every socket, and the store workers.
 //!
 //! The loop (`event_loop.rs`) accepts, reads until `WouldBlock`, decodes frames, and hands
 //! anything that needs the store to a worker (`workers/`) over a channel; it never blocks on
@@ -162,16 +162,12 @@ impl Server {
             waker: Arc::clone(&self.waker),
         };
         let events = EventSender::new(self.events);
-        let workers = [
-            workers::spawn("store-reader", {
-                let (store, outbox) = (Arc::clone(&self.store), outbox.clone());
-                move || workers::run_reader(store, read_queue, outbox)
-            })?,
-            workers::spawn("store-writer", {
-                let store = Arc::clone(&self.store);
-                move || workers::run_writer(store, upload_queue, outbox, events)
-            })?,
-        ];
+        let mut workers =
+            workers::spawn_readers(Arc::clone(&self.store), read_queue, outbox.clone())?;
+        workers.push(workers::spawn("store-writer", {
+            let store = Arc::clone(&self.store);
+            move || workers::run_writer(store, upload_queue, outbox, events)
+        })?);
         let shared = Shared {
             limits: self.config.limits.clone(),
             peer_name: self.config.peer_name.clone(),

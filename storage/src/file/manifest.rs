@@ -14,6 +14,13 @@
 //! what an assembled file is checked against before it is written under its name. The root is
 //! blake3 over everything before it and the chunk hashes, so a manifest whose fields do not
 //! belong together is refused on decoding.
+//!
+//! Manifests are bounded, so that the file one claims is justified by the bytes a store holds:
+//! at most [`MAX_MANIFEST_CHUNKS`] chunks, and no chunk listed more than [`MAX_CHUNK_REPEATS`]
+//! times. Without the second rule one chunk of 1 MiB and a 33 MB manifest listing it
+//! 1,048,576 times make a 1 TiB file that an export would write out in full.
+
+use std::collections::HashMap;
 
 use crate::{MAX_PART_SIZE, PartHash, PartName};
 
@@ -24,6 +31,19 @@ const HEADER_LEN: usize = 4 + 2 + 8 + 8 + 8 + PartHash::LEN + PartHash::LEN;
 /// Chunk size used when none is given: large enough that per-chunk costs vanish, small enough
 /// that a resumed transfer repeats little.
 pub const DEFAULT_CHUNK_SIZE: u64 = 1024 * 1024;
+
+/// Most chunks one manifest may list: 1,048,576, a file of 1 TiB at the default chunk size.
+/// The manifest is then 32 MiB, well inside the part size limit, and checking that the store
+/// holds every chunk is a million index lookups, not eight.
+pub const MAX_MANIFEST_CHUNKS: u64 = 1 << 20;
+
+/// Most times one chunk may be listed in a manifest: 65,536, so a file may be up to 64 GiB of
+/// zeros (a fresh disk image) at the default 1 MiB chunk size, while the size a manifest
+/// claims stays within 65,536 times the distinct chunk bytes the store holds for it. That
+/// bounds what a peer gains by repeating a chunk: a file claimed is never more than 65,536
+/// times what was sent, where without a bound one 1 MiB chunk made a 1 TiB file (a "manifest
+/// bomb"). Files with longer runs of equal chunks can still be stored with a larger chunk size.
+pub const MAX_CHUNK_REPEATS: u64 = 65_536;
 
 /// Why bytes are not a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +62,13 @@ pub enum ManifestError {
     WrongLength { len: usize, expected: usize },
     #[error("the root hash does not match the chunks")]
     BadRoot,
+    #[error("{count} chunks, the limit is {MAX_MANIFEST_CHUNKS}")]
+    TooManyChunks { count: u64 },
+    #[error(
+        "chunk {hash} is listed {times} times, the limit is {MAX_CHUNK_REPEATS}: \
+         the file claims far more bytes than its chunks hold"
+    )]
+    ChunkRepeated { hash: PartHash, times: u64 },
     #[error("the chunks assemble into a file hashing to {actual}, not the listed {expected}")]
     FileHashMismatch {
         expected: PartHash,
@@ -70,6 +97,7 @@ impl Manifest {
         chunks: Vec<PartHash>,
     ) -> Result<Self, ManifestError> {
         check_shape(file_size, chunk_size, chunks.len() as u64)?;
+        check_repeats(&chunks)?;
         Ok(Self {
             file_size,
             chunk_size,
@@ -123,6 +151,7 @@ impl Manifest {
         if manifest.root() != PartHash::from_bytes(root) {
             return Err(ManifestError::BadRoot);
         }
+        check_repeats(&manifest.chunks)?;
         Ok(manifest)
     }
 
@@ -186,9 +215,13 @@ impl Manifest {
     }
 }
 
+/// The checks on the header's numbers, before anything is allocated for the chunks.
 fn check_shape(file_size: u64, chunk_size: u64, count: u64) -> Result<(), ManifestError> {
     if chunk_size == 0 || chunk_size > MAX_PART_SIZE {
         return Err(ManifestError::BadChunkSize(chunk_size));
+    }
+    if count > MAX_MANIFEST_CHUNKS {
+        return Err(ManifestError::TooManyChunks { count });
     }
     if count != file_size.div_ceil(chunk_size) {
         return Err(ManifestError::WrongCount {
@@ -196,6 +229,27 @@ fn check_shape(file_size: u64, chunk_size: u64, count: u64) -> Result<(), Manife
             file_size,
             chunk_size,
         });
+    }
+    Ok(())
+}
+
+/// [`ManifestError::ChunkRepeated`] for the first chunk listed more than
+/// [`MAX_CHUNK_REPEATS`] times. A manifest with no more chunks than that cannot break the rule,
+/// so only larger ones are counted.
+fn check_repeats(chunks: &[PartHash]) -> Result<(), ManifestError> {
+    if chunks.len() as u64 <= MAX_CHUNK_REPEATS {
+        return Ok(());
+    }
+    let mut times: HashMap<&PartHash, u64> = HashMap::new();
+    for hash in chunks {
+        let seen = times.entry(hash).or_default();
+        *seen += 1;
+        if *seen > MAX_CHUNK_REPEATS {
+            return Err(ManifestError::ChunkRepeated {
+                hash: *hash,
+                times: chunks.iter().filter(|other| *other == hash).count() as u64,
+            });
+        }
     }
     Ok(())
 }
@@ -246,6 +300,57 @@ mod tests {
         assert_eq!(
             Manifest::decode(b"hello, this is a plain text file of some length"),
             Err(ManifestError::NotAManifest)
+        );
+    }
+
+    /// Encodes a manifest as a peer could, whatever the bounds: the constructor would refuse.
+    fn unchecked(chunk_size: u64, chunks: Vec<PartHash>) -> Vec<u8> {
+        Manifest {
+            file_size: chunks.len() as u64 * chunk_size,
+            chunk_size,
+            file_hash: PartHash::of(b"file"),
+            chunks,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn a_chunk_may_repeat_up_to_the_limit() {
+        let zeros = PartHash::of(&[0; 1 << 20]);
+        let limit = MAX_CHUNK_REPEATS as usize;
+        let disk_image = unchecked(1 << 20, vec![zeros; limit]);
+        assert_eq!(Manifest::decode(&disk_image).unwrap().file_size(), 64 << 30);
+
+        let mut alternating = vec![zeros; limit];
+        alternating.extend(vec![PartHash::of(b"data"); limit]);
+        assert!(Manifest::decode(&unchecked(1 << 20, alternating)).is_ok());
+
+        let mut bomb = vec![zeros; limit];
+        bomb.insert(limit / 2, PartHash::of(b"data"));
+        bomb.push(zeros);
+        let refused = ManifestError::ChunkRepeated {
+            hash: zeros,
+            times: MAX_CHUNK_REPEATS + 1,
+        };
+        assert_eq!(
+            Manifest::decode(&unchecked(1 << 20, bomb.clone())),
+            Err(refused.clone())
+        );
+        assert_eq!(
+            Manifest::new(bomb.len() as u64, 1, PartHash::of(b"file"), bomb),
+            Err(refused)
+        );
+    }
+
+    #[test]
+    fn chunk_counts_are_bounded_before_anything_is_read() {
+        let count = MAX_MANIFEST_CHUNKS + 1;
+        let mut header = unchecked(1, Vec::new());
+        header[6..14].copy_from_slice(&count.to_le_bytes());
+        header[22..30].copy_from_slice(&count.to_le_bytes());
+        assert_eq!(
+            Manifest::decode(&header),
+            Err(ManifestError::TooManyChunks { count })
         );
     }
 

@@ -13,4 +13,6 @@ pub use assemble::check_file;
 pub use chunker::{Chunker, LocalFile, display_name, open_file};
 pub use error::FileError;
 pub use import::{FileOutcome, FileSource, ImportOptions, import_files};
-pub use manifest::{DEFAULT_CHUNK_SIZE, Manifest, ManifestError};
+pub use manifest::{
+    DEFAULT_CHUNK_SIZE, MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError,
+};

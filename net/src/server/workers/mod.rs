@@ -1,13 +1,15 @@
 //! The threads that touch the store, so the event loop never waits on a disk, and what
 //! passes between them and the loop.
 //!
-//! The reader (`reader.rs`) answers offers, lists and gets one at a time. The writer
+//! The readers (`reader.rs`) answer offers, lists, gets and stats, connections taking turns
+//! (`turns.rs`) so that none waits behind another's pipelined requests. The writer
 //! (`writer.rs`) takes every upload queued when it wakes, verifies each against its offered
 //! hash, and commits them all with one `put_batch` (one durable sync), so many small parts cost
 //! one flush. Each finished request goes back to the loop as a [`Done`], followed by a wake of
 //! the loop's [`mio::Waker`].
 
 mod reader;
+mod turns;
 mod writer;
 
 use std::io;
@@ -16,23 +18,23 @@ use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 
 use mio::Waker;
-use storage::{PartHash, PartKind, PartName, StoreError};
+use storage::{ManifestError, PartHash, PartKind, PartName, StoreError};
 use tracing::error;
 
 use crate::message::{ErrorCode, RequestId, Response};
 
-pub(crate) use reader::run_reader;
+pub(crate) use reader::spawn_readers;
 pub(crate) use writer::run_writer;
 
 /// A connection as the workers name it: its slab slot and a serial number, so an answer for a
 /// closed connection is never delivered to a new one that reused the slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ConnId {
     pub(crate) slot: usize,
     pub(crate) serial: u64,
 }
 
-/// Work for the reader thread.
+/// Work for the reader threads.
 #[derive(Debug)]
 pub(crate) enum ReadJob {
     Offer {
@@ -57,6 +59,18 @@ pub(crate) enum ReadJob {
         id: RequestId,
         name: PartName,
     },
+}
+
+impl ReadJob {
+    /// The connection that asked.
+    pub(crate) fn conn(&self) -> ConnId {
+        match self {
+            Self::Offer { conn, .. }
+            | Self::List { conn, .. }
+            | Self::Get { conn, .. }
+            | Self::Stat { conn, .. } => *conn,
+        }
+    }
 }
 
 /// A received body for the writer thread, not yet verified.
@@ -123,6 +137,10 @@ pub(crate) fn rejection(id: RequestId, err: &StoreError) -> Response {
         StoreError::InvalidName { .. } | StoreError::ChunkNameMismatch { .. } => {
             ErrorCode::InvalidName
         }
+        StoreError::BadManifest {
+            reason: ManifestError::TooManyChunks { .. } | ManifestError::ChunkRepeated { .. },
+            ..
+        } => ErrorCode::ManifestTooLarge,
         StoreError::BadManifest { .. } | StoreError::ChunkUnavailable { .. } => {
             ErrorCode::BadManifest
         }

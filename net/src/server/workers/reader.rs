@@ -1,21 +1,111 @@
-//! The store reader: answers offers, lists, gets and stats one at a time, in arrival order.
+//! The store readers: [`READERS`] threads answering offers, lists, gets and stats, fed by a
+//! dispatcher thread that sorts the loop's jobs into per-connection queues (`turns.rs`), so
+//! connections take turns and one connection's pipelined requests cannot hold another's.
 
-use std::sync::Arc;
+use std::io;
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use storage::{PartHash, PartStore};
 
-use super::{Done, Outbox, ReadJob, done, rejection};
-use crate::message::{Response, WireEntry};
+use super::turns::Turns;
+use super::{Done, Outbox, ReadJob, done, rejection, spawn};
+use crate::message::{RequestId, Response, WireEntry};
 
-/// Serves [`ReadJob`]s until the loop drops its sender.
-pub(crate) fn run_reader(store: Arc<dyn PartStore>, jobs: Receiver<ReadJob>, outbox: Outbox) {
-    while let Ok(job) = jobs.recv() {
-        outbox.send(answer(store.as_ref(), job));
-        while let Ok(job) = jobs.try_recv() {
-            outbox.send(answer(store.as_ref(), job));
+/// Reader threads. More than one, so that a slow read (a large get, a cold disk) does not hold
+/// every other connection; few, because each may hold a whole part in memory while it reads
+/// and verifies it. One connection uses at most one of them at a time (`turns.rs`).
+const READERS: usize = 2;
+
+/// What the dispatcher and the readers share.
+#[derive(Default)]
+struct Board {
+    state: Mutex<State>,
+    /// Signalled when jobs arrive and when the loop stops sending them.
+    arrived: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    turns: Turns,
+    /// Whether the loop may still send jobs.
+    closed: bool,
+}
+
+impl Board {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The next job whose turn it is, waiting for one; `None` once the loop has stopped
+    /// sending jobs and none is left that this reader may take.
+    fn next(&self) -> Option<ReadJob> {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.turns.take() {
+                return Some(job);
+            }
+            // Jobs still queued belong to connections whose job is at another reader; that
+            // reader serves them when it finishes.
+            if state.closed {
+                return None;
+            }
+            state = self
+                .arrived
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+    }
+}
+
+/// Starts the dispatcher and the readers; they serve [`ReadJob`]s until the loop drops its
+/// sender, then finish every job queued and stop.
+pub(crate) fn spawn_readers(
+    store: Arc<dyn PartStore>,
+    jobs: Receiver<ReadJob>,
+    outbox: Outbox,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let board = Arc::new(Board::default());
+    let mut handles = Vec::with_capacity(READERS + 1);
+    handles.push(spawn("store-reads", {
+        let board = Arc::clone(&board);
+        move || dispatch(&jobs, &board)
+    })?);
+    for n in 0..READERS {
+        let (store, outbox, board) = (Arc::clone(&store), outbox.clone(), Arc::clone(&board));
+        handles.push(spawn(&format!("store-reader-{n}"), move || {
+            serve(store.as_ref(), &board, &outbox);
+        })?);
+    }
+    Ok(handles)
+}
+
+/// Moves jobs from the loop's channel into the per-connection queues.
+fn dispatch(jobs: &Receiver<ReadJob>, board: &Board) {
+    while let Ok(job) = jobs.recv() {
+        let mut state = board.lock();
+        state.turns.push(job);
+        while let Ok(job) = jobs.try_recv() {
+            state.turns.push(job);
+        }
+        drop(state);
+        board.arrived.notify_all();
+    }
+    board.lock().closed = true;
+    board.arrived.notify_all();
+}
+
+/// Answers one job at a time, in turn. The answer is sent before the connection's next job
+/// can start, so each connection's answers keep the order of its requests.
+fn serve(store: &dyn PartStore, board: &Board, outbox: &Outbox) {
+    while let Some(job) = board.next() {
+        let conn = job.conn();
+        outbox.send(answer(store, job));
         outbox.wake();
+        board.lock().turns.finish(conn);
     }
 }
 
@@ -43,26 +133,7 @@ fn answer(store: &dyn PartStore, job: ReadJob) -> Done {
             id,
             after,
             limit,
-        } => {
-            let response = match store.list() {
-                Ok(parts) => {
-                    let start = after.map_or(0, |after| {
-                        parts.partition_point(|part| part.name.as_str() <= after.as_str())
-                    });
-                    let page = &parts[start..parts.len().min(start + limit as usize)];
-                    let next = (start + page.len() < parts.len())
-                        .then(|| page.last().map(|part| part.name.as_str().to_owned()))
-                        .flatten();
-                    Response::Page {
-                        id,
-                        parts: page.iter().map(WireEntry::from).collect(),
-                        next,
-                    }
-                }
-                Err(err) => rejection(id, &err),
-            };
-            done(conn, id, response)
-        }
+        } => done(conn, id, page(store, id, after.as_deref(), limit)),
         ReadJob::Get { conn, id, name } => match store.get(&name) {
             Ok(bytes) => Done {
                 conn,
@@ -87,5 +158,28 @@ fn answer(store: &dyn PartStore, job: ReadJob) -> Done {
             };
             done(conn, id, response)
         }
+    }
+}
+
+/// One page of a listing. It reads one entry more than it sends, so it knows whether another
+/// page follows without reading further: the cost is the page's, not the store's.
+fn page(store: &dyn PartStore, id: RequestId, after: Option<&str>, limit: u32) -> Response {
+    // The session clamps the limit to 1..; at 0, an empty page with a `next` could not be sent.
+    let limit = (limit as usize).max(1);
+    match store.list_page(after, limit + 1) {
+        Ok(mut parts) => {
+            let more = parts.len() > limit;
+            parts.truncate(limit);
+            let next = parts
+                .last()
+                .filter(|_| more)
+                .map(|part| part.name.as_str().to_owned());
+            Response::Page {
+                id,
+                parts: parts.iter().map(WireEntry::from).collect(),
+                next,
+            }
+        }
+        Err(err) => rejection(id, &err),
     }
 }
