@@ -7,9 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use storage::BackendKind;
 use support::attacks::{self, honest_push, memory_of};
-use support::start_server;
 
 /// One round of one attack: the push alone, the push under attack, serve's peak.
 struct Sample {
@@ -28,8 +26,7 @@ fn main() {
     for round in 1..=rounds {
         for (attack, samples) in attacks::ALL.iter().zip(&mut samples) {
             let dir = tempfile::tempdir().unwrap();
-            let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
-            (attack.prepare)(&server, dir.path());
+            let server = attacks::serve_prepared(attack, &dir.path().join("served.db"));
             let alone = timed(|| honest_push(&server, dir.path(), "alone"));
             let held = (attack.start)(server.addr());
             let attacked = timed(|| honest_push(&server, dir.path(), "attacked"));

@@ -7,9 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use storage::BackendKind;
 use support::attacks::{self, Attack, honest_push, memory_of};
-use support::start_server;
 
 /// What serve may reach at its peak, whatever the attack.
 const PEAK_LIMIT: u64 = 512 * 1024 * 1024;
@@ -20,8 +18,7 @@ const SETTLED_LIMIT: u64 = 256 * 1024 * 1024;
 fn withstands(attack: &Attack) {
     support::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
-    (attack.prepare)(&server, dir.path());
+    let server = attacks::serve_prepared(attack, &dir.path().join("served.db"));
     let held = (attack.start)(server.addr());
     honest_push(&server, dir.path(), "during");
     let peak = memory_of(server.pid(), "VmHWM");
@@ -66,4 +63,14 @@ fn unread_lists_are_bounded() {
 #[test]
 fn held_offers_are_bounded() {
     withstands(&attacks::ALL[3]);
+}
+
+#[test]
+fn lists_on_a_big_store_do_not_hold_up_a_push() {
+    withstands(&attacks::ALL[4]);
+}
+
+#[test]
+fn manifest_bombs_are_bounded() {
+    withstands(&attacks::ALL[5]);
 }

@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::path::Path;
+
 use net::frame::encode_request;
 use net::message::{PROTOCOL_VERSION, Request};
-use storage::{PartHash, PartKind};
+use storage::{BackendKind, OnConflict, PartHash, PartKind, PartName, VerifiedPart};
 
+use super::files::forged_manifest;
 use super::{RawPeer, Server, hello, p, random_bytes, run};
 
 /// The largest part a default server accepts.
@@ -17,17 +20,17 @@ pub const MAX_PART: usize = 16 * 1024 * 1024;
 /// One way to make a server hold memory.
 pub struct Attack {
     pub name: &'static str,
-    /// Puts in place what the attack needs (run once, before it).
-    pub prepare: fn(&Server, &std::path::Path),
+    /// Fills the store at this path with what the attack needs, before it is served.
+    pub prepare: fn(&Path),
     /// Opens the attacker's connections and sends what it sends.
     pub start: fn(SocketAddr) -> Vec<RawPeer>,
 }
 
 /// Every attack, in the order they are reported.
-pub const ALL: [Attack; 4] = [
+pub const ALL: [Attack; 6] = [
     Attack {
         name: "40 connections stall 16 MiB bodies 64 KiB short",
-        prepare: |_, _| {},
+        prepare: |_| {},
         start: stalled_bodies,
     },
     Attack {
@@ -42,10 +45,37 @@ pub const ALL: [Attack; 4] = [
     },
     Attack {
         name: "1,000 connections send 4,095 offers each, never their bodies",
-        prepare: |_, _| {},
+        prepare: |_| {},
         start: held_offers,
     },
+    Attack {
+        name: "1 connection pipelines 300 Lists of 1 on a store of 200,000 parts, never reads",
+        prepare: store_200k_parts,
+        start: small_lists_on_a_big_store,
+    },
+    Attack {
+        name: "a manifest listing one 1 MiB chunk 500,000 times",
+        prepare: |_| {},
+        start: manifest_bomb,
+    },
 ];
+
+/// Serves the store at `db` once `attack` has prepared it, as `serve` with default flags.
+pub fn serve_prepared(attack: &Attack, db: &Path) -> Server {
+    (attack.prepare)(db);
+    super::start_server(db, BackendKind::Sled, &[])
+}
+
+/// Puts `parts` into a new sled store at `db`, one sync per ten thousand.
+fn fill(db: &Path, parts: impl Iterator<Item = (String, Vec<u8>)>) {
+    let store = storage::open_store(db, Some(BackendKind::Sled)).unwrap();
+    let parts: Vec<VerifiedPart> = parts
+        .map(|(name, bytes)| VerifiedPart::hashing(PartName::new(name).unwrap(), bytes).unwrap())
+        .collect();
+    for batch in parts.chunks(10_000) {
+        store.put_batch(batch, OnConflict::Refuse).unwrap();
+    }
+}
 
 /// Opens `count` connections, each sending a `Hello` and then what `frames` gives it, on its
 /// own thread.
@@ -91,19 +121,11 @@ fn stalled_bodies(addr: SocketAddr) -> Vec<RawPeer> {
     })
 }
 
-fn store_big_part(server: &Server, dir: &std::path::Path) {
-    let big = dir.join("big.bin");
-    std::fs::write(&big, random_bytes(3, MAX_PART)).unwrap();
-    let part_size = MAX_PART.to_string();
-    run([
-        "send",
-        "--to",
-        &server.at(),
-        "--part-size",
-        &part_size,
-        p(&big),
-    ])
-    .ok();
+fn store_big_part(db: &Path) {
+    fill(
+        db,
+        std::iter::once(("big.bin".into(), random_bytes(3, MAX_PART))),
+    );
 }
 
 fn unread_gets(addr: SocketAddr) -> Vec<RawPeer> {
@@ -120,16 +142,74 @@ fn unread_gets(addr: SocketAddr) -> Vec<RawPeer> {
     })
 }
 
-fn store_many_parts(server: &Server, dir: &std::path::Path) {
-    let many = dir.join("many");
-    std::fs::create_dir_all(&many).unwrap();
-    let mut send = vec!["send".to_owned(), "--to".to_owned(), server.at()];
-    for i in 0..2100u32 {
-        let path = many.join(format!("part-with-a-longish-name-{i:05}"));
-        std::fs::write(&path, i.to_le_bytes()).unwrap();
-        send.push(p(&path).to_owned());
-    }
-    run(send).ok();
+fn store_many_parts(db: &Path) {
+    let name = |i: u32| format!("part-with-a-longish-name-{i:05}");
+    fill(
+        db,
+        (0..2100u32).map(|i| (name(i), i.to_le_bytes().to_vec())),
+    );
+}
+
+fn store_200k_parts(db: &Path) {
+    fill(
+        db,
+        (0..200_000u32).map(|i| (format!("p{i:06}"), i.to_le_bytes().to_vec())),
+    );
+}
+
+/// Every page costs what one page costs, whatever the store holds, and readers take turns.
+fn small_lists_on_a_big_store(addr: SocketAddr) -> Vec<RawPeer> {
+    attackers(addr, 1, |_| {
+        (1..=300)
+            .flat_map(|id| {
+                encode_request(&Request::List {
+                    id,
+                    after: None,
+                    limit: 1,
+                })
+                .unwrap()
+            })
+            .collect()
+    })
+}
+
+/// One chunk, then a manifest just under the default part limit listing it 500,000 times.
+fn manifest_bomb(addr: SocketAddr) -> Vec<RawPeer> {
+    attackers(addr, 1, |_| {
+        let zeros = vec![0u8; 1 << 20];
+        let chunk = PartHash::of(&zeros);
+        let bomb = forged_manifest(1 << 20, 500_000, &vec![chunk; 500_000]);
+        let mut frames = Vec::new();
+        for (id, name, bytes, kind) in [
+            (
+                1,
+                PartName::chunk(&chunk).to_string(),
+                zeros.as_slice(),
+                PartKind::Plain,
+            ),
+            (
+                2,
+                "bomb.bin".to_owned(),
+                bomb.as_slice(),
+                PartKind::Manifest,
+            ),
+        ] {
+            let (hash, size) = (*PartHash::of(bytes).as_bytes(), bytes.len() as u64);
+            frames.extend(
+                encode_request(&Request::Offer {
+                    id,
+                    name,
+                    hash,
+                    size,
+                    kind,
+                })
+                .unwrap(),
+            );
+            frames.extend(encode_request(&Request::Body { id, size }).unwrap());
+            frames.extend_from_slice(bytes);
+        }
+        frames
+    })
 }
 
 fn unread_lists(addr: SocketAddr) -> Vec<RawPeer> {

@@ -282,3 +282,30 @@ pub fn flip_a_byte_of_the_body(db: &Path, bytes: &[u8]) {
     }
     panic!("no body file holds the bytes");
 }
+
+/// A manifest as a hostile peer writes it (§10.2 of PROTOCOL.md): `count` chunks of
+/// `chunk_size` bytes, the hashes given by `chunks` (shorter than `count` only to forge a
+/// header whose count the body does not back).
+pub fn forged_manifest(chunk_size: u64, count: u64, chunks: &[PartHash]) -> Vec<u8> {
+    let file_size = count * chunk_size;
+    let file_hash = PartHash::of(b"never assembled");
+    let mut root = blake3::Hasher::new();
+    root.update(&file_size.to_le_bytes());
+    root.update(&chunk_size.to_le_bytes());
+    root.update(file_hash.as_bytes());
+    for hash in chunks {
+        root.update(hash.as_bytes());
+    }
+    let mut bytes = Vec::with_capacity(94 + 32 * chunks.len());
+    bytes.extend_from_slice(b"P2PM");
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    for number in [file_size, chunk_size, count] {
+        bytes.extend_from_slice(&number.to_le_bytes());
+    }
+    bytes.extend_from_slice(file_hash.as_bytes());
+    bytes.extend_from_slice(root.finalize().as_bytes());
+    for hash in chunks {
+        bytes.extend_from_slice(hash.as_bytes());
+    }
+    bytes
+}
