@@ -200,6 +200,10 @@ pub enum ErrorCode {
     ReadOnly,
     /// The client's address is not among those the server lets in.
     Forbidden,
+    /// The client's address already holds as many connections as the server gives one address.
+    TooManyConnections,
+    /// The connection was idle while the server was full, and was closed to let another in.
+    Evicted,
     /// A code from a newer peer, by its number: the request (in `Rejected`) or the connection
     /// (in `Error`) failed for a reason this build cannot name. Never sent for a known code.
     Other(u32),
@@ -207,7 +211,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The known codes in wire order: a code's number is its position here.
-    const KNOWN: [Self; 23] = [
+    const KNOWN: [Self; 25] = [
         Self::Malformed,
         Self::FrameTooLarge,
         Self::PartTooLarge,
@@ -231,6 +235,8 @@ impl ErrorCode {
         Self::AuthFailed,
         Self::ReadOnly,
         Self::Forbidden,
+        Self::TooManyConnections,
+        Self::Evicted,
     ];
 
     /// The number that stands for this code on the wire.
@@ -478,6 +484,20 @@ mod tests {
                 Response::Entry { id: 9, entry: None },
                 "0d000000 0b000000 0900000000000000 00".replace(' ', ""),
             ),
+            (
+                Response::Error {
+                    code: ErrorCode::TooManyConnections,
+                    message: "x".into(),
+                },
+                "11000000 08000000 17000000 010000000000000078".replace(' ', ""),
+            ),
+            (
+                Response::Error {
+                    code: ErrorCode::Evicted,
+                    message: "x".into(),
+                },
+                "11000000 08000000 18000000 010000000000000078".replace(' ', ""),
+            ),
         ];
         for (response, expected) in cases {
             assert_eq!(encoded_response(&response), expected, "{response:?}");
@@ -498,9 +518,9 @@ mod tests {
                 },
             ),
             (
-                "11000000 08000000 17000000 010000000000000078",
+                "11000000 08000000 19000000 010000000000000078",
                 Response::Error {
-                    code: ErrorCode::Other(23),
+                    code: ErrorCode::Other(25),
                     message: "x".into(),
                 },
             ),
@@ -530,6 +550,8 @@ mod tests {
     fn known_codes_keep_their_numbers() {
         assert_eq!(ErrorCode::Malformed.number(), 0);
         assert_eq!(ErrorCode::Forbidden.number(), 22);
+        assert_eq!(ErrorCode::TooManyConnections.number(), 23);
+        assert_eq!(ErrorCode::Evicted.number(), 24);
         for number in 0..30 {
             assert_eq!(ErrorCode::from_number(number).number(), number);
         }
