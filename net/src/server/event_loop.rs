@@ -20,7 +20,7 @@ use slab::Slab;
 use tracing::{debug, error, info, warn};
 
 use super::ServeSummary;
-use super::admission;
+use super::admission::{self, Admission, Verdict};
 use super::connection::Connection;
 use super::session::{Session, Shared};
 use super::workers::{ConnId, Done};
@@ -43,7 +43,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub(crate) struct EventLoop {
     poll: Poll,
     listener: Option<TcpListener>,
-    allow: Vec<IpNet>,
+    admission: Admission,
     sessions: Slab<Session>,
     shared: Shared,
     done: Receiver<Done>,
@@ -67,7 +67,7 @@ impl EventLoop {
         Self {
             poll,
             listener: Some(listener),
-            allow,
+            admission: Admission::new(allow, &shared.limits),
             sessions: Slab::new(),
             shared,
             done,
@@ -145,9 +145,10 @@ impl EventLoop {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
-        let (held, max) = (self.sessions.len(), self.shared.limits.max_connections);
-        if !admission::admit(&mut stream, peer, &self.allow, held, max) {
-            return;
+        match self.admission.judge(&mut stream, peer, &self.sessions, now) {
+            Verdict::Admit => {}
+            Verdict::AdmitEvicting(slot) => self.evict(slot),
+            Verdict::Refused => return,
         }
         if let Err(err) = stream.set_nodelay(true) {
             debug!(%err, "cannot set TCP_NODELAY");
@@ -169,6 +170,7 @@ impl EventLoop {
         };
         self.next_serial += 1;
         self.summary.connections += 1;
+        self.admission.opened(peer);
         debug!(%peer, slot, "accepted");
         let session = entry.insert(Session::new(Connection::new(stream, peer, now), id, now));
         if let Some(deadline) = session.deadline(&self.shared.limits) {
@@ -237,8 +239,17 @@ impl EventLoop {
         }
     }
 
+    /// Closes an idle connection to make room for a new one, telling it why.
+    fn evict(&mut self, slot: usize) {
+        let session = &mut self.sessions[slot];
+        info!(peer = %session.conn.peer, "evicting an idle connection to make room");
+        admission::say_evicted(&mut session.conn);
+        self.close(slot);
+    }
+
     fn close(&mut self, slot: usize) {
         let mut session = self.sessions.remove(slot);
+        self.admission.closed(session.conn.peer);
         if let Err(err) = self.poll.registry().deregister(&mut session.conn.stream) {
             debug!(%err, "deregistering a closed connection");
         }
