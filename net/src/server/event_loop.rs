@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -19,11 +20,11 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use tracing::{debug, error, info, warn};
 
-use super::ServeSummary;
 use super::admission::{self, Admission, Verdict};
 use super::connection::Connection;
 use super::session::{Session, Shared};
 use super::workers::{ConnId, Done};
+use super::{ServeSummary, WorkerStopped};
 use crate::message::Response;
 
 pub(crate) const LISTENER: Token = Token(0);
@@ -47,6 +48,9 @@ pub(crate) struct EventLoop {
     sessions: Slab<Session>,
     shared: Shared,
     done: Receiver<Done>,
+    /// The store workers. While the loop runs it holds their job senders, so none of them
+    /// ends unless it dies.
+    pub(crate) workers: Vec<JoinHandle<()>>,
     shutdown: Arc<AtomicBool>,
     next_serial: u64,
     accept_paused_until: Option<Instant>,
@@ -62,6 +66,7 @@ impl EventLoop {
         allow: Vec<IpNet>,
         shared: Shared,
         done: Receiver<Done>,
+        workers: Vec<JoinHandle<()>>,
         shutdown: Arc<AtomicBool>,
     ) -> Self {
         Self {
@@ -71,6 +76,7 @@ impl EventLoop {
             sessions: Slab::new(),
             shared,
             done,
+            workers,
             shutdown,
             next_serial: 0,
             accept_paused_until: None,
@@ -103,6 +109,10 @@ impl EventLoop {
                 }
             }
             self.take_done(now);
+            if let Some(worker) = self.dead_worker() {
+                self.abandon_all(&worker);
+                return Err(io::Error::other(WorkerStopped { worker }));
+            }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept(now);
             }
@@ -275,6 +285,36 @@ impl EventLoop {
                 let result = flush(&self.poll, session, now);
                 self.settle(slot, result);
             }
+        }
+    }
+
+    /// The name of a store worker that has ended, which while the loop runs means it died.
+    fn dead_worker(&self) -> Option<String> {
+        self.workers
+            .iter()
+            .find(|handle| handle.is_finished())
+            .map(|handle| handle.thread().name().unwrap_or("store worker").to_owned())
+    }
+
+    /// Stops serving after a worker died: its jobs will never be answered, so every connection
+    /// is told the server is stopping and closed at once rather than left waiting.
+    fn abandon_all(&mut self, worker: &str) {
+        error!(
+            worker,
+            connections = self.sessions.len(),
+            "a store worker stopped unexpectedly; closing every connection and stopping"
+        );
+        self.begin_shutdown();
+        let slots: Vec<usize> = self.sessions.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            let session = &mut self.sessions[slot];
+            session.abandon(format!(
+                "the store worker {worker} stopped; the server is stopping"
+            ));
+            if let Err(err) = session.conn.flush() {
+                debug!(%err, "cannot tell a connection the server is stopping");
+            }
+            self.close(slot);
         }
     }
 

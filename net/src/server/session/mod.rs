@@ -212,6 +212,12 @@ impl Session {
         }
     }
 
+    /// Ends the connection with `Error ShuttingDown`, whatever it has at the workers: for when
+    /// a worker has died and those answers will never come.
+    pub(crate) fn abandon(&mut self, message: String) {
+        self.fail(ErrorCode::ShuttingDown, message);
+    }
+
     /// Records the write progress of a flush.
     pub(crate) fn note_written(&mut self, now: Instant) {
         self.conn.last_activity = now;
