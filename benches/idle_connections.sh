@@ -15,7 +15,9 @@ command -v python3 >/dev/null || { echo "python3 is needed for the idle clients"
 
 # shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
-serve_options=(--max-connections $((idle + 100)) --idle-timeout 3600 --handshake-timeout 600)
+# The idle connections all come from 127.0.0.1, so the per-address cap is raised with the total.
+serve_options=(--max-connections $((idle + 100)) --max-connections-per-address $((idle + 100))
+    --idle-timeout 3600 --handshake-timeout 600)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-idle-bench.XXXXXX")
 server_pid=

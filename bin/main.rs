@@ -47,10 +47,11 @@ impl Status {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    let serving = matches!(cli.command, Command::Serve(_));
+    if !serving {
         quiet_on_closed_stdout();
     }
-    logging::init(cli.verbose, cli.quiet);
+    let _logs = logging::init(cli.verbose, cli.quiet, serving);
     if let Err(err) = peer::load_key(cli.key_file.as_deref()) {
         eprintln!("error: {err:#}");
         return ExitCode::from(1);

@@ -44,6 +44,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
 
+    /// Connections one address may hold at once; more from it are refused.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_address)]
+    max_connections_per_address: usize,
+
     /// Requests one connection may have unanswered; a client sending more is disconnected.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
     max_in_flight: u32,
@@ -82,6 +86,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     let limits = Limits::default()
         .with_max_part_size(args.max_part_size)
         .with_max_connections(args.max_connections)
+        .with_max_connections_per_address(args.max_connections_per_address)
         .with_max_in_flight(args.max_in_flight)
         .with_max_buffered_per_connection(args.max_buffered)
         .with_max_memory(args.max_memory)

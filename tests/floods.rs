@@ -1,6 +1,7 @@
 //! Floods a peer must ride out: thousands of connections that dribble a byte now and then,
 //! more connections than the server has file descriptors, and frames declaring gigabytes.
-//! Real processes on 127.0.0.1.
+//! Real processes on 127.0.0.1; the floods come from that one address too, so they raise the
+//! per-address cap (floods from many addresses are in `slots.rs`).
 
 mod support;
 
@@ -29,7 +30,14 @@ fn dribbling_connections_are_closed_at_their_deadline_and_others_are_served() {
     let server = start_server(
         &db,
         BackendKind::Sled,
-        &["--handshake-timeout", "2", "--max-connections", &max],
+        &[
+            "--handshake-timeout",
+            "2",
+            "--max-connections",
+            &max,
+            "--max-connections-per-address",
+            &max,
+        ],
     );
     let greeting = frame::encode_request(&hello(1)).unwrap();
     let mut dribblers: Vec<TcpStream> = (0..DRIBBLERS)
@@ -95,7 +103,12 @@ fn a_server_out_of_descriptors_waits_without_spinning_and_recovers() {
     let server = start_server_with_fd_limit(
         &dir.path().join("served.db"),
         BackendKind::Sled,
-        &["--max-connections", "1000"],
+        &[
+            "--max-connections",
+            "1000",
+            "--max-connections-per-address",
+            "1000",
+        ],
         256,
     );
     let flood: Vec<TcpStream> = (0..400)

@@ -14,8 +14,16 @@ pub struct Limits {
     /// Files travel as chunks of 1 MiB by default, so a small limit costs them nothing and
     /// bounds what one request can make the server hold.
     pub max_part_size: u64,
-    /// Connections held at once; one more is told `Busy` and closed.
+    /// Connections held at once. When they are all taken, the connection idle longest (of the
+    /// address holding the most) is told `Evicted` and closed to make room; with none idle,
+    /// the newcomer is told `Busy` and closed.
     pub max_connections: usize,
+    /// Connections one address may hold at once; one more from it is told `TooManyConnections`
+    /// and closed. An honest peer needs a few (one per transfer); the default, 128, is an
+    /// eighth of the default `max_connections`, so it takes at least eight addresses to fill
+    /// the server, while a NAT or a build farm behind one address still has room. It does not
+    /// follow `max_connections` by itself: raise it with it when one host needs more.
+    pub max_connections_per_address: usize,
     /// Requests of one connection unanswered at once (announced in the handshake); a request
     /// past it is a broken client, told `TooManyRequests` and disconnected.
     pub max_in_flight: u32,
@@ -40,6 +48,7 @@ impl Default for Limits {
         Self {
             max_part_size: 16 * 1024 * 1024,
             max_connections: 1024,
+            max_connections_per_address: 128,
             max_in_flight: 1024,
             max_buffered_per_connection: 32 * 1024 * 1024,
             max_memory: 256 * 1024 * 1024,
@@ -59,6 +68,12 @@ impl Limits {
     #[must_use]
     pub fn with_max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
+        self
+    }
+
+    #[must_use]
+    pub fn with_max_connections_per_address(mut self, connections: usize) -> Self {
+        self.max_connections_per_address = connections;
         self
     }
 

@@ -204,6 +204,10 @@ pub enum ErrorCode {
     /// [`storage::MAX_MANIFEST_CHUNKS`], or one chunk listed more often than
     /// [`storage::MAX_CHUNK_REPEATS`]. Pushing more chunks cannot make it acceptable.
     ManifestTooLarge,
+    /// The client's address already holds as many connections as the server gives one address.
+    TooManyConnections,
+    /// The connection was idle while the server was full, and was closed to let another in.
+    Evicted,
     /// A code from a newer peer, by its number: the request (in `Rejected`) or the connection
     /// (in `Error`) failed for a reason this build cannot name. Never sent for a known code.
     Other(u32),
@@ -211,7 +215,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The known codes in wire order: a code's number is its position here.
-    const KNOWN: [Self; 24] = [
+    const KNOWN: [Self; 26] = [
         Self::Malformed,
         Self::FrameTooLarge,
         Self::PartTooLarge,
@@ -236,6 +240,8 @@ impl ErrorCode {
         Self::ReadOnly,
         Self::Forbidden,
         Self::ManifestTooLarge,
+        Self::TooManyConnections,
+        Self::Evicted,
     ];
 
     /// The number that stands for this code on the wire.
@@ -491,6 +497,20 @@ mod tests {
                 Response::Entry { id: 9, entry: None },
                 "0d000000 0b000000 0900000000000000 00".replace(' ', ""),
             ),
+            (
+                Response::Error {
+                    code: ErrorCode::TooManyConnections,
+                    message: "x".into(),
+                },
+                "11000000 08000000 18000000 010000000000000078".replace(' ', ""),
+            ),
+            (
+                Response::Error {
+                    code: ErrorCode::Evicted,
+                    message: "x".into(),
+                },
+                "11000000 08000000 19000000 010000000000000078".replace(' ', ""),
+            ),
         ];
         for (response, expected) in cases {
             assert_eq!(encoded_response(&response), expected, "{response:?}");
@@ -511,9 +531,9 @@ mod tests {
                 },
             ),
             (
-                "11000000 08000000 18000000 010000000000000078",
+                "11000000 08000000 1a000000 010000000000000078",
                 Response::Error {
-                    code: ErrorCode::Other(24),
+                    code: ErrorCode::Other(26),
                     message: "x".into(),
                 },
             ),
@@ -544,6 +564,8 @@ mod tests {
         assert_eq!(ErrorCode::Malformed.number(), 0);
         assert_eq!(ErrorCode::Forbidden.number(), 22);
         assert_eq!(ErrorCode::ManifestTooLarge.number(), 23);
+        assert_eq!(ErrorCode::TooManyConnections.number(), 24);
+        assert_eq!(ErrorCode::Evicted.number(), 25);
         for number in 0..30 {
             assert_eq!(ErrorCode::from_number(number).number(), number);
         }

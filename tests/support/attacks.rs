@@ -77,8 +77,12 @@ fn fill(db: &Path, parts: impl Iterator<Item = (String, Vec<u8>)>) {
     }
 }
 
-/// Opens `count` connections, each sending a `Hello` and then what `frames` gives it, on its
-/// own thread.
+/// Connections an attacking host opens, under the server's default cap per address.
+const PER_HOST: usize = 100;
+
+/// Opens `count` connections from hosts of their own (127.0.1.1, 127.0.1.2, ...: the
+/// honest client on 127.0.0.1 shares no per-address cap with them), each sending a `Hello`
+/// and then what `frames` gives it, on its own thread.
 fn attackers(
     addr: SocketAddr,
     count: usize,
@@ -89,7 +93,8 @@ fn attackers(
             .map(|index| {
                 let frames = &frames;
                 scope.spawn(move || {
-                    let mut peer = RawPeer::connect(addr);
+                    let host = u8::try_from(1 + index / PER_HOST).expect("under 25,500");
+                    let mut peer = RawPeer::connect_from([127, 0, 1, host].into(), addr);
                     peer.set_write_timeout(Duration::from_secs(2));
                     let mut bytes = encode_request(&hello(PROTOCOL_VERSION)).unwrap();
                     bytes.extend(frames(index));

@@ -289,6 +289,20 @@ impl RawPeer {
         Self { stream }
     }
 
+    /// Connects from `source`, another address of this machine (any of 127.0.0.0/8), as a
+    /// second host would.
+    pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> Self {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let from = SocketAddr::new(std::net::IpAddr::V4(source), 0);
+        socket.bind(&from.into()).unwrap();
+        socket.connect_timeout(&addr.into(), PATIENCE).unwrap();
+        let stream = TcpStream::from(socket);
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        Self { stream }
+    }
+
     /// A peer that has done the handshake.
     pub fn greeted(addr: SocketAddr) -> Self {
         let mut peer = Self::connect(addr);

@@ -1,44 +1,171 @@
-//! Who gets in: the allow-list and the connection cap, checked the moment a connection is
-//! accepted, before a byte of it is read.
+//! Who gets in, and who makes room: the allow-list, the per-address cap and the connection cap,
+//! checked the moment a connection is accepted, before a byte of it is read.
+//!
+//! So that no single host can keep the others out, one address holds at most
+//! `max_connections_per_address` connections, and a full server evicts an idle connection
+//! before it refuses a newcomer. The one evicted is idle (greeted, nothing at the workers, no
+//! answer unwritten, no frame or body half-received) and has been for at least
+//! [`MIN_IDLE_TO_EVICT`]; among those, it comes from the address holding the most connections,
+//! and is the one idle longest. Nothing is lost by closing it: the peer can reconnect.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use mio::net::TcpStream;
+use slab::Slab;
 use tracing::warn;
 
+use super::connection::Connection;
+use super::session::Session;
+use crate::Limits;
 use crate::frame;
 use crate::message::{ErrorCode, Response};
 
-/// Whether a connection just accepted may be served while `held` others are. One that may not
-/// is told why, if its socket takes the bytes at once, and the caller drops it.
-pub(crate) fn admit(
-    stream: &mut TcpStream,
-    peer: SocketAddr,
-    allow: &[IpNet],
-    held: usize,
+/// How long a connection must have been idle before it may be evicted. Honest clients pause
+/// between requests for moments (a file being read, a window being refilled); evicting them
+/// then would let a flood of newcomers churn them out. A peer that idles for longer can
+/// reconnect when it has something to ask.
+const MIN_IDLE_TO_EVICT: Duration = Duration::from_secs(1);
+
+/// What becomes of a connection just accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Admit,
+    /// Admit it once the connection in this slot is evicted to make room.
+    AdmitEvicting(usize),
+    /// It was told why, if its socket took the bytes at once; drop it.
+    Refused,
+}
+
+/// The door: the rules, and how many connections each address holds.
+pub(crate) struct Admission {
+    allow: Vec<IpNet>,
     max_connections: usize,
-) -> bool {
-    if !allow.is_empty() && !allow.iter().any(|net| net.contains(&plain_ip(peer))) {
-        warn!(%peer, "refusing a connection: address not allowed");
-        refuse(stream, ErrorCode::Forbidden, "this address may not connect");
-        return false;
+    max_per_address: usize,
+    /// Connections held, by address as [`plain_ip`] gives it; an address holding none is
+    /// absent, so the map shrinks back after a flood.
+    held: HashMap<IpAddr, usize>,
+    /// Until then no connection can have been idle long enough to be evicted (a connection
+    /// only turns idle on activity, which restarts its idle time), so a full server refuses
+    /// a flood of newcomers without looking at every connection for each.
+    no_victim_before: Option<Instant>,
+}
+
+impl Admission {
+    pub(crate) fn new(allow: Vec<IpNet>, limits: &Limits) -> Self {
+        Self {
+            allow,
+            max_connections: limits.max_connections,
+            max_per_address: limits.max_connections_per_address,
+            held: HashMap::new(),
+            no_victim_before: None,
+        }
     }
-    if held >= max_connections {
-        warn!(%peer, max = max_connections, "refusing a connection: server full");
+
+    /// Decides on a connection just accepted while `sessions` are held.
+    pub(crate) fn judge(
+        &mut self,
+        stream: &mut TcpStream,
+        peer: SocketAddr,
+        sessions: &Slab<Session>,
+        now: Instant,
+    ) -> Verdict {
+        let ip = plain_ip(peer);
+        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&ip)) {
+            warn!(%peer, "refusing a connection: address not allowed");
+            refuse(stream, ErrorCode::Forbidden, "this address may not connect");
+            return Verdict::Refused;
+        }
+        if self.held.get(&ip).copied().unwrap_or(0) >= self.max_per_address {
+            warn!(%peer, max = self.max_per_address, "refusing a connection: address holds its share");
+            refuse(
+                stream,
+                ErrorCode::TooManyConnections,
+                "this address holds as many connections as the server gives one address",
+            );
+            return Verdict::Refused;
+        }
+        if sessions.len() < self.max_connections {
+            return Verdict::Admit;
+        }
+        if let Some(slot) = self.victim(sessions, now) {
+            return Verdict::AdmitEvicting(slot);
+        }
+        warn!(%peer, max = self.max_connections, "refusing a connection: server full");
         refuse(
             stream,
             ErrorCode::Busy,
             "the server holds its maximum number of connections; try again later",
         );
-        return false;
+        Verdict::Refused
     }
-    true
+
+    /// Counts a connection now held.
+    pub(crate) fn opened(&mut self, peer: SocketAddr) {
+        *self.held.entry(plain_ip(peer)).or_insert(0) += 1;
+    }
+
+    /// Counts a connection no longer held.
+    pub(crate) fn closed(&mut self, peer: SocketAddr) {
+        let ip = plain_ip(peer);
+        if let Some(count) = self.held.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.held.remove(&ip);
+            }
+        }
+    }
+
+    /// The slot of the connection to evict: idle long enough, of the address holding the most
+    /// connections, idle longest. `None` when no connection is.
+    fn victim(&mut self, sessions: &Slab<Session>, now: Instant) -> Option<usize> {
+        if self.no_victim_before.is_some_and(|until| now < until) {
+            return None;
+        }
+        let mut next_candidate = now + MIN_IDLE_TO_EVICT;
+        let mut best: Option<(usize, usize, Instant)> = None;
+        for (slot, session) in sessions {
+            if !session.is_idle() {
+                continue;
+            }
+            let since = session.conn.last_activity;
+            if now < since + MIN_IDLE_TO_EVICT {
+                next_candidate = next_candidate.min(since + MIN_IDLE_TO_EVICT);
+                continue;
+            }
+            let held = self.held.get(&plain_ip(session.conn.peer)).copied();
+            let held = held.unwrap_or(0);
+            let better = best.is_none_or(|(_, best_held, best_since)| {
+                held > best_held || (held == best_held && since < best_since)
+            });
+            if better {
+                best = Some((slot, held, since));
+            }
+        }
+        self.no_victim_before = best.is_none().then_some(next_candidate);
+        best.map(|(slot, ..)| slot)
+    }
+}
+
+/// Tells a connection about to be evicted why, if its socket takes the bytes at once. An idle
+/// connection has no output pending, so the frame goes first in line.
+pub(crate) fn say_evicted(conn: &mut Connection) {
+    let evicted = Response::Error {
+        code: ErrorCode::Evicted,
+        message: "closed while idle to make room for another connection; reconnect when needed"
+            .into(),
+    };
+    if conn.queue(&evicted, Vec::new()).is_ok() {
+        let _ = conn.flush();
+    }
 }
 
 /// The peer's address, with an IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`)
-/// given as the IPv4 address it is, so `--allow` rules for IPv4 networks apply to it.
+/// given as the IPv4 address it is, so `--allow` rules for IPv4 networks apply to it and it
+/// shares its per-address count with its plain IPv4 connections.
 fn plain_ip(peer: SocketAddr) -> IpAddr {
     match peer.ip() {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),

@@ -71,6 +71,10 @@ impl ServerConfig {
         }
         let counts = [
             ("max_connections", limits.max_connections as u64),
+            (
+                "max_connections_per_address",
+                limits.max_connections_per_address as u64,
+            ),
             ("max_in_flight", u64::from(limits.max_in_flight)),
             (
                 "max_buffered_per_connection",

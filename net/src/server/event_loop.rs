@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -19,11 +20,12 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use tracing::{debug, error, info, warn};
 
-use super::ServeSummary;
+use super::admission::{self, Admission, Verdict};
 use super::connection::Connection;
+use super::pressure;
 use super::session::{Session, Shared};
 use super::workers::{ConnId, Done};
-use super::{admission, pressure};
+use super::{ServeSummary, WorkerStopped};
 use crate::message::Response;
 
 pub(crate) const LISTENER: Token = Token(0);
@@ -43,10 +45,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub(crate) struct EventLoop {
     poll: Poll,
     listener: Option<TcpListener>,
-    allow: Vec<IpNet>,
+    admission: Admission,
     sessions: Slab<Session>,
     shared: Shared,
     done: Receiver<Done>,
+    /// The store workers. While the loop runs it holds their job senders, so none of them
+    /// ends unless it dies.
+    pub(crate) workers: Vec<JoinHandle<()>>,
     shutdown: Arc<AtomicBool>,
     next_serial: u64,
     accept_paused_until: Option<Instant>,
@@ -66,15 +71,17 @@ impl EventLoop {
         allow: Vec<IpNet>,
         shared: Shared,
         done: Receiver<Done>,
+        workers: Vec<JoinHandle<()>>,
         shutdown: Arc<AtomicBool>,
     ) -> Self {
         Self {
             poll,
             listener: Some(listener),
-            allow,
+            admission: Admission::new(allow, &shared.limits),
             sessions: Slab::new(),
             shared,
             done,
+            workers,
             shutdown,
             next_serial: 0,
             accept_paused_until: None,
@@ -117,6 +124,10 @@ impl EventLoop {
                 }
             }
             self.take_done(now);
+            if let Some(worker) = self.dead_worker() {
+                self.abandon_all(&worker);
+                return Err(io::Error::other(WorkerStopped { worker }));
+            }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept(now);
             }
@@ -159,9 +170,10 @@ impl EventLoop {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
-        let (held, max) = (self.sessions.len(), self.shared.limits.max_connections);
-        if !admission::admit(&mut stream, peer, &self.allow, held, max) {
-            return;
+        match self.admission.judge(&mut stream, peer, &self.sessions, now) {
+            Verdict::Admit => {}
+            Verdict::AdmitEvicting(slot) => self.evict(slot),
+            Verdict::Refused => return,
         }
         if let Err(err) = stream.set_nodelay(true) {
             debug!(%err, "cannot set TCP_NODELAY");
@@ -183,6 +195,7 @@ impl EventLoop {
         };
         self.next_serial += 1;
         self.summary.connections += 1;
+        self.admission.opened(peer);
         debug!(%peer, slot, "accepted");
         let session = entry.insert(Session::new(Connection::new(stream, peer, now), id, now));
         if let Some(deadline) = session.deadline(&self.shared.limits) {
@@ -299,10 +312,19 @@ impl EventLoop {
         }
     }
 
+    /// Closes an idle connection to make room for a new one, telling it why.
+    fn evict(&mut self, slot: usize) {
+        let session = &mut self.sessions[slot];
+        info!(peer = %session.conn.peer, "evicting an idle connection to make room");
+        admission::say_evicted(&mut session.conn);
+        self.close(slot);
+    }
+
     fn close(&mut self, slot: usize) {
         let mut session = self.sessions.remove(slot);
         self.shared.memory.release(session.releasable());
         self.shared.memory.give_back();
+        self.admission.closed(session.conn.peer);
         if let Err(err) = self.poll.registry().deregister(&mut session.conn.stream) {
             debug!(%err, "deregistering a closed connection");
         }
@@ -328,6 +350,36 @@ impl EventLoop {
                 let result = flush(&self.poll, session, now);
                 self.settle(slot, result);
             }
+        }
+    }
+
+    /// The name of a store worker that has ended, which while the loop runs means it died.
+    fn dead_worker(&self) -> Option<String> {
+        self.workers
+            .iter()
+            .find(|handle| handle.is_finished())
+            .map(|handle| handle.thread().name().unwrap_or("store worker").to_owned())
+    }
+
+    /// Stops serving after a worker died: its jobs will never be answered, so every connection
+    /// is told the server is stopping and closed at once rather than left waiting.
+    fn abandon_all(&mut self, worker: &str) {
+        error!(
+            worker,
+            connections = self.sessions.len(),
+            "a store worker stopped unexpectedly; closing every connection and stopping"
+        );
+        self.begin_shutdown();
+        let slots: Vec<usize> = self.sessions.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            let session = &mut self.sessions[slot];
+            session.abandon(format!(
+                "the store worker {worker} stopped; the server is stopping"
+            ));
+            if let Err(err) = session.conn.flush() {
+                debug!(%err, "cannot tell a connection the server is stopping");
+            }
+            self.close(slot);
         }
     }
 

@@ -40,11 +40,20 @@ impl Memory {
         self.used < self.limit
     }
 
-    /// Whether a holder of `held` bytes may take more. Past the limit, those holding almost
-    /// nothing (a new connection's handshake, one small request) still may, from a reserve of
-    /// an eighth of the limit: the heaviest stop first, and a newcomer is not starved by them.
+    /// Whether a holder of `held` bytes may take more. The heaviest stop first: a holder of a
+    /// sixteenth of the limit or more stops at half of it, so lighter ones still find room;
+    /// everyone else stops at the limit, except those holding almost nothing (a new
+    /// connection's handshake, one small request), who may go on into a reserve of an eighth
+    /// of it, so a newcomer is never starved by the rest.
     pub(crate) fn has_room_for(&self, held: u64) -> bool {
-        self.has_room() || (held < LIGHT && self.used < self.limit + self.limit / 8)
+        let stop_at = if held >= self.limit / 16 {
+            self.limit / 2
+        } else if held < LIGHT {
+            self.limit + self.limit / 8
+        } else {
+            self.limit
+        };
+        self.used < stop_at
     }
 
     /// How much must be given back for the memory to have room again, and a sixteenth of the

@@ -16,6 +16,13 @@
 //!
 //! Shutdown ([`ShutdownHandle::shutdown`]): stop accepting and reading, let the workers finish
 //! what they hold (so every `Stored` sent is true), send the answers, close, sync the store.
+//!
+//! A worker that dies (a panic in a store backend: sled unwraps some I/O errors) is not
+//! restarted, since whatever broke the store is likely to break it again. The loop notices at
+//! once (a dying worker's outbox wakes it; each sweep checks too), logs it, tells every
+//! connection `Error ShuttingDown` and closes it, so no connection waits for an answer that
+//! will never come; the live workers finish what they hold, the store is synced, and
+//! [`Server::run`] returns [`WorkerStopped`] (as an `io::Error`), so `serve` exits non-zero.
 
 mod admission;
 mod config;
@@ -55,6 +62,15 @@ pub struct ServeSummary {
     pub connections: u64,
     pub parts_stored: u64,
     pub bytes_stored: u64,
+}
+
+/// Why [`Server::run`] stopped without being asked to: a store worker died. Comes wrapped in
+/// the `io::Error` that `run` returns (see [`std::io::Error::get_ref`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the store worker {worker} stopped unexpectedly")]
+pub struct WorkerStopped {
+    /// The worker's thread name.
+    pub worker: String,
 }
 
 /// Asks a running server to stop, from any thread (a signal handler's thread included).
@@ -152,7 +168,8 @@ impl Server {
     /// Serves until a shutdown is asked for, then syncs the store.
     ///
     /// # Errors
-    /// When polling fails or the final sync fails; a failing connection is only logged.
+    /// When polling fails, a store worker dies ([`WorkerStopped`]) or the final sync fails; a
+    /// failing connection is only logged.
     pub fn run(self) -> io::Result<ServeSummary> {
         let (read_jobs, read_queue) = mpsc::channel();
         let (uploads, upload_queue) = mpsc::channel();
@@ -185,18 +202,20 @@ impl Server {
             self.config.access.allow.clone(),
             shared,
             done,
+            workers,
             self.shutdown,
         );
         let result = event_loop.run();
         let summary = event_loop.summary;
+        let workers = std::mem::take(&mut event_loop.workers);
         drop(event_loop);
         for handle in workers {
             if handle.join().is_err() {
                 error!("a store worker panicked");
             }
         }
-        self.store.sync().map_err(io::Error::other)?;
+        let synced = self.store.sync().map_err(io::Error::other);
         info!(?summary, "stopped");
-        result.map(|()| summary)
+        result.and(synced).map(|()| summary)
     }
 }

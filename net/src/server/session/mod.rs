@@ -269,11 +269,29 @@ impl Session {
             && (self.closing_since.is_some() || (self.read_closed && idle && !unread))
     }
 
+    /// Whether closing the connection now would lose nothing: greeted, nothing at the workers
+    /// or held back, no answer unwritten, no frame or body half-received. An offer answered
+    /// `Want` whose body has not started does not count: the peer can offer it again.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.greeted
+            && self.closing_since.is_none()
+            && self.at_workers == 0
+            && self.held.is_none()
+            && self.conn.pending_output() == 0
+            && !self.conn.has_partial_input()
+    }
+
     /// Stops taking requests: new offers are refused, a body in progress is abandoned.
     pub(crate) fn shut_down(&mut self) {
         if self.closing_since.is_none() && self.at_workers == 0 {
             self.fail(ErrorCode::ShuttingDown, "the server is stopping".into());
         }
+    }
+
+    /// Ends the connection with `Error ShuttingDown`, whatever it has at the workers: for when
+    /// a worker has died and those answers will never come.
+    pub(crate) fn abandon(&mut self, message: String) {
+        self.fail(ErrorCode::ShuttingDown, message);
     }
 
     /// Records the write progress of a flush.

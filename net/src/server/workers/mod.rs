@@ -115,6 +115,15 @@ impl Outbox {
     }
 }
 
+/// A worker's outbox goes when its thread ends, by a panic too: the wake has the loop look at
+/// once whether a worker died, instead of at its next sweep.
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        // After a normal stop the loop is gone, and nobody needs the wake.
+        let _ = self.waker.wake();
+    }
+}
+
 /// A finished request that releases no budget and carries no body.
 pub(crate) fn done(conn: ConnId, id: RequestId, response: Response) -> Done {
     Done {

@@ -1,0 +1,153 @@
+//! A store worker that panics must not leave connections waiting forever: the server tells
+//! them it is stopping, closes them, and `run` returns an error. The store is a real
+//! `MemStore` behind a wrapper that panics on one name, as sled does on some I/O errors.
+
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use net::frame::{self, FrameError, MAX_RESPONSE_HEADER};
+use net::message::{ErrorCode, MAGIC, PROTOCOL_VERSION, Request, Response};
+use net::server::WorkerStopped;
+use net::{Server, ServerConfig};
+use storage::{
+    BatchOutcome, MemStore, OnConflict, PartInfo, PartName, PartStore, StoreError, StoreStats,
+    VerifiedPart,
+};
+
+/// The name whose lookup or read panics.
+const POISON: &str = "poison";
+
+/// Bounds every wait of the test; only a failure ever waits this long.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A `MemStore` whose reads of [`POISON`] panic.
+struct Fragile(MemStore);
+
+impl Fragile {
+    fn touch(name: &PartName) {
+        assert_ne!(name.as_str(), POISON, "the store cannot read {POISON}");
+    }
+}
+
+impl PartStore for Fragile {
+    fn put_batch(
+        &self,
+        parts: &[VerifiedPart],
+        on_conflict: OnConflict,
+    ) -> Result<BatchOutcome, StoreError> {
+        self.0.put_batch(parts, on_conflict)
+    }
+
+    fn lookup(&self, name: &PartName) -> Result<Option<PartInfo>, StoreError> {
+        Self::touch(name);
+        self.0.lookup(name)
+    }
+
+    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
+        Self::touch(name);
+        self.0.get(name)
+    }
+
+    fn list(&self) -> Result<Vec<PartInfo>, StoreError> {
+        self.0.list()
+    }
+
+    fn list_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<PartInfo>, StoreError> {
+        self.0.list_page(after, limit)
+    }
+
+    fn remove(&self, name: &PartName) -> Result<bool, StoreError> {
+        self.0.remove(name)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.0.sync()
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.0.stats()
+    }
+}
+
+/// A connection that has done the handshake.
+fn greeted(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    send(
+        &mut stream,
+        &Request::Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            peer: "dead worker test".into(),
+        },
+    );
+    assert!(matches!(
+        receive(&mut stream),
+        Some(Response::Welcome { .. })
+    ));
+    stream
+}
+
+fn send(stream: &mut TcpStream, request: &Request) {
+    stream
+        .write_all(&frame::encode_request(request).unwrap())
+        .unwrap();
+}
+
+/// The next response, `None` once the server has closed (a reset counts as a close); a read
+/// timing out fails the test.
+fn receive(stream: &mut TcpStream) -> Option<Response> {
+    match frame::read::<Response, MAX_RESPONSE_HEADER>(stream) {
+        Ok(response) => response,
+        Err(FrameError::Io(err)) if err.kind() == ErrorKind::ConnectionReset => None,
+        Err(err) => panic!("no answer from the server: {err}"),
+    }
+}
+
+/// A connection must end with `Error ShuttingDown`, or a bare close, and nothing else.
+fn expect_ended(stream: &mut TcpStream) {
+    match receive(stream) {
+        Some(Response::Error {
+            code: ErrorCode::ShuttingDown,
+            ..
+        }) => assert_eq!(receive(stream), None),
+        None => {}
+        other => panic!("expected the connection to end, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_panicking_store_worker_ends_every_connection_and_the_run() {
+    let store = Arc::new(Fragile(MemStore::new()));
+    let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse().unwrap()), store).unwrap();
+    let addr = server.local_addr();
+    let (finished, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = finished.send(server.run());
+    });
+
+    let mut bystander = greeted(addr);
+    let mut asker = greeted(addr);
+    send(
+        &mut asker,
+        &Request::Get {
+            id: 1,
+            name: POISON.into(),
+        },
+    );
+    expect_ended(&mut asker);
+    expect_ended(&mut bystander);
+
+    let err = result
+        .recv_timeout(PATIENCE)
+        .expect("run returned")
+        .expect_err("run failed");
+    let stopped = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<WorkerStopped>())
+        .unwrap_or_else(|| panic!("run failed with {err}, not WorkerStopped"));
+    assert!(stopped.worker.starts_with("store-reader"), "{stopped}");
+}

@@ -1,0 +1,178 @@
+//! No single host can keep the others out: hosts that take every connection they can get, from
+//! one loopback address or from many, against the real `serve` with default flags. Each test
+//! then needs an honest `send` from 127.0.0.1 to get in and complete, and serve's peak memory
+//! to stay in bounds.
+
+mod support;
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use net::Limits;
+use net::frame::{self, FrameError, MAX_RESPONSE_HEADER};
+use net::message::{ErrorCode, PROTOCOL_VERSION, Response};
+use socket2::{Domain, Socket, Type};
+use storage::BackendKind;
+use support::{Server, hello, p, raise_fd_limit, random_bytes, run, start_server, write_files};
+
+/// Serve's peak resident memory must stay under this during an attack.
+const MAX_PEAK_RSS_KIB: u64 = 512 * 1024;
+
+/// Longest any one connect, write or read of an attacking connection may take.
+const STEP: Duration = Duration::from_secs(10);
+
+/// How a connection from an attacking host fared.
+enum Greeting {
+    Welcomed(TcpStream),
+    Refused(ErrorCode),
+}
+
+/// Connects to `server` from the local address `from` (any of 127.0.0.0/8 is this machine)
+/// and says `Hello`: the server answers `Welcome`, or an `Error` and closes.
+fn greet_from(from: Ipv4Addr, server: SocketAddr) -> Greeting {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::new(IpAddr::V4(from), 0).into())
+        .unwrap();
+    socket.connect_timeout(&server.into(), STEP).unwrap();
+    let mut stream = TcpStream::from(socket);
+    stream.set_read_timeout(Some(STEP)).unwrap();
+    stream.set_write_timeout(Some(STEP)).unwrap();
+    // A refused connection may be closed before the hello is written; its error frame or its
+    // close is what the read below sees.
+    let _ = std::io::Write::write_all(
+        &mut stream,
+        &frame::encode_request(&hello(PROTOCOL_VERSION)).unwrap(),
+    );
+    match frame::read::<Response, MAX_RESPONSE_HEADER>(&mut stream) {
+        Ok(Some(Response::Welcome { .. })) => Greeting::Welcomed(stream),
+        Ok(Some(Response::Error { code, .. })) => Greeting::Refused(code),
+        other => panic!("expected Welcome or an Error, got {other:?}"),
+    }
+}
+
+/// The peak resident memory of a process so far, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `p2p-store send` of one small file from 127.0.0.1, which must be stored.
+fn honest_send(server: &Server, dir: &std::path::Path, seed: u64) {
+    let name = format!("honest-{seed}.bin");
+    let files = write_files(dir, &[(&name, random_bytes(seed, 5000))]);
+    let sent = run(["send", "--to", &server.at(), p(&files[0])]).ok();
+    assert!(
+        sent.stdout().contains(&format!("stored {name}")),
+        "{}",
+        sent.stdout()
+    );
+}
+
+fn assert_peak_rss_in_bounds(server: &Server) {
+    let peak = peak_rss_kib(server.pid());
+    eprintln!("serve peak RSS: {peak} KiB");
+    assert!(
+        peak < MAX_PEAK_RSS_KIB,
+        "serve peaked at {peak} KiB of resident memory"
+    );
+}
+
+/// 127.0.0.2 opens connection after connection and holds each with a handshake until the
+/// server refuses it: it gets its share and no more, and 127.0.0.1 is served meanwhile.
+#[test]
+fn one_host_holding_every_connection_it_can_get_cannot_keep_another_out() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
+    let defaults = Limits::default();
+    let attacker = Ipv4Addr::new(127, 0, 0, 2);
+    let mut held = Vec::new();
+    let mut refusals = 0;
+    for _ in 0..defaults.max_connections + 100 {
+        match greet_from(attacker, server.addr()) {
+            Greeting::Welcomed(stream) => held.push(stream),
+            Greeting::Refused(code) => {
+                assert_eq!(code, ErrorCode::TooManyConnections);
+                refusals += 1;
+                if refusals == 20 {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(held.len(), defaults.max_connections_per_address);
+
+    honest_send(&server, &dir.path().join("in"), 1);
+    assert_peak_rss_in_bounds(&server);
+    drop(held);
+    server.stop();
+}
+
+/// Nine addresses of 127.0.1.x take their share each, more than the server holds in all, and
+/// then sit idle: a newcomer from 127.0.0.1 gets in by the eviction of one of them, which is
+/// told so.
+#[test]
+fn a_full_server_evicts_an_idle_connection_to_let_a_newcomer_in() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
+    let defaults = Limits::default();
+    let hosts = defaults
+        .max_connections
+        .div_ceil(defaults.max_connections_per_address)
+        + 1;
+    let mut held = Vec::new();
+    let mut busy = 0;
+    for host in 1..=hosts {
+        let from = Ipv4Addr::new(127, 0, 1, u8::try_from(host).unwrap());
+        for _ in 0..defaults.max_connections_per_address {
+            match greet_from(from, server.addr()) {
+                Greeting::Welcomed(stream) => held.push(stream),
+                Greeting::Refused(ErrorCode::Busy) => busy += 1,
+                Greeting::Refused(code) => panic!("a flood connection was refused with {code:?}"),
+            }
+        }
+    }
+    assert!(
+        held.len() >= defaults.max_connections,
+        "the flood got only {} connections ({busy} told Busy)",
+        held.len()
+    );
+
+    // Past the time a connection must have been idle to be evicted.
+    std::thread::sleep(Duration::from_millis(1500));
+    honest_send(&server, &dir.path().join("in"), 2);
+    assert_peak_rss_in_bounds(&server);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut evicted = 0;
+    for stream in &mut held {
+        stream.set_nonblocking(true).unwrap();
+        let waiting = match stream.peek(&mut [0]) {
+            Ok(read) => read > 0,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => false,
+            Err(err) => panic!("cannot look at a held connection: {err}"),
+        };
+        stream.set_nonblocking(false).unwrap();
+        if waiting {
+            match frame::read::<Response, MAX_RESPONSE_HEADER>(stream) {
+                Ok(Some(Response::Error {
+                    code: ErrorCode::Evicted,
+                    ..
+                })) => evicted += 1,
+                Err(FrameError::Io(err)) if err.kind() == ErrorKind::ConnectionReset => {}
+                other => panic!("a held connection got {other:?}"),
+            }
+        }
+        assert!(Instant::now() < deadline, "looking at the held connections");
+    }
+    assert!(evicted >= 1, "no held connection was told it was evicted");
+    drop(held);
+    server.stop();
+}
