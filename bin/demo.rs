@@ -88,8 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .join()
         .map_err(|_| anyhow::anyhow!("peer 1 panicked"))?;
     joined.context("peer 1 failed")?;
-    let exporter_done = exporter.join();
-    exporter_done.map_err(|_| anyhow::anyhow!("peer 1's exporter panicked"))?;
+    exporter.finish(peer::TIMEOUT)?;
     println!("peer 1: stopped; it wrote:");
     for (name, bytes) in &parts {
         let path = exported(name)?;

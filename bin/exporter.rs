@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use net::ServerEvent;
@@ -22,8 +23,8 @@ pub fn spawn(
     store: Arc<dyn PartStore>,
     dir: PathBuf,
     options: ExportOptions,
-) -> anyhow::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
+) -> anyhow::Result<Exporter> {
+    let thread = std::thread::Builder::new()
         .name("exporter".into())
         .spawn(move || {
             while let Ok(first) = events.recv() {
@@ -37,7 +38,32 @@ pub fn spawn(
                 export_stored(store.as_ref(), &dir, &names, &options);
             }
         })
-        .context("cannot start the exporter thread")
+        .context("cannot start the exporter thread")?;
+    Ok(Exporter(thread))
+}
+
+/// The exporting thread.
+pub struct Exporter(JoinHandle<()>);
+
+impl Exporter {
+    /// Waits for the exports under way, at most `grace`: a stopping server does not wait on
+    /// a large file being written out, which was only a copy of what the store holds.
+    ///
+    /// # Errors
+    /// When the thread panicked.
+    pub fn finish(self, grace: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + grace;
+        while !self.0.is_finished() {
+            if Instant::now() >= deadline {
+                warn!("stopping with exports still being written");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.0
+            .join()
+            .map_err(|_| anyhow::anyhow!("the exporter panicked"))
+    }
 }
 
 fn export_stored(store: &dyn PartStore, dir: &Path, names: &[PartName], options: &ExportOptions) {

@@ -116,9 +116,8 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
     if let Some(exporter) = exporter {
-        exporter
-            .join()
-            .map_err(|_| anyhow::anyhow!("the exporter panicked"))?;
+        // Exports are copies of what the store holds: a stopping server gives them 5 s.
+        exporter.finish(Duration::from_secs(5))?;
     }
     info!(
         connections = summary.connections,

@@ -74,3 +74,8 @@ fn lists_on_a_big_store_do_not_hold_up_a_push() {
 fn manifest_bombs_are_bounded() {
     withstands(&attacks::ALL[5]);
 }
+
+#[test]
+fn one_host_cannot_keep_others_out() {
+    withstands(&attacks::ALL[6]);
+}

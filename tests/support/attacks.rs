@@ -27,7 +27,7 @@ pub struct Attack {
 }
 
 /// Every attack, in the order they are reported.
-pub const ALL: [Attack; 6] = [
+pub const ALL: [Attack; 7] = [
     Attack {
         name: "40 connections stall 16 MiB bodies 64 KiB short",
         prepare: |_| {},
@@ -57,6 +57,11 @@ pub const ALL: [Attack; 6] = [
         name: "a manifest listing one 1 MiB chunk 500,000 times",
         prepare: |_| {},
         start: manifest_bomb,
+    },
+    Attack {
+        name: "one host opens 1,024 connections, each sending a List",
+        prepare: |_| {},
+        start: one_host_takes_every_slot,
     },
 ];
 
@@ -281,4 +286,24 @@ pub fn honest_push(server: &Server, dir: &std::path::Path, tag: &str) {
     ]);
     let summary = sent.ok().json();
     assert_eq!(summary["stored"], 2, "{summary}");
+}
+
+/// One host asks for every connection the server holds and keeps those it gets busy enough
+/// not to look idle.
+fn one_host_takes_every_slot(addr: SocketAddr) -> Vec<RawPeer> {
+    (1..=1024)
+        .map(|id| {
+            let mut peer = RawPeer::connect_from([127, 0, 2, 1].into(), addr);
+            peer.set_write_timeout(Duration::from_secs(2));
+            let mut bytes = encode_request(&hello(PROTOCOL_VERSION)).unwrap();
+            let list = Request::List {
+                id,
+                after: None,
+                limit: 1,
+            };
+            bytes.extend(encode_request(&list).unwrap());
+            peer.send_until_blocked(&bytes);
+            peer
+        })
+        .collect()
 }

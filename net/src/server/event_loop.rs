@@ -61,6 +61,8 @@ pub(crate) struct EventLoop {
     resumed_last: usize,
     /// Sessions that stopped at their share of reading, to drive again next turn.
     again: Vec<usize>,
+    /// The memory held at the end of the last turn, to see it go down.
+    memory_mark: u64,
     pub(crate) summary: ServeSummary,
 }
 
@@ -88,6 +90,7 @@ impl EventLoop {
             next_sweep: Instant::now() + MAX_SWEEP_INTERVAL,
             resumed_last: 0,
             again: Vec::new(),
+            memory_mark: 0,
             summary: ServeSummary::default(),
         }
     }
@@ -120,7 +123,11 @@ impl EventLoop {
                     LISTENER => self.accept(now),
                     // The workers' answers are taken right after this loop.
                     WAKER => {}
-                    Token(token) => self.on_socket(token - FIRST_CONNECTION, now),
+                    Token(token) => {
+                        let gone =
+                            event.is_error() || (event.is_read_closed() && event.is_write_closed());
+                        self.on_socket(token - FIRST_CONNECTION, gone, now);
+                    }
                 }
             }
             self.take_done(now);
@@ -203,9 +210,15 @@ impl EventLoop {
         }
     }
 
-    fn on_socket(&mut self, slot: usize, now: Instant) {
+    /// Drives the session of `slot`; one whose socket is `gone` (reset, or closed both ways)
+    /// is closed at once, whether or not a budget stopped it: nothing can reach its peer.
+    fn on_socket(&mut self, slot: usize, gone: bool, now: Instant) {
         if !self.sessions.contains(slot) {
             return;
+        }
+        if gone {
+            debug!(peer = %self.sessions[slot].conn.peer, "the peer is gone");
+            return self.close(slot);
         }
         self.drive_slot(slot, now);
     }
@@ -223,7 +236,6 @@ impl EventLoop {
 
     /// Delivers the workers' answers and resumes the connections they unblock.
     fn take_done(&mut self, now: Instant) {
-        let was_full = !self.shared.memory.has_room();
         let mut touched = Vec::new();
         while let Ok(done) = self.done.try_recv() {
             if let Response::Stored { .. } = done.response {
@@ -245,12 +257,15 @@ impl EventLoop {
                 self.drive_slot(slot, now);
             }
         }
-        if !self.shared.memory.has_room() {
+        if self.shared.memory.is_pressed() {
             self.relieve_memory(now);
         }
-        if was_full && self.shared.memory.has_room() {
+        // Budgets stop sessions only under pressure; once some of it is gone, they resume.
+        let used = self.shared.memory.used();
+        if used < self.memory_mark && self.shared.limits.max_memory / 2 <= self.memory_mark {
             self.resume_stalled(now);
         }
+        self.memory_mark = self.shared.memory.used();
     }
 
     /// Closes the sessions that hold the most while their peers make no progress, until the

@@ -56,13 +56,24 @@ impl Memory {
         self.used < stop_at
     }
 
-    /// How much must be given back for the memory to have room again, and a sixteenth of the
-    /// limit more, so that a freed server does not fill up again at once.
+    /// Bytes held now.
+    pub(crate) fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// Whether more than half the limit is held: past it the heaviest holders stop reading,
+    /// and holders whose peers take nothing are worth closing.
+    pub(crate) fn is_pressed(&self) -> bool {
+        self.used >= self.limit / 2
+    }
+
+    /// How much must be given back to bring the memory under half the limit, and a sixteenth
+    /// of the limit more, so that a relieved server does not fill up again at once.
     pub(crate) fn excess_plus_slack(&self) -> u64 {
-        if self.has_room() {
-            0
+        if self.is_pressed() {
+            self.used - self.limit / 2 + self.limit / 16
         } else {
-            self.used - self.limit + self.limit / 16
+            0
         }
     }
 

@@ -18,7 +18,8 @@ const STALE: Duration = Duration::from_secs(1);
 /// too little to matter.
 const WORTH_CLOSING: u64 = 256 * 1024;
 
-/// The slots to close, heaviest first, so that `memory` has room again with some to spare.
+/// The slots to close, heaviest first, so that `memory` is back under half its limit with
+/// some to spare.
 pub(crate) fn to_evict(sessions: &Slab<Session>, memory: &Memory, now: Instant) -> Vec<usize> {
     let Some(since) = now.checked_sub(STALE) else {
         return Vec::new();
