@@ -33,7 +33,6 @@ mod fd_limit;
 mod listener;
 mod memory;
 mod output;
-mod pressure;
 mod session;
 mod workers;
 

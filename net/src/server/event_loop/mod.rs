@@ -6,6 +6,9 @@
 //! all deadlines looked at, so an event costs nothing per idle connection. Write interest is
 //! registered only while a connection has output pending.
 
+mod pressure;
+mod stopping;
+
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +25,6 @@ use tracing::{debug, error, info, warn};
 
 use super::admission::{self, Admission, Verdict};
 use super::connection::Connection;
-use super::pressure;
 use super::session::{Session, Shared};
 use super::workers::{ConnId, Done};
 use super::{ServeSummary, WorkerStopped};
@@ -268,46 +270,6 @@ impl EventLoop {
         self.memory_mark = self.shared.memory.used();
     }
 
-    /// Closes the sessions that hold the most while their peers make no progress, until the
-    /// server's memory has room again; sessions whose peers are active are left alone.
-    fn relieve_memory(&mut self, now: Instant) {
-        for slot in pressure::to_evict(&self.sessions, &self.shared.memory, now) {
-            let session = &self.sessions[slot];
-            warn!(
-                peer = %session.conn.peer,
-                held = session.releasable(),
-                "closing a connection that holds memory its peer does not take"
-            );
-            self.close(slot);
-        }
-    }
-
-    /// Drives every session a budget stopped, those holding least first (the heaviest are
-    /// the ones to wait), and among equals starting after the one resumed first last time, so
-    /// no slot is always served first.
-    fn resume_stalled(&mut self, now: Instant) {
-        let mut stalled: Vec<usize> = self
-            .sessions
-            .iter()
-            .filter(|(_, session)| session.stalled)
-            .map(|(slot, _)| slot)
-            .collect();
-        let start = stalled.partition_point(|&slot| slot <= self.resumed_last);
-        stalled.rotate_left(start);
-        stalled.sort_by_key(|&slot| self.sessions[slot].charged());
-        if let Some(&first) = stalled.first() {
-            self.resumed_last = first;
-        }
-        for slot in stalled {
-            if !self.shared.memory.has_room() {
-                break;
-            }
-            if self.sessions.contains(slot) {
-                self.drive_slot(slot, now);
-            }
-        }
-    }
-
     /// Drops a session that failed or finished.
     fn settle(&mut self, slot: usize, result: io::Result<()>) {
         let session = &self.sessions[slot];
@@ -365,56 +327,6 @@ impl EventLoop {
                 let result = flush(&self.poll, session, now);
                 self.settle(slot, result);
             }
-        }
-    }
-
-    /// The name of a store worker that has ended, which while the loop runs means it died.
-    fn dead_worker(&self) -> Option<String> {
-        self.workers
-            .iter()
-            .find(|handle| handle.is_finished())
-            .map(|handle| handle.thread().name().unwrap_or("store worker").to_owned())
-    }
-
-    /// Stops serving after a worker died: its jobs will never be answered, so every connection
-    /// is told the server is stopping and closed at once rather than left waiting.
-    fn abandon_all(&mut self, worker: &str) {
-        error!(
-            worker,
-            connections = self.sessions.len(),
-            "a store worker stopped unexpectedly; closing every connection and stopping"
-        );
-        self.begin_shutdown();
-        let slots: Vec<usize> = self.sessions.iter().map(|(slot, _)| slot).collect();
-        for slot in slots {
-            let session = &mut self.sessions[slot];
-            session.abandon(format!(
-                "the store worker {worker} stopped; the server is stopping"
-            ));
-            if let Err(err) = session.conn.flush() {
-                debug!(%err, "cannot tell a connection the server is stopping");
-            }
-            self.close(slot);
-        }
-    }
-
-    fn begin_shutdown(&mut self) {
-        self.shared.shutting_down = true;
-        if let Some(mut listener) = self.listener.take()
-            && let Err(err) = self.poll.registry().deregister(&mut listener)
-        {
-            debug!(%err, "deregistering the listener");
-        }
-    }
-
-    /// Tells each connection with nothing left at the workers that the server is stopping.
-    fn finish_shut_down_sessions(&mut self, now: Instant) {
-        let slots: Vec<usize> = self.sessions.iter().map(|(slot, _)| slot).collect();
-        for slot in slots {
-            let session = &mut self.sessions[slot];
-            session.shut_down();
-            let result = flush(&self.poll, session, now);
-            self.settle(slot, result);
         }
     }
 }
