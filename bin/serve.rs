@@ -4,7 +4,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use net::{Access, Limits, Server, ServerConfig, ShutdownHandle};
@@ -116,8 +117,9 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
     if let Some(exporter) = exporter {
-        // Exports are copies of what the store holds: a stopping server gives them 5 s.
-        exporter.finish(Duration::from_secs(5))?;
+        // Exports are copies of what the store holds: they get what is left of the 10 s.
+        let since = STOPPING_SINCE.get().copied().unwrap_or_else(Instant::now);
+        exporter.finish(STOP_WITHIN.saturating_sub(since.elapsed()))?;
     }
     info!(
         connections = summary.connections,
@@ -129,6 +131,12 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
 }
 
 /// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.
+/// When the first stop signal came.
+static STOPPING_SINCE: OnceLock<Instant> = OnceLock::new();
+
+/// How long `serve` takes at most to stop once signalled, exports under way included.
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
 fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     std::thread::Builder::new()
@@ -136,6 +144,7 @@ fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 info!(signal, "stopping");
+                STOPPING_SINCE.get_or_init(Instant::now);
                 if let Err(err) = handle.shutdown() {
                     tracing::error!(%err, "cannot stop the server");
                 }
