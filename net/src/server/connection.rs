@@ -59,11 +59,16 @@ impl PendingBody {
         self.bytes.len() == self.size
     }
 
-    /// Makes room for the next bytes: the rest of the body, or as much again as it holds.
+    /// Bytes of the body still to come.
+    fn missing(&self) -> usize {
+        self.size - self.bytes.len()
+    }
+
+    /// Makes room for the next bytes: the rest of the body, [`BODY_GROWTH`] at most, so one
+    /// turn of the loop never takes much past what the budget allowed.
     fn grow(&mut self) {
         if self.bytes.len() == self.bytes.capacity() {
-            let more = (self.size - self.bytes.len()).min(self.bytes.len().max(BODY_GROWTH));
-            self.bytes.reserve_exact(more);
+            self.bytes.reserve_exact(self.missing().min(BODY_GROWTH));
         }
     }
 }
@@ -136,7 +141,9 @@ impl Connection {
                         grown = true;
                         body.grow();
                     }
-                    read_spare(&self.stream, &mut body.bytes, 4 * READ_CHUNK)
+                    // Never past the body's end: what follows it is the next frame.
+                    let room = body.missing().min(4 * READ_CHUNK);
+                    read_spare(&self.stream, &mut body.bytes, room)
                 }
                 _ => {
                     self.compact();
@@ -161,7 +168,7 @@ impl Connection {
     /// A [`FrameError`]: the stream can no longer be trusted.
     pub(crate) fn next_incoming(&mut self, now: Instant) -> Result<Option<Incoming>, FrameError> {
         if let Some(body) = &mut self.body {
-            let take = (body.size - body.bytes.len()).min(self.input.len() - self.parsed);
+            let take = body.missing().min(self.input.len() - self.parsed);
             if take > 0 {
                 body.bytes
                     .extend_from_slice(&self.input[self.parsed..self.parsed + take]);
