@@ -456,14 +456,16 @@ impl Client {
                 .ok_or_else(|| unexpected(&response))?;
             let result = match response {
                 Response::Part { hash, size, .. } => {
-                    let bytes = self.receive_body(size)?;
                     let sent = PartHash::from_bytes(hash);
-                    if sent == info.hash {
+                    if sent == info.hash && size == info.size {
+                        let bytes = self.receive_body(size)?;
                         VerifiedPart::new(info.name.clone(), info.hash, bytes)
                             .map_err(ClientError::from)
                     } else {
+                        // Other content than listed: its bytes are skipped, never held.
+                        self.skip_body(size)?;
                         Err(ClientError::Protocol(format!(
-                            "{} now holds {sent}, not the listed {}",
+                            "{} now holds {sent} ({size} bytes), not the listed {}",
                             info.name, info.hash
                         )))
                     }
@@ -529,6 +531,15 @@ impl Client {
             Some(Response::Error { code, message }) => Err(ClientError::Refused { code, message }),
             Some(response) => Ok(response),
         }
+    }
+
+    /// Reads and drops a body, keeping the stream's frame boundaries.
+    fn skip_body(&mut self, size: u64) -> Result<(), ClientError> {
+        let skipped = io::copy(&mut (&mut self.reader).take(size), &mut io::sink())?;
+        if skipped < size {
+            return Err(FrameError::Truncated.into());
+        }
+        Ok(())
     }
 
     fn receive_body(&mut self, size: u64) -> Result<Vec<u8>, ClientError> {

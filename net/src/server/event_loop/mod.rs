@@ -26,7 +26,7 @@ use tracing::{debug, error, info, warn};
 use super::admission::{self, Admission, Verdict};
 use super::connection::Connection;
 use super::session::{Session, Shared};
-use super::workers::{ConnId, Done};
+use super::workers::{ConnId, Done, ToReaders};
 use super::{ServeSummary, WorkerStopped};
 use crate::message::Response;
 
@@ -299,6 +299,10 @@ impl EventLoop {
 
     fn close(&mut self, slot: usize) {
         let mut session = self.sessions.remove(slot);
+        if session.has_jobs_at_workers() {
+            // Its jobs still waiting at the readers would only take turns from the living.
+            let _ = self.shared.read_jobs.send(ToReaders::Forget(session.id));
+        }
         self.shared.memory.release(session.releasable());
         self.shared.memory.give_back();
         self.admission.closed(session.conn.peer);

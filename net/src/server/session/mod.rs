@@ -18,7 +18,7 @@ use tracing::warn;
 
 use super::connection::{Connection, Incoming, ReadEnd};
 use super::memory::{Memory, REQUEST_COST};
-use super::workers::{ConnId, Done, ReadJob, Upload};
+use super::workers::{ConnId, Done, ReadJob, ToReaders, Upload};
 use crate::Limits;
 use crate::auth::Key;
 use crate::frame::FrameError;
@@ -43,7 +43,7 @@ pub(crate) struct Shared {
     pub(crate) peer_name: String,
     pub(crate) key: Option<Key>,
     pub(crate) read_only: bool,
-    pub(crate) read_jobs: Sender<ReadJob>,
+    pub(crate) read_jobs: Sender<ToReaders>,
     pub(crate) uploads: Sender<Upload>,
     /// Everything held for the peers, against `limits.max_memory`.
     pub(crate) memory: Memory,
@@ -101,9 +101,9 @@ pub(crate) struct Session {
     gets_at_workers: usize,
     /// The `List`s among them.
     lists_at_workers: usize,
-    /// What each `Get` at the reader is charged: the size of this connection's last answer,
-    /// or the largest part the server accepts before the first.
-    get_cost: Option<u64>,
+    /// The largest part this connection was sent: parts stored before the server's part limit
+    /// was lowered may be larger than it.
+    largest_answer: u64,
     /// What this session has charged to the server's memory.
     charged: u64,
     /// Upload bytes of this connection queued for the writer.
@@ -134,7 +134,7 @@ impl Session {
             at_workers: 0,
             gets_at_workers: 0,
             lists_at_workers: 0,
-            get_cost: None,
+            largest_answer: 0,
             charged: 0,
             buffered: 0,
             closing_since: None,
@@ -202,7 +202,7 @@ impl Session {
             match self.active.remove(&done.id) {
                 Some(Pending::Get) => {
                     self.gets_at_workers -= 1;
-                    self.get_cost = Some((done.body.len() as u64).max(64 * 1024));
+                    self.largest_answer = self.largest_answer.max(done.body.len() as u64);
                 }
                 Some(Pending::List) => self.lists_at_workers -= 1,
                 _ => {}
@@ -235,9 +235,15 @@ impl Session {
         self.charged = held;
     }
 
-    /// What a `Get` at the reader is charged.
+    /// What a `Get` at the reader is charged: the largest part it may bring, since its size is
+    /// known only once the reader has it, and a peer picks what it asks for.
     fn get_cost(&self, limits: &Limits) -> u64 {
-        self.get_cost.unwrap_or(limits.max_part_size)
+        limits.max_part_size.max(self.largest_answer)
+    }
+
+    /// Whether any of its jobs is at a worker.
+    pub(crate) fn has_jobs_at_workers(&self) -> bool {
+        self.at_workers > 0
     }
 
     /// Whether reading stopped at this turn's share, clearing the mark.
@@ -360,7 +366,7 @@ impl Session {
 
     fn send_job(&mut self, shared: &Shared, job: ReadJob) {
         self.at_workers += 1;
-        if shared.read_jobs.send(job).is_err() {
+        if shared.read_jobs.send(ToReaders::Job(job)).is_err() {
             self.fail(
                 ErrorCode::ShuttingDown,
                 "the store reader has stopped".into(),

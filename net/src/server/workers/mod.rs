@@ -34,6 +34,15 @@ pub(crate) struct ConnId {
     pub(crate) serial: u64,
 }
 
+/// What the loop tells the readers.
+#[derive(Debug)]
+pub(crate) enum ToReaders {
+    /// Answer this.
+    Job(ReadJob),
+    /// This connection is closed: drop the jobs it still has waiting.
+    Forget(ConnId),
+}
+
 /// Work for the reader threads.
 #[derive(Debug)]
 pub(crate) enum ReadJob {

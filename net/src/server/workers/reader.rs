@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use storage::{PartHash, PartStore};
 
 use super::turns::Turns;
-use super::{Done, Outbox, ReadJob, done, rejection, spawn};
+use super::{Done, Outbox, ReadJob, ToReaders, done, rejection, spawn};
 use crate::message::{RequestId, Response, WireEntry};
 
 /// Reader threads. More than one, so that a slow read (a large get, a cold disk) does not hold
@@ -65,7 +65,7 @@ impl Board {
 /// sender, then finish every job queued and stop.
 pub(crate) fn spawn_readers(
     store: Arc<dyn PartStore>,
-    jobs: Receiver<ReadJob>,
+    jobs: Receiver<ToReaders>,
     outbox: Outbox,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let board = Arc::new(Board::default());
@@ -84,12 +84,14 @@ pub(crate) fn spawn_readers(
 }
 
 /// Moves jobs from the loop's channel into the per-connection queues.
-fn dispatch(jobs: &Receiver<ReadJob>, board: &Board) {
-    while let Ok(job) = jobs.recv() {
+fn dispatch(jobs: &Receiver<ToReaders>, board: &Board) {
+    while let Ok(first) = jobs.recv() {
         let mut state = board.lock();
-        state.turns.push(job);
-        while let Ok(job) = jobs.try_recv() {
-            state.turns.push(job);
+        for message in std::iter::once(first).chain(jobs.try_iter()) {
+            match message {
+                ToReaders::Job(job) => state.turns.push(job),
+                ToReaders::Forget(conn) => state.turns.forget(conn),
+            }
         }
         drop(state);
         board.arrived.notify_all();

@@ -44,6 +44,14 @@ impl Turns {
         Some(job)
     }
 
+    /// Drops the jobs `conn` has waiting: it is closed, and nobody would read their answers.
+    /// A job of it already at a reader is answered, and its answer dropped by the loop.
+    pub(crate) fn forget(&mut self, conn: ConnId) {
+        if self.queues.remove(&conn).is_some() {
+            self.ready.retain(|waiting| *waiting != conn);
+        }
+    }
+
     /// `conn`'s job at a reader is answered: its next job, if it has one, waits for a turn
     /// behind every connection already waiting.
     pub(crate) fn finish(&mut self, conn: ConnId) {
@@ -139,5 +147,23 @@ mod tests {
         assert_eq!(turns.take().as_ref().map(id), Some((2, 1)));
         turns.finish(conn(1));
         assert_eq!(turns.take().as_ref().map(id), Some((1, 1)));
+    }
+
+    /// A closed connection's waiting jobs are dropped; the one at a reader still finishes, and
+    /// the others' turns go on.
+    #[test]
+    fn a_closed_connection_gives_up_its_turns() {
+        let mut turns = Turns::default();
+        for n in 0..3 {
+            turns.push(list(1, n));
+        }
+        turns.push(offer(2, 7));
+        assert_eq!(turns.take().as_ref().map(id), Some((1, 0)));
+        turns.forget(conn(1));
+        assert_eq!(turns.take().as_ref().map(id), Some((2, 7)));
+        turns.finish(conn(1));
+        turns.finish(conn(2));
+        assert!(turns.take().is_none());
+        assert!(turns.queues.is_empty() && turns.ready.is_empty() && turns.running.is_empty());
     }
 }
