@@ -48,7 +48,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     match &args.from {
         Some(addr) => export_remote(addr, &args, &options, &mut report)?,
         None => {
-            let store = open::store(db, backend)?;
+            let store = open::existing(db, backend)?;
             let names = if args.names.is_empty() {
                 storage::exportable_names(store.as_ref()).context("cannot list the store")?
             } else {

@@ -41,7 +41,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
                 .with_context(|| format!("cannot list the parts of {addr}"))?
         }
         None => {
-            let store = open::store(db, backend)?;
+            let store = open::existing(db, backend)?;
             storage::list_files(store.as_ref(), args.all).context("cannot list the store")?
         }
     };

@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
-    let store = open::store(db, backend)?;
+    let store = open::existing(db, backend)?;
     let mut missing = 0;
     for name in &args.names {
         if store

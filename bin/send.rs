@@ -51,7 +51,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     let files = cli::sources(args.files, args.name);
     let store = files
         .is_empty()
-        .then(|| open::store(db, backend))
+        .then(|| open::existing(db, backend))
         .transpose()?;
     let dialer = peer::dialer(Duration::from_secs(args.timeout));
     let mut client = dialer

@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
-    let store = open::store(db, backend)?;
+    let store = open::existing(db, backend)?;
     let report = storage::verify(store.as_ref()).context("cannot verify the store")?;
     if args.json {
         let corrupt: Vec<_> = report

@@ -520,3 +520,70 @@ fn help_ends_with_examples() {
         );
     }
 }
+
+/// A mistyped `--db` is an error for the commands that only read or remove, and creates
+/// nothing: not the store, not its parent directories.
+#[test]
+fn read_commands_on_a_missing_store_create_nothing() {
+    let ws = Workspace::new(BackendKind::Sled);
+    let typo = ws.path("no/such/peer1.db");
+    let out = ws.path("out");
+    let typo_arg = typo.to_str().unwrap();
+    for args in [
+        vec!["list"],
+        vec!["verify"],
+        vec!["export", out.to_str().unwrap()],
+        vec!["remove", "part2.txt"],
+        vec!["send", "--to", "127.0.0.1:1"],
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_p2p-store"))
+            .args(["--db", typo_arg])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("there is no store at"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !ws.path("no").exists(),
+            "{args:?} created {}",
+            typo.display()
+        );
+    }
+}
+
+/// Files that are not entries in the fs backend's `names/` (an editor's backup, a `.DS_Store`,
+/// a directory) are left alone with a warning, and the store opens with its parts.
+#[test]
+fn stray_files_in_names_are_ignored_with_a_warning() {
+    let ws = Workspace::new(BackendKind::Fs);
+    let part = ws.write("part2.txt", b"hello");
+    ws.run(["import", part.to_str().unwrap()]).ok();
+    let names = ws.db().join("names");
+    std::fs::write(names.join(".DS_Store"), b"\0\0\0\x01Bud1").unwrap();
+    std::fs::write(names.join("part2.txt~"), b"an editor's backup").unwrap();
+    std::fs::create_dir(names.join("a directory")).unwrap();
+    let listed = ws.run(["list", "--json"]).ok();
+    let names_listed: Vec<String> = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names_listed, ["part2.txt"]);
+    let warnings = listed.stderr();
+    for stray in [".DS_Store", "part2.txt~", "a directory"] {
+        assert!(
+            warnings.contains(stray),
+            "no warning about {stray}: {warnings}"
+        );
+    }
+    assert!(
+        names.join(".DS_Store").exists(),
+        "a stray file is never deleted"
+    );
+}

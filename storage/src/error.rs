@@ -82,6 +82,9 @@ pub enum StoreError {
         requested: BackendKind,
     },
 
+    #[error("there is no store at {path}")]
+    NoStore { path: PathBuf },
+
     #[error("{path} exists and is not a p2p-store store (no {marker} file)")]
     NotAStore { path: PathBuf, marker: &'static str },
 

@@ -177,8 +177,9 @@ impl PartStore for FsStore {
     }
 }
 
-/// Rebuilds the index from `names/`. A file there that is not a valid entry stops the open
-/// with an error naming it, rather than being silently dropped or deleted.
+/// Rebuilds the index from `names/`. A file there that is not an entry (an editor's backup,
+/// a `.DS_Store`, a damaged record) is left where it is and named in a warning: the parts it
+/// does not describe are not lost because of it.
 fn load_index(names: &Path) -> Result<NameIndex, StoreError> {
     let mut index = NameIndex::default();
     let entries = std::fs::read_dir(names).context(|| format!("listing {}", names.display()))?;
@@ -186,37 +187,42 @@ fn load_index(names: &Path) -> Result<NameIndex, StoreError> {
         let path = entry
             .context(|| format!("listing {}", names.display()))?
             .path();
-        let bad = |reason| StoreError::BadIndexEntry {
-            key: path.display().to_string(),
-            reason,
-        };
-        let file_name = path.file_name().unwrap_or_default();
-        let name = PartName::from_bytes(file_name.as_encoded_bytes())
-            .map_err(|_| bad("the file name is not a valid part name"))?;
-        let record =
-            std::fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
-        let mut fields = record.trim_end().split(' ');
-        let (Some(hash), Some(size), Some(kind), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(bad("expected `<hash> <size> <kind>`"));
-        };
-        let kind = kind
-            .parse()
-            .ok()
-            .and_then(PartKind::from_code)
-            .ok_or_else(|| bad("unknown part kind"))?;
-        let hash: PartHash = hash
-            .parse()
-            .map_err(|_| bad("the hash is not 64 hex digits"))?;
-        let size: u64 = size.parse().map_err(|_| bad("the size is not a number"))?;
-        check_size(name.as_str(), size)?;
-        index.insert(PartInfo {
-            name,
-            size,
-            hash,
-            kind,
-        });
+        match read_entry(&path) {
+            Ok(info) => {
+                index.insert(info);
+            }
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), reason, "ignoring a file that is not an entry");
+            }
+        }
     }
     Ok(index)
+}
+
+/// The entry `path` records, or why it is not one.
+fn read_entry(path: &Path) -> Result<PartInfo, &'static str> {
+    let file_name = path.file_name().unwrap_or_default();
+    let name = PartName::from_bytes(file_name.as_encoded_bytes())
+        .map_err(|_| "the file name is not a valid part name")?;
+    let record = std::fs::read_to_string(path).map_err(|_| "it cannot be read as text")?;
+    let mut fields = record.trim_end().split(' ');
+    let (Some(hash), Some(size), Some(kind), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err("expected `<hash> <size> <kind>`");
+    };
+    let kind = kind
+        .parse()
+        .ok()
+        .and_then(PartKind::from_code)
+        .ok_or("unknown part kind")?;
+    let hash: PartHash = hash.parse().map_err(|_| "the hash is not 64 hex digits")?;
+    let size: u64 = size.parse().map_err(|_| "the size is not a number")?;
+    check_size(name.as_str(), size).map_err(|_| "the size is past the part limit")?;
+    Ok(PartInfo {
+        name,
+        size,
+        hash,
+        kind,
+    })
 }

@@ -71,7 +71,7 @@ pub use name::{CHUNK_PREFIX, NameError, PartName};
 pub use part::{
     MAX_PART_SIZE, OnConflict, PartInfo, PartKind, PutOutcome, StoreStats, VerifiedPart, check_size,
 };
-pub use registry::open_store;
+pub use registry::{open_existing_store, open_store};
 pub use sled_store::{INLINE_MAX, SledStore};
 pub use store::{BatchOutcome, PartStore};
 pub use store_dir::{BackendKind, UnknownBackend};

@@ -16,6 +16,25 @@ use crate::{BackendKind, PartStore, StoreError};
 /// # Errors
 /// [`StoreError::Locked`] while another process has the store open, and the errors of
 /// creating or reading the store directory.
+/// Opens the store at `path` only if one is there: what a command that only reads or removes
+/// wants, so a mistyped path is an error, never a new empty store.
+///
+/// # Errors
+/// [`StoreError::NoStore`] when `path` is missing or empty, and the errors of [`open_store`]
+/// (a directory holding something else is [`StoreError::NotAStore`]).
+pub fn open_existing_store(
+    path: &Path,
+    requested: Option<BackendKind>,
+) -> Result<Box<dyn PartStore>, StoreError> {
+    let occupied = std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some());
+    if !occupied {
+        return Err(StoreError::NoStore {
+            path: path.to_owned(),
+        });
+    }
+    open_store(path, requested)
+}
+
 pub fn open_store(
     path: &Path,
     requested: Option<BackendKind>,
