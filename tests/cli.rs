@@ -587,3 +587,52 @@ fn stray_files_in_names_are_ignored_with_a_warning() {
         "a stray file is never deleted"
     );
 }
+
+/// Removing a file releases its chunks that no other file lists; a chunk a file lists is
+/// kept, with the files that need it named.
+#[test]
+fn remove_releases_unshared_chunks_and_keeps_needed_ones() {
+    let ws = Workspace::new(BackendKind::Sled);
+    let shared = random_bytes(40, 2 * 65536);
+    let mut big = shared.clone();
+    big.extend(random_bytes(41, 3 * 65536));
+    let mut small = shared;
+    small.extend(random_bytes(42, 65536));
+    let big = ws.write("big.bin", &big);
+    let small = ws.write("small.bin", &small);
+    let import = ["import", "--part-size", "65536"];
+    ws.run(
+        import
+            .iter()
+            .copied()
+            .chain([big.to_str().unwrap(), small.to_str().unwrap()]),
+    )
+    .ok();
+    let chunks = |ws: &Workspace| -> Vec<String> {
+        ws.run(["list", "--all", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["name"].as_str().unwrap().to_owned())
+            .filter(|name| name.starts_with("b3-"))
+            .collect()
+    };
+    assert_eq!(
+        chunks(&ws).len(),
+        6,
+        "2 shared, 3 of big's own, 1 of small's own"
+    );
+    let needed = chunks(&ws)[0].clone();
+    let kept = ws.run(["remove", &needed]).fails(1).stdout();
+    let expected = format!("kept {needed}: the files ");
+    assert!(kept.starts_with(&expected), "{kept}");
+    assert!(chunks(&ws).contains(&needed));
+
+    let removed = ws.run(["remove", "big.bin"]).ok().stdout();
+    assert_eq!(removed, "removed big.bin and 3 chunks no other file uses\n");
+    assert_eq!(chunks(&ws).len(), 3, "small.bin's three chunks stay");
+    let verified = ws.run(["verify", "--json"]).ok().json();
+    assert_eq!(verified["intact"], 1, "{verified}");
+}

@@ -60,8 +60,8 @@ pub use error::{IndexError, StoreError};
 pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
 pub use file::{
     Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, ImportOptions, LocalFile,
-    MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError, check_file, display_name,
-    import_files, open_file,
+    MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError, Removal, check_file,
+    display_name, import_files, open_file, remove_parts,
 };
 pub use fs_store::FsStore;
 pub use hash::{ParseHashError, PartHash};

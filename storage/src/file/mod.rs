@@ -8,6 +8,7 @@ pub(crate) mod chunker;
 mod error;
 mod import;
 pub(crate) mod manifest;
+mod remove;
 
 pub use assemble::check_file;
 pub use chunker::{Chunker, LocalFile, display_name, open_file};
@@ -16,3 +17,4 @@ pub use import::{FileOutcome, FileSource, ImportOptions, import_files};
 pub use manifest::{
     DEFAULT_CHUNK_SIZE, MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError,
 };
+pub use remove::{Removal, remove_parts};
