@@ -47,36 +47,14 @@ pub struct SledStore {
     writer: Mutex<Packs>,
 }
 
-/// How long an open waits for sled's own lock on the index to be let go.
-const INDEX_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Opens the sled index. The store directory's lock is already ours, so nobody else has the
-/// store open: a lock sled reports as taken is a store closed a moment ago (by this process or
-/// another) whose background threads have not yet let go of the index. That is waited out,
-/// briefly.
-fn open_index(index: &std::path::Path) -> Result<sled::Db, StoreError> {
-    let deadline = std::time::Instant::now() + INDEX_LOCK_PATIENCE;
-    loop {
-        match sled::Config::new()
-            .path(index)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-        {
-            Err(sled::Error::Io(err))
-                if err.kind() == std::io::ErrorKind::WouldBlock
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            opened => return opened.index(),
-        }
-    }
-}
-
 impl SledStore {
     pub(crate) fn open(dir: StoreDir) -> Result<Self, StoreError> {
         let index = dir.root().join("index");
-        let db = open_index(&index)?;
+        let db = sled::Config::new()
+            .path(&index)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .index()?;
         let log_path = index.join("db");
         let log = File::open(&log_path).context(|| format!("opening {}", log_path.display()))?;
         let mut states = BTreeMap::new();

@@ -80,6 +80,25 @@ fn fill(db: &Path, parts: impl Iterator<Item = (String, Vec<u8>)>) {
     for batch in parts.chunks(10_000) {
         store.put_batch(batch, OnConflict::Refuse).unwrap();
     }
+    drop(store);
+    wait_for_sled_to_let_go(&db.join("index/db"));
+}
+
+/// sled's background threads hold its index's lock for a moment after the store is dropped;
+/// `serve` could not open the store until they let go.
+fn wait_for_sled_to_let_go(index: &Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(index).unwrap();
+    for _ in 0..500 {
+        // SAFETY: flock only takes and drops a lock on the open descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            // SAFETY: as above.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("sled still holds {} after 10 s", index.display());
 }
 
 /// Connections an attacking host opens, under the server's default cap per address.
