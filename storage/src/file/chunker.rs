@@ -170,11 +170,6 @@ impl<R: Read> Chunker<R> {
         &self.name
     }
 
-    /// The file's size in bytes.
-    pub fn file_size(&self) -> u64 {
-        self.file_size
-    }
-
     /// The manifest of the chunks read.
     ///
     /// # Errors
