@@ -102,6 +102,12 @@ pub enum StoreError {
         source: io::Error,
     },
 
+    #[error("the index at {path} is damaged ({reason}); it can be rebuilt from the packs")]
+    IndexDamaged { path: PathBuf, reason: String },
+
+    #[error("pack {pack:016x} is damaged at offset {offset}: records follow bytes that are not one")]
+    PackDamaged { pack: u64, offset: u64 },
+
     #[error("the index failed: {0}")]
     Index(IndexError),
 }

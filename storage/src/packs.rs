@@ -1,18 +1,20 @@
-//! Pack files: the sled backend's large bodies, appended to a few big files.
+//! Pack files: the sled backend's log of record, appended to a few big files.
 //!
 //! One file per body costs an inode allocation and an fsync each. Measured on these machines,
 //! writing 1024 bodies of 1 MiB took 0.87-3.16 s as one file each with an fdatasync each, and
 //! 0.67-0.69 s as 16 files of 64 bodies with one fdatasync each (python, same run, 3 rounds).
-//! So a batch appends all its new bodies to the current pack and syncs it once.
+//! So a batch appends all its records (`pack_record`) to the current pack and syncs it once.
 //!
 //! ```text
-//! <db>/packs/<id, 16 hex digits>   bodies back to back, appended only
+//! <db>/packs/<id, 16 hex digits>   records back to back, appended only
 //! ```
 //!
-//! The index records how long each pack is (its committed length) in the same atomic batch as
-//! the bodies it now holds. Bytes past that length are an append a crash cut short: opening
-//! cuts them off. A pack the index does not know is deleted. Removing a body leaves a hole,
-//! counted as dead bytes of its pack; the store compacts a pack once half of it is dead.
+//! The index records, per pack, how far its records have been applied (the indexed length)
+//! and how many bytes no entry uses any more (dead bytes). Records past the indexed length
+//! were made durable but the index had not caught up with them: opening replays them. A pack
+//! the index does not know is newer than the index (replayed whole) or left by a compaction
+//! whose index commit was durable (deleted). A failed append is cut back at once, so a full
+//! disk keeps no half-written record.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -23,11 +25,15 @@ use std::path::{Path, PathBuf};
 use crate::StoreError;
 use crate::durable;
 use crate::error::IoContext;
+use crate::pack_record::Record;
 
-/// A pack stops taking bodies once it is this long, so compaction copies bounded amounts.
+/// A pack stops taking records once it is this long, so compaction copies bounded amounts.
 pub(crate) const PACK_TARGET: u64 = 256 * 1024 * 1024;
 
-/// Where one body is.
+/// Appends are gathered into writes of about this size, so small records cost no syscall each.
+const WRITE_COMBINE: usize = 1 << 20;
+
+/// Where a run of bytes is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BodyAt {
     pub(crate) pack: u64,
@@ -35,15 +41,12 @@ pub(crate) struct BodyAt {
     pub(crate) len: u64,
 }
 
-/// Where appended bodies went, and the new state of each pack they went to.
-pub(crate) type Appended = (Vec<BodyAt>, Vec<(u64, PackState)>);
-
 /// What the index knows of one pack.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PackState {
-    /// Bytes committed: every body the index points into lies below this.
+    /// Bytes whose records the index has applied.
     pub(crate) len: u64,
-    /// Bytes of bodies no entry uses any more.
+    /// Bytes of records no entry uses any more.
     pub(crate) dead: u64,
 }
 
@@ -52,6 +55,20 @@ impl PackState {
     pub(crate) fn worth_compacting(&self) -> bool {
         self.len > 0 && self.dead * 2 >= self.len
     }
+}
+
+/// Records on disk past what the index has applied: `[from, to)` of pack `pack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tail {
+    pub(crate) pack: u64,
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+}
+
+/// A record to append, with the body it carries.
+pub(crate) struct Appending<'a> {
+    pub(crate) record: Record,
+    pub(crate) body: &'a [u8],
 }
 
 /// The pack directory, what the index knows of each pack, and the pack being appended to.
@@ -71,94 +88,174 @@ struct Current {
 }
 
 impl Packs {
-    /// Opens `dir`, cutting each pack back to its committed length in `known` and deleting
-    /// packs the index does not know.
+    /// Opens `dir`: returns the packs and, oldest first, the records the index has not applied.
+    /// Packs older than the newest one the index knows and unknown to it are compaction
+    /// leftovers, deleted.
     ///
     /// # Errors
     /// [`StoreError::Io`].
-    pub(crate) fn open(dir: PathBuf, known: BTreeMap<u64, PackState>) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        dir: PathBuf,
+        mut known: BTreeMap<u64, PackState>,
+    ) -> Result<(Self, Vec<Tail>), StoreError> {
         durable::ensure_dir(&dir)?;
-        let mut changed = false;
-        for entry in std::fs::read_dir(&dir).context(|| format!("listing {}", dir.display()))? {
-            let path = entry
-                .context(|| format!("listing {}", dir.display()))?
-                .path();
-            let id = path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .and_then(|name| u64::from_str_radix(name, 16).ok());
-            match id.and_then(|id| known.get(&id)) {
-                Some(state) => changed |= cut_back(&path, state.len)?,
-                None => {
-                    tracing::info!(path = %path.display(), "removing a pack no entry points into");
+        let newest_known = known.keys().next_back().copied();
+        let mut tails = Vec::new();
+        let mut deleted = false;
+        for (id, path) in pack_files(&dir)? {
+            let len = std::fs::metadata(&path)
+                .context(|| format!("reading the size of {}", path.display()))?
+                .len();
+            match known.get(&id) {
+                Some(state) if len > state.len => tails.push(Tail {
+                    pack: id,
+                    from: state.len,
+                    to: len,
+                }),
+                Some(_) => {}
+                None if newest_known.is_some_and(|newest| id < newest) => {
+                    tracing::info!(path = %path.display(), "removing a pack left by a compaction");
                     std::fs::remove_file(&path)
                         .context(|| format!("removing {}", path.display()))?;
-                    changed = true;
+                    deleted = true;
+                }
+                None => {
+                    known.insert(id, PackState::default());
+                    tails.push(Tail {
+                        pack: id,
+                        from: 0,
+                        to: len,
+                    });
                 }
             }
         }
-        if changed {
+        if deleted {
             durable::sync_dir(&dir)?;
         }
+        tails.sort_by_key(|tail| tail.pack);
         let next_id = known.keys().next_back().map_or(0, |last| last + 1);
-        Ok(Self {
+        let packs = Self {
             dir,
             states: known,
             current: None,
             next_id,
-        })
+        };
+        Ok((packs, tails))
     }
 
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
+    pub(crate) fn state(&self, id: u64) -> Option<PackState> {
+        self.states.get(&id).copied()
+    }
+
+    /// Records that the index has applied pack `id` up to `len`; returns the state to store.
+    pub(crate) fn indexed(&mut self, id: u64, len: u64) -> PackState {
+        let state = self.states.entry(id).or_default();
+        state.len = state.len.max(len);
+        *state
+    }
+
+    /// Cuts pack `id` back to `len`: the end of its last intact record.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub(crate) fn cut_back(&mut self, id: u64, len: u64) -> Result<(), StoreError> {
+        tracing::info!(pack = id, len, "cutting off an unfinished append");
+        if self.current.as_ref().is_some_and(|current| current.id == id) {
+            self.current = None;
+        }
+        let path = self.path(id);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .context(|| format!("opening {}", path.display()))?;
+        file.set_len(len)
+            .and_then(|()| file.sync_all())
+            .context(|| format!("truncating {}", path.display()))
+    }
+
     fn path(&self, id: u64) -> PathBuf {
         pack_path(&self.dir, id)
     }
 
-    /// Appends `bodies` and makes them durable with one sync per pack touched. Returns where
-    /// each went and the new state of each pack touched, for the caller to record in the same
-    /// index batch as the entries.
+    /// Appends `records` with their bodies and makes them durable with one sync per pack
+    /// touched. Returns where each record starts, in order.
     ///
     /// # Errors
-    /// [`StoreError::Io`]; then nothing appended is referenced, and the next open cuts it off.
-    pub(crate) fn append(&mut self, bodies: &[&[u8]]) -> Result<Appended, StoreError> {
-        let mut placed = Vec::with_capacity(bodies.len());
-        let mut touched = BTreeMap::new();
-        for &bytes in bodies {
+    /// [`StoreError::Io`]; then every pack touched is cut back to where it was, so nothing of
+    /// the failed append stays on disk.
+    pub(crate) fn append(&mut self, records: &[Appending<'_>]) -> Result<Vec<BodyAt>, StoreError> {
+        let mut before = Vec::new();
+        let result = self.append_all(records, &mut before);
+        if result.is_err() {
+            self.current = None;
+            for (id, len) in before {
+                if let Err(err) = self.cut_back(id, len) {
+                    tracing::error!(pack = id, %err, "cannot cut back a failed append");
+                }
+            }
+        }
+        result
+    }
+
+    fn append_all(
+        &mut self,
+        records: &[Appending<'_>],
+        before: &mut Vec<(u64, u64)>,
+    ) -> Result<Vec<BodyAt>, StoreError> {
+        let mut placed = Vec::with_capacity(records.len());
+        let mut buffer = Vec::new();
+        for appending in records {
+            let head = appending.record.encode_head();
             let current = self.current_for()?;
+            if before.last().is_none_or(|&(id, _)| id != current.id) {
+                before.push((current.id, current.len));
+            }
             let at = BodyAt {
                 pack: current.id,
                 offset: current.len,
-                len: bytes.len() as u64,
+                len: head.len() as u64 + appending.body.len() as u64,
             };
-            current
-                .file
-                .write_all_at(bytes, at.offset)
-                .context(|| format!("appending to pack {:016x}", at.pack))?;
-            start_writeback(&current.file, at);
+            let buffered_from = at.offset - buffer.len() as u64;
+            if appending.body.len() >= WRITE_COMBINE {
+                buffer.extend_from_slice(&head);
+                write_at(current, &buffer, buffered_from)?;
+                buffer.clear();
+                write_at(current, appending.body, at.offset + head.len() as u64)?;
+            } else {
+                buffer.extend_from_slice(&head);
+                buffer.extend_from_slice(appending.body);
+                if buffer.len() >= WRITE_COMBINE {
+                    write_at(current, &buffer, buffered_from)?;
+                    buffer.clear();
+                }
+            }
             current.len += at.len;
-            let full = current.len >= PACK_TARGET;
-            let state = self.states.entry(at.pack).or_default();
-            state.len = at.offset + at.len;
-            touched.insert(at.pack, *state);
             placed.push(at);
-            if full {
+            if current.len >= PACK_TARGET {
+                let from = current.len - buffer.len() as u64;
+                write_at(current, &buffer, from)?;
+                buffer.clear();
                 self.sync_current()?;
                 self.current = None;
             }
         }
+        if let Some(current) = &self.current {
+            write_at(current, &buffer, current.len - buffer.len() as u64)?;
+        }
         self.sync_current()?;
-        Ok((placed, touched.into_iter().collect()))
+        Ok(placed)
     }
 
-    /// Counts a body as dead; returns its pack's new state to record, or `None` when the pack
-    /// is already gone (a body compaction could not read stayed pointing into it).
-    pub(crate) fn mark_dead(&mut self, at: BodyAt) -> Option<(u64, PackState)> {
-        let state = self.states.get_mut(&at.pack)?;
-        state.dead += at.len;
-        Some((at.pack, *state))
+    /// Counts `bytes` of pack `id` as dead; returns its new state to record, or `None` when
+    /// the pack is already gone.
+    pub(crate) fn mark_dead(&mut self, id: u64, bytes: u64) -> Option<(u64, PackState)> {
+        let state = self.states.get_mut(&id)?;
+        state.dead += bytes;
+        Some((id, *state))
     }
 
     /// A pack at least half dead, if any; appends move on to a new pack if it is the current
@@ -179,11 +276,9 @@ impl Packs {
         Some(id)
     }
 
-    /// Deletes a pack whose index entry is gone.
-    ///
-    /// # Errors
-    /// [`StoreError::Io`].
-    pub(crate) fn delete(&mut self, id: u64) -> Result<(), StoreError> {
+    /// Forgets pack `id`: every live record has been copied out of it. The caller records
+    /// that in the index, durably, before [`Packs::delete_file`].
+    pub(crate) fn retire(&mut self, id: u64) {
         self.states.remove(&id);
         if self
             .current
@@ -192,6 +287,13 @@ impl Packs {
         {
             self.current = None;
         }
+    }
+
+    /// Deletes a retired pack's file.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub(crate) fn delete_file(&self, id: u64) -> Result<(), StoreError> {
         let path = self.path(id);
         match std::fs::remove_file(&path) {
             Err(err) if err.kind() != ErrorKind::NotFound => {
@@ -205,8 +307,8 @@ impl Packs {
         durable::sync_dir(&self.dir)
     }
 
-    /// The pack to append to: the current one, the last known one if it has room, or a new
-    /// one (whose directory entry is made durable before anything can point into it).
+    /// The pack to append to: the current one, the newest one if it has room, or a new one
+    /// (whose directory entry is made durable before anything can point into it).
     fn current_for(&mut self) -> Result<&mut Current, StoreError> {
         if self.current.is_none() {
             let reusable = self
@@ -227,10 +329,12 @@ impl Packs {
             let file = OpenOptions::new()
                 .write(true)
                 .create(fresh)
+                .truncate(fresh)
                 .open(&path)
                 .context(|| format!("opening {}", path.display()))?;
             if fresh {
                 durable::sync_dir(&self.dir)?;
+                self.states.insert(id, PackState::default());
             }
             self.current = Some(Current { id, file, len });
         }
@@ -248,12 +352,24 @@ impl Packs {
     }
 }
 
-/// Asks the kernel to start writing a body out now, so the disk works while the next body is
+fn write_at(current: &Current, bytes: &[u8], offset: u64) -> Result<(), StoreError> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    current
+        .file
+        .write_all_at(bytes, offset)
+        .context(|| format!("appending to pack {:016x}", current.id))?;
+    start_writeback(&current.file, offset, bytes.len() as u64);
+    Ok(())
+}
+
+/// Asks the kernel to start writing bytes out now, so the disk works while the next ones are
 /// copied in, and the batch's final fdatasync has little left to wait for. Only a hint: the
-/// fdatasync is what makes the body durable.
-fn start_writeback(file: &File, at: BodyAt) {
+/// fdatasync is what makes them durable.
+fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(at.offset), i64::try_from(at.len)) else {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
         return;
     };
     // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open for
@@ -266,11 +382,35 @@ fn start_writeback(file: &File, at: BodyAt) {
     }
 }
 
-fn pack_path(dir: &Path, id: u64) -> PathBuf {
+pub(crate) fn pack_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016x}"))
 }
 
-/// Reads a body without the writer's lock: committed bytes never change.
+/// Every pack file in `dir`, oldest first, by id; other files are left alone.
+///
+/// # Errors
+/// [`StoreError::Io`].
+pub(crate) fn pack_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let mut packs = Vec::new();
+    for entry in std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))? {
+        let path = entry
+            .context(|| format!("listing {}", dir.display()))?
+            .path();
+        let id = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .filter(|name| name.len() == 16)
+            .and_then(|name| u64::from_str_radix(name, 16).ok());
+        match id {
+            Some(id) => packs.push((id, path)),
+            None => tracing::warn!(path = %path.display(), "ignoring a file that is not a pack"),
+        }
+    }
+    packs.sort();
+    Ok(packs)
+}
+
+/// Reads bytes without the writer's lock: bytes the index points at never change.
 pub(crate) fn read_body(dir: &Path, at: BodyAt) -> Result<Option<Vec<u8>>, StoreError> {
     let path = pack_path(dir, at.pack);
     let file = match File::open(&path) {
@@ -283,6 +423,11 @@ pub(crate) fn read_body(dir: &Path, at: BodyAt) -> Result<Option<Vec<u8>>, Store
             });
         }
     };
+    read_at(&file, &path, at)
+}
+
+/// Reads `at.len` bytes at `at.offset` of an open pack; `None` when the file is shorter.
+pub(crate) fn read_at(file: &File, path: &Path, at: BodyAt) -> Result<Option<Vec<u8>>, StoreError> {
     let len = usize::try_from(at.len).expect("a checked part size fits in memory");
     let mut bytes = vec![0; len];
     match file.read_exact_at(&mut bytes, at.offset) {
@@ -293,24 +438,4 @@ pub(crate) fn read_body(dir: &Path, at: BodyAt) -> Result<Option<Vec<u8>>, Store
             source: err,
         }),
     }
-}
-
-/// Cuts a pack back to its committed length; returns whether it was longer.
-fn cut_back(path: &Path, committed: u64) -> Result<bool, StoreError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .context(|| format!("opening {}", path.display()))?;
-    let len = file
-        .metadata()
-        .context(|| format!("reading the size of {}", path.display()))?
-        .len();
-    if len <= committed {
-        return Ok(false);
-    }
-    tracing::info!(path = %path.display(), committed, len, "cutting off an unfinished append");
-    file.set_len(committed)
-        .and_then(|()| file.sync_all())
-        .context(|| format!("truncating {}", path.display()))?;
-    Ok(true)
 }

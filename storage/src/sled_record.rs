@@ -1,19 +1,23 @@
-//! The keys and values of the sled index.
+//! The keys and values of the sled index over the packs.
 //!
-//! One sled tree holds every key space, so a single atomic `Batch` can change them together:
+//! One sled tree holds every key space:
 //!
 //! ```text
-//! n <name>              -> <hash: 32> <size: u64 LE> <location: u8> <kind: u8> [<bytes> if inline]
-//! r <hash: 32> <name>   -> (empty)     one per entry whose body is in a pack: who uses it
-//! b <hash: 32>          -> <pack: u64 LE> <offset: u64 LE> <len: u64 LE>   where it is
-//! p <pack: u64 BE>      -> <committed length: u64 LE> <dead bytes: u64 LE>
+//! n <name>              -> <hash: 32> <size: u64 LE> <kind: u8> <shared: u8> <record: pack, offset>
+//! r <hash: 32> <name>   -> (empty)     one per entry whose body is shared: who uses it
+//! b <hash: 32>          -> <pack: u64 LE> <offset: u64 LE> <len: u64 LE>   a shared body
+//! t <name>              -> <pack> <offset> <len>   the record of a removal not yet overwritten
+//! p <pack: u64 BE>      -> <indexed length: u64 LE> <dead bytes: u64 LE>
+//! s                     -> <next sequence number: u64 LE>
+//! v                     -> <index format: u64 LE>, written when the store is created
 //! ```
 //!
-//! A small body lives inside its own entry, so storing a small part is one sled insert: measured
-//! on these machines, one insert per 1 KiB part ran at 67-83k parts/s where an entry, a
-//! reference and a separately keyed body ran at 26-29k. The price is that identical small
-//! bodies under several names are kept once per name; bodies in packs are shared, and the `r`
-//! keys make "does another name still use this body?" a prefix scan.
+//! Every entry points at its put record in a pack. A body up to `INLINE_MAX` follows its own
+//! record and is kept once per name, so storing a small part is one record and one insert:
+//! measured on these machines, one insert per 1 KiB part ran at 67-83k parts/s where an entry,
+//! a reference and a separately keyed body ran at 26-29k. Larger bodies are shared by every
+//! name with the same content, and the `r` keys make "does another name still use this
+//! body?" a prefix scan. Nothing in the index is needed that the packs cannot rebuild.
 
 use std::ops::Bound;
 
@@ -23,20 +27,37 @@ use crate::{PartHash, PartInfo, PartKind, PartName, StoreError, check_size};
 const NAME: u8 = b'n';
 const REF: u8 = b'r';
 const BODY: u8 = b'b';
+const TOMB: u8 = b't';
 const PACK: u8 = b'p';
-
-/// Where an entry's bytes are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Location {
-    /// After the entry's header, in the index itself.
-    Inline = 0,
-    /// In a pack, found through the body's `b` key.
-    Packed = 1,
-}
+pub(crate) const SEQ_KEY: &[u8] = b"s";
+pub(crate) const FORMAT_KEY: &[u8] = b"v";
+/// The layout above; an index of another layout is rebuilt by `recover`.
+pub(crate) const FORMAT: u64 = 1;
 
 pub(crate) const NAME_PREFIX: [u8; 1] = [NAME];
 pub(crate) const BODY_PREFIX: [u8; 1] = [BODY];
 pub(crate) const PACK_PREFIX: [u8; 1] = [PACK];
+
+/// An `n` entry: what a name holds and where its put record is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) info: PartInfo,
+    /// Whether the body is shared through a `b` key, rather than following the record.
+    pub(crate) shared: bool,
+    /// The put record: pack, offset, and length of its header and name.
+    pub(crate) record: BodyAt,
+}
+
+impl Entry {
+    /// Where an unshared body is: right after its record's header and name.
+    pub(crate) fn own_body(&self) -> BodyAt {
+        BodyAt {
+            pack: self.record.pack,
+            offset: self.record.offset + self.record.len,
+            len: self.info.size,
+        }
+    }
+}
 
 pub(crate) fn body_key(hash: &PartHash) -> Vec<u8> {
     prefixed(BODY, &[hash.as_bytes()])
@@ -133,94 +154,105 @@ fn prefixed(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     key
 }
 
-/// Length of an entry's header, before any inline bytes.
-pub(crate) const HEADER_LEN: usize = PartHash::LEN + 8 + 1 + 1;
+const ENTRY_LEN: usize = PartHash::LEN + 8 + 1 + 1 + 8 * 3;
 
-/// An entry whose body is in a pack.
-pub(crate) fn encode_packed(info: &PartInfo) -> Vec<u8> {
-    encode(info, Location::Packed, &[])
-}
-
-/// An entry carrying its body.
-pub(crate) fn encode_inline(info: &PartInfo, bytes: &[u8]) -> Vec<u8> {
-    encode(info, Location::Inline, bytes)
-}
-
-fn encode(info: &PartInfo, location: Location, inline: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(HEADER_LEN + inline.len());
-    value.extend_from_slice(info.hash.as_bytes());
-    value.extend_from_slice(&info.size.to_le_bytes());
-    value.push(location as u8);
-    value.push(info.kind.code());
-    value.extend_from_slice(inline);
+pub(crate) fn encode_entry(entry: &Entry) -> Vec<u8> {
+    let mut value = Vec::with_capacity(ENTRY_LEN);
+    value.extend_from_slice(entry.info.hash.as_bytes());
+    value.extend_from_slice(&entry.info.size.to_le_bytes());
+    value.push(entry.info.kind.code());
+    value.push(u8::from(entry.shared));
+    value.extend_from_slice(&encode_body_at(entry.record));
     value
 }
 
-/// Decodes an `n` entry's key and header; inline bytes, if any, are `value[HEADER_LEN..]`.
+/// Decodes an `n` entry's key and value.
 ///
 /// # Errors
-/// [`StoreError::BadIndexEntry`] when the key or header is malformed.
-pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<(PartInfo, Location), StoreError> {
-    let bad = |reason| StoreError::BadIndexEntry {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason,
-    };
+/// [`StoreError::BadIndexEntry`] when the key or value is malformed.
+pub(crate) fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, StoreError> {
     let name = key
         .strip_prefix(&NAME_PREFIX)
-        .ok_or_else(|| bad("not an entry key"))
-        .and_then(|raw| PartName::from_bytes(raw).map_err(|_| bad("not a valid part name")))?;
-    let header: &[u8; HEADER_LEN] = value
-        .get(..HEADER_LEN)
-        .and_then(|header| header.try_into().ok())
-        .ok_or_else(|| bad("entry shorter than its header"))?;
-    let (hash, rest) = header.split_at(PartHash::LEN);
-    let (size, codes) = rest.split_at(8);
-    let [location, kind] = codes else {
-        unreachable!("the header ends with two code bytes")
-    };
+        .ok_or_else(|| bad_key(key, "not an entry key"))
+        .and_then(|raw| PartName::from_bytes(raw).map_err(|_| bad_key(key, "not a valid part name")))?;
+    if value.len() != ENTRY_LEN {
+        return Err(bad_key(key, "entry of the wrong length"));
+    }
+    let (hash, rest) = value.split_at(PartHash::LEN);
+    let (size, rest) = rest.split_at(8);
+    let (codes, record) = rest.split_at(2);
     let hash = PartHash::from_bytes(hash.try_into().expect("split at the hash length"));
     let size = u64::from_le_bytes(size.try_into().expect("split at 8 bytes"));
     check_size(name.as_str(), size)?;
-    let location = match location {
-        0 => Location::Inline,
-        1 => Location::Packed,
-        _ => return Err(bad("unknown body location")),
+    let kind = PartKind::from_code(codes[0]).ok_or_else(|| bad_key(key, "unknown part kind"))?;
+    let shared = match codes[1] {
+        0 => false,
+        1 => true,
+        _ => return Err(bad_key(key, "unknown body placement")),
     };
-    let kind = PartKind::from_code(*kind).ok_or_else(|| bad("unknown part kind"))?;
-    Ok((
-        PartInfo {
+    let [pack, offset, len] = u64s(record).ok_or_else(|| bad_key(key, "bad record location"))?;
+    Ok(Entry {
+        info: PartInfo {
             name,
             size,
             hash,
             kind,
         },
-        location,
-    ))
+        shared,
+        record: BodyAt { pack, offset, len },
+    })
+}
+
+pub(crate) fn tomb_key(name: &PartName) -> Vec<u8> {
+    prefixed(TOMB, &[name.as_str().as_bytes()])
+}
+
+/// Decodes a location value (`b` and `t` keys).
+///
+/// # Errors
+/// [`StoreError::BadIndexEntry`].
+pub(crate) fn decode_at(key: &[u8], value: &[u8]) -> Result<BodyAt, StoreError> {
+    let [pack, offset, len] = u64s(value).ok_or_else(|| bad_key(key, "bad location"))?;
+    Ok(BodyAt { pack, offset, len })
+}
+
+/// Decodes a `u64` value (`s` and `v` keys).
+///
+/// # Errors
+/// [`StoreError::BadIndexEntry`].
+pub(crate) fn decode_u64(key: &[u8], value: &[u8]) -> Result<u64, StoreError> {
+    u64s::<1>(value)
+        .map(|[n]| n)
+        .ok_or_else(|| bad_key(key, "not a number"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::VerifiedPart;
+
+    fn sample_entry() -> Entry {
+        Entry {
+            info: PartInfo {
+                name: PartName::new("part2.txt").unwrap(),
+                size: 5,
+                hash: PartHash::of(b"hello"),
+                kind: PartKind::Manifest,
+            },
+            shared: true,
+            record: BodyAt {
+                pack: 2,
+                offset: 1 << 33,
+                len: 81,
+            },
+        }
+    }
 
     #[test]
     fn entries_round_trip() {
-        let name = PartName::new("part2.txt").unwrap();
-        let hash = PartHash::of(b"hello");
-        let expected = PartInfo {
-            name: name.clone(),
-            size: 5,
-            hash,
-            kind: PartKind::Manifest,
-        };
-
-        let (info, location) = decode(&name_key(&name), &encode_packed(&expected)).unwrap();
-        assert_eq!((info, location), (expected.clone(), Location::Packed));
-
-        let value = encode_inline(&expected, b"hello");
-        let (info, location) = decode(&name_key(&name), &value).unwrap();
-        assert_eq!((info, location), (expected, Location::Inline));
-        assert_eq!(&value[HEADER_LEN..], b"hello");
+        let entry = sample_entry();
+        let key = name_key(&entry.info.name);
+        assert_eq!(decode_entry(&key, &encode_entry(&entry)).unwrap(), entry);
+        assert_eq!(entry.own_body().offset, (1 << 33) + 81);
     }
 
     /// Entry keys sort as their names do, and a range after a name (held or not, valid or
@@ -253,7 +285,14 @@ mod tests {
                 .collect();
             assert_eq!(in_range, expected, "after {after:?}");
         }
-        let other_keys = [body_key(&PartHash::of(b"x")), pack_key(1), b"r".to_vec()];
+        let other_keys = [
+            body_key(&PartHash::of(b"x")),
+            pack_key(1),
+            b"r".to_vec(),
+            tomb_key(&names[0]),
+            SEQ_KEY.to_vec(),
+            FORMAT_KEY.to_vec(),
+        ];
         for key in other_keys {
             assert!(!std::ops::RangeBounds::contains(&names_after(None), &key));
         }
@@ -282,15 +321,16 @@ mod tests {
 
     #[test]
     fn malformed_records_are_errors() {
-        let key = name_key(&PartName::new("x").unwrap());
-        assert!(decode(&key, b"short").is_err());
-        let empty = VerifiedPart::hashing(PartName::new("x").unwrap(), Vec::new()).unwrap();
-        let mut value = encode_inline(&empty.info(), b"");
-        value[HEADER_LEN - 1] = 9;
-        assert!(decode(&key, &value).is_err());
-        assert!(decode(b"n../x", &encode_inline(&empty.info(), b"")).is_err());
-        value[HEADER_LEN - 1] = 0;
-        value[HEADER_LEN - 2] = 9;
-        assert!(decode(&key, &value).is_err());
+        let entry = sample_entry();
+        let key = name_key(&entry.info.name);
+        let value = encode_entry(&entry);
+        assert!(decode_entry(&key, &value[1..]).is_err());
+        for at in [PartHash::LEN + 8, PartHash::LEN + 9] {
+            let mut damaged = value.clone();
+            damaged[at] = 9;
+            assert!(decode_entry(&key, &damaged).is_err(), "byte {at}");
+        }
+        assert!(decode_entry(b"n../x", &value).is_err());
+        assert!(decode_u64(SEQ_KEY, &[0; 7]).is_err());
     }
 }

@@ -1,256 +1,250 @@
-//! `SledStore`, the default backend: a sled index with small bodies inline and larger bodies
-//! appended to pack files beside it.
+//! `SledStore`, the default backend: pack files are the log of record, and a sled index says
+//! where everything is.
 //!
 //! sled does well with many small values and poorly with large ones (measured on these
-//! machines: 1 MiB values ran at about a sixth of plain files and took 2.87x their size on disk,
-//! and sled does not fsync the blob files it keeps them in). So bodies up to [`INLINE_MAX`]
-//! live inside their index entry (one insert per small part) and larger ones in `packs/`
-//! (see `packs` for why packs rather than a file per body), shared by every name with the same
-//! content. `sled_record` has the key layout.
+//! machines: 1 MiB values ran at about a sixth of plain files and took 2.87x their size on
+//! disk), and any sled log item over about 128 KiB goes to a blob file sled never fsyncs. So
+//! every put and remove is appended to a pack as a self-describing record (`pack_record`),
+//! bodies included, and the sled index holds only small entries: its largest node stays far
+//! below sled's blob threshold, and nothing acknowledged depends on a file nobody fsyncs.
 //!
-//! Durability: a batch appends its new bodies to a pack and fsyncs it before one atomic sled
-//! `Batch` records the entries, where the bodies are and the pack's new committed length; then
-//! it flushes sled and fsyncs its log file. sled's own flush only calls `sync_file_range`,
-//! which neither persists the file's size nor flushes the drive's cache; the extra `fdatasync`
-//! does both. Bytes appended past a pack's committed length are cut off on the next open.
+//! Durability: a batch appends its records and fdatasyncs the pack; that is the commit, and
+//! the parts are acknowledged then. The index is updated next and flushed by sled in the
+//! background; records past a pack's indexed length are applied again when the store opens
+//! (`sled_index` makes that harmless). A damaged or lost index is rebuilt from the packs by
+//! [`crate::recover`].
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::batch::{self, Step};
-use crate::error::{IndexResult, IoContext};
-use crate::packs::{self, BodyAt, Packs};
-use crate::sled_record::{self as record, Location};
+use crate::error::IndexResult;
+use crate::pack_record::{Op, Record};
+use crate::pack_scan::{PackScan, Scanned};
+use crate::packs::{self, Appending, BodyAt, Packs, Tail};
+use crate::sled_index::{Index, Touched, shares_body};
+use crate::sled_record::{self as key, Entry};
 use crate::store::{BatchOutcome, verify_read};
 use crate::store_dir::StoreDir;
 use crate::{
-    OnConflict, PartHash, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart,
+    OnConflict, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart,
 };
 
-/// Bodies up to this size are stored inline in the sled index.
+/// Bodies up to this size follow their own record and are kept once per name; larger ones
+/// are shared by every name with the same bytes.
 pub const INLINE_MAX: u64 = 16 * 1024;
-
-/// sled's page cache; it only grows this large with use.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Live bytes a compaction moves per index commit, bounding the memory it holds.
-const COMPACTION_STEP: u64 = 32 * 1024 * 1024;
 
 pub struct SledStore {
     _dir: StoreDir,
-    db: sled::Db,
-    log: File,
+    index: Index,
     packs_dir: PathBuf,
-    /// The packs, behind the one lock every writer takes.
-    writer: Mutex<Packs>,
+    /// The packs and the next sequence number, behind the one lock every writer takes.
+    writer: Mutex<Writer>,
+}
+
+pub(crate) struct Writer {
+    pub(crate) packs: Packs,
+    pub(crate) next_seq: u64,
 }
 
 impl SledStore {
     pub(crate) fn open(dir: StoreDir) -> Result<Self, StoreError> {
-        let index = dir.root().join("index");
-        let db = sled::Config::new()
-            .path(&index)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .index()?;
-        let log_path = index.join("db");
-        let log = File::open(&log_path).context(|| format!("opening {}", log_path.display()))?;
-        let mut states = BTreeMap::new();
-        for entry in db.scan_prefix(record::PACK_PREFIX) {
-            let (key, value) = entry.index()?;
-            let (id, state) = record::decode_pack_state(&key, &value)?;
-            states.insert(id, state);
+        let index_path = dir.root().join("index");
+        let packs_dir = dir.root().join("packs");
+        let index = Index::open(&index_path)?;
+        if index.format()?.is_none() {
+            let packs_exist = packs_dir.is_dir() && !packs::pack_files(&packs_dir)?.is_empty();
+            if packs_exist {
+                return Err(StoreError::IndexDamaged {
+                    path: index_path,
+                    reason: "it is empty, but the packs hold records".to_owned(),
+                });
+            }
+            index.initialise()?;
         }
-        let packs = Packs::open(dir.root().join("packs"), states)?;
+        let (packs, tails) = Packs::open(packs_dir.clone(), read_states(&index)?)?;
+        let next_seq = index.next_seq()?;
         let store = Self {
             _dir: dir,
-            db,
-            log,
-            packs_dir: packs.dir().to_owned(),
-            writer: Mutex::new(packs),
+            index,
+            packs_dir,
+            writer: Mutex::new(Writer { packs, next_seq }),
         };
+        store.replay(&tails)?;
         store.sweep()?;
         Ok(store)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Packs> {
+    fn lock(&self) -> MutexGuard<'_, Writer> {
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Releases bodies no entry refers to (a crash between an entry's removal and its body's
-    /// release leaves one) and compacts what that frees.
+    /// Applies the records the index had not caught up with when the store was last closed;
+    /// an append the crash cut short is cut off. Bytes that are not records followed by
+    /// records are damage, not a crash: the store refuses to guess and asks for a recovery.
+    fn replay(&self, tails: &[Tail]) -> Result<(), StoreError> {
+        let mut writer = self.lock();
+        let writer = &mut *writer;
+        let mut touched = Touched::new();
+        let mut released = Vec::new();
+        let mut replayed = 0;
+        for tail in tails {
+            let mut scan = PackScan::open(&self.packs_dir, tail.pack, tail.from, tail.to)?;
+            while let Some(scanned) = scan.next_record()? {
+                if !intact(&scan, &scanned)? {
+                    scan.seek(scanned.at.offset);
+                    break;
+                }
+                writer.next_seq = writer.next_seq.max(scanned.record.seq + 1);
+                released.extend(self.index.apply(&mut writer.packs, &scanned, &mut touched)?);
+                writer.packs.indexed(tail.pack, scan.pos());
+                touched.insert(tail.pack);
+                replayed += 1;
+            }
+            if !scan.at_end() {
+                let torn_at = scan.pos();
+                if scan.resync()? {
+                    return Err(StoreError::PackDamaged {
+                        pack: tail.pack,
+                        offset: torn_at,
+                    });
+                }
+                writer.packs.cut_back(tail.pack, torn_at)?;
+                writer.packs.indexed(tail.pack, torn_at);
+                touched.insert(tail.pack);
+            }
+        }
+        if touched.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(records = replayed, "applied records the index had not caught up with");
+        self.index.release(&mut writer.packs, &released, &mut touched)?;
+        self.index
+            .write_states(&writer.packs, &touched, writer.next_seq)?;
+        self.index.durable_flush()
+    }
+
+    /// Releases shared bodies no entry refers to (a crash between an entry's removal and its
+    /// body's release leaves one) and compacts what that frees.
     fn sweep(&self) -> Result<(), StoreError> {
         let mut unreferenced = Vec::new();
-        for entry in self.db.scan_prefix(record::BODY_PREFIX) {
-            let (key, value) = entry.index()?;
-            let (hash, _) = record::decode_body_at(&key, &value)?;
-            if !self.is_referenced(&hash)? {
+        for item in self.index.db().scan_prefix(key::BODY_PREFIX) {
+            let (body_key, value) = item.index()?;
+            let (hash, _) = key::decode_body_at(&body_key, &value)?;
+            if !self.index.is_referenced(&hash)? {
                 unreferenced.push(hash);
             }
         }
-        let mut packs = self.lock();
-        self.release(&mut packs, &unreferenced)?;
-        self.compact(&mut packs)
+        let mut writer = self.lock();
+        if !unreferenced.is_empty() {
+            let mut touched = Touched::new();
+            self.index
+                .release(&mut writer.packs, &unreferenced, &mut touched)?;
+            self.index
+                .write_states(&writer.packs, &touched, writer.next_seq)?;
+        }
+        self.compact_quietly(&mut writer);
+        Ok(())
     }
 
-    fn is_referenced(&self, hash: &PartHash) -> Result<bool, StoreError> {
-        Ok(self
-            .db
-            .scan_prefix(record::ref_prefix(hash))
-            .next()
-            .transpose()
-            .index()?
-            .is_some())
+    /// Compacts, logging a failure instead of returning it: what was committed before stays
+    /// committed, and the store stays usable with the space not yet won back.
+    fn compact_quietly(&self, writer: &mut Writer) {
+        if let Err(err) = crate::sled_compact::compact(&self.index, writer) {
+            tracing::warn!(%err, "compaction failed; the space will be won back later");
+        }
     }
 
-    fn body_at(&self, hash: &PartHash) -> Result<Option<BodyAt>, StoreError> {
-        let key = record::body_key(hash);
-        self.db
-            .get(&key)
-            .index()?
-            .map(|value| record::decode_body_at(&key, &value).map(|(_, at)| at))
-            .transpose()
-    }
-
-    fn durable_flush(&self) -> Result<(), StoreError> {
-        self.db.flush().index()?;
-        self.log
-            .sync_data()
-            .context(|| "syncing the sled log".to_owned())
-    }
-
-    fn commit(&self, entries: sled::Batch) -> Result<(), StoreError> {
-        self.db.apply_batch(entries).index()?;
-        self.durable_flush()
-    }
-
-    /// The entry for `name`, and its raw value (which holds an inline body).
-    fn entry(
+    /// Appends `records` (the commit), then applies them to the index.
+    fn commit(
         &self,
-        name: &PartName,
-    ) -> Result<Option<(PartInfo, Location, sled::IVec)>, StoreError> {
-        let key = record::name_key(name);
-        let Some(value) = self.db.get(&key).index()? else {
-            return Ok(None);
-        };
-        let (info, location) = record::decode(&key, &value)?;
-        Ok(Some((info, location, value)))
+        writer: &mut Writer,
+        records: Vec<Appending<'_>>,
+    ) -> Result<(), StoreError> {
+        let placed = writer.packs.append(&records)?;
+        let mut touched = Touched::new();
+        let mut released = Vec::new();
+        for (appending, at) in records.into_iter().zip(placed) {
+            let scanned = Scanned {
+                record: appending.record,
+                at,
+            };
+            released.extend(self.index.apply(&mut writer.packs, &scanned, &mut touched)?);
+            writer.packs.indexed(at.pack, at.offset + at.len);
+            touched.insert(at.pack);
+        }
+        self.index
+            .release(&mut writer.packs, &released, &mut touched)?;
+        self.index
+            .write_states(&writer.packs, &touched, writer.next_seq)
     }
 
-    /// Reads a packed body of the `size` its entry records (a location of another length is
+    fn next_seq(writer: &mut Writer) -> u64 {
+        writer.next_seq += 1;
+        writer.next_seq - 1
+    }
+
+    /// Where an entry's body is now.
+    fn body_of(&self, entry: &Entry) -> Result<Option<BodyAt>, StoreError> {
+        if entry.shared {
+            self.index.body_at(&entry.info.hash)
+        } else {
+            Ok(Some(entry.own_body()))
+        }
+    }
+
+    /// Reads an entry's body of the size its entry records (a location of another length is
     /// a damaged index, read as a missing body, never a size to allocate). A compaction may
     /// move the body between finding and reading it, so a miss is retried once at its new
     /// place.
-    fn read_packed(&self, hash: &PartHash, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    fn read_body(&self, name: &PartName) -> Result<(PartInfo, Option<Vec<u8>>), StoreError> {
         let mut last = None;
-        for _ in 0..2 {
-            let Some(at) = self.body_at(hash)? else {
-                return Ok(None);
+        loop {
+            let entry = self
+                .index
+                .entry(name)?
+                .ok_or_else(|| StoreError::NotFound(name.clone()))?;
+            let at = self.body_of(&entry)?;
+            let usable = at.filter(|at| at.len == entry.info.size && last != Some(*at));
+            let Some(at) = usable else {
+                return Ok((entry.info, None));
             };
-            if last == Some(at) || at.len != size {
-                break;
-            }
             if let Some(bytes) = packs::read_body(&self.packs_dir, at)? {
-                return Ok(Some(bytes));
+                return Ok((entry.info, Some(bytes)));
             }
             last = Some(at);
         }
-        Ok(None)
     }
+}
 
-    /// Forgets the bodies among `hashes` that no entry refers to any more, counting them as
-    /// dead bytes of their packs, then compacts the packs that are mostly dead.
-    fn release(&self, packs: &mut Packs, hashes: &[PartHash]) -> Result<(), StoreError> {
-        let mut entries = sled::Batch::default();
-        let mut any = false;
-        let mut seen = HashSet::new();
-        for hash in hashes {
-            if !seen.insert(*hash) || self.is_referenced(hash)? {
-                continue;
-            }
-            if let Some(at) = self.body_at(hash)? {
-                entries.remove(record::body_key(hash));
-                if let Some((id, state)) = packs.mark_dead(at) {
-                    entries.insert(record::pack_key(id), record::encode_pack_state(state));
-                }
-                any = true;
-            }
-        }
-        if any {
-            self.commit(entries)?;
-            self.compact(packs)?;
-        }
-        Ok(())
+/// Whether a replayed record is whole: a put of an unshared body carries it, and a body
+/// hashes to what its header says.
+fn intact(scan: &PackScan, scanned: &Scanned) -> Result<bool, StoreError> {
+    let record = &scanned.record;
+    match record.op {
+        Op::Put {
+            carries_body: false,
+            ..
+        } if !shares_body(record.size) => Ok(false),
+        _ if record.body_len() == 0 => Ok(true),
+        _ => scan.body_matches(scanned.body(), &record.hash),
     }
+}
 
-    /// Moves the live bodies out of every pack that is at least half dead, then deletes it.
-    fn compact(&self, packs: &mut Packs) -> Result<(), StoreError> {
-        while let Some(old) = packs.next_to_compact() {
-            let mut live = Vec::new();
-            for entry in self.db.scan_prefix(record::BODY_PREFIX) {
-                let (key, value) = entry.index()?;
-                let (hash, at) = record::decode_body_at(&key, &value)?;
-                if at.pack == old {
-                    live.push((hash, at));
-                }
-            }
-            // In pack order, so a step moves about COMPACTION_STEP bytes with one commit.
-            live.sort_unstable_by_key(|(_, at)| at.offset);
-            let mut start = 0;
-            while start < live.len() {
-                let mut end = start;
-                let mut bytes = 0;
-                while end < live.len()
-                    && (end == start || bytes + live[end].1.len <= COMPACTION_STEP)
-                {
-                    bytes += live[end].1.len;
-                    end += 1;
-                }
-                self.move_bodies(packs, &live[start..end])?;
-                start = end;
-            }
-            let mut entries = sled::Batch::default();
-            entries.remove(record::pack_key(old));
-            self.commit(entries)?;
-            packs.delete(old)?;
-            tracing::info!(pack = old, moved = live.len(), "compacted a pack");
-        }
-        Ok(())
-    }
-
-    /// Copies bodies to the current pack and points their entries there; a body that cannot
-    /// be read stays where it is, reported missing as before.
-    fn move_bodies(
-        &self,
-        packs: &mut Packs,
-        group: &[(PartHash, BodyAt)],
-    ) -> Result<(), StoreError> {
-        let mut moving = Vec::new();
-        let mut bytes = Vec::new();
-        for &(hash, at) in group {
-            if let Some(body) = packs::read_body(&self.packs_dir, at)? {
-                moving.push((hash, at));
-                bytes.push(body);
-            }
-        }
-        let slices: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
-        let (placed, touched) = packs.append(&slices)?;
-        let mut entries = sled::Batch::default();
-        for ((hash, old_at), new_at) in moving.iter().zip(placed) {
-            entries.insert(record::body_key(hash), record::encode_body_at(new_at));
-            if let Some((id, state)) = packs.mark_dead(*old_at) {
-                entries.insert(record::pack_key(id), record::encode_pack_state(state));
-            }
-        }
-        for (id, state) in touched {
-            entries.insert(record::pack_key(id), record::encode_pack_state(state));
-        }
-        self.commit(entries)
-    }
+fn read_states(
+    index: &Index,
+) -> Result<std::collections::BTreeMap<u64, packs::PackState>, StoreError> {
+    index
+        .db()
+        .scan_prefix(key::PACK_PREFIX)
+        .map(|item| {
+            let (pack_key, value) = item.index()?;
+            key::decode_pack_state(&pack_key, &value)
+        })
+        .collect()
 }
 
 impl PartStore for SledStore {
@@ -259,65 +253,38 @@ impl PartStore for SledStore {
         parts: &[VerifiedPart],
         on_conflict: OnConflict,
     ) -> Result<BatchOutcome, StoreError> {
-        let mut packs = self.lock();
+        let mut writer = self.lock();
         let steps = batch::plan(parts, on_conflict, |name| {
-            Ok(self.entry(name)?.map(|(info, _, _)| info.hash))
+            Ok(self.index.entry(name)?.map(|entry| entry.info.hash))
         })?;
-        let mut entries = sled::Batch::default();
-        let mut released = Vec::new();
-        let mut new_bodies = Vec::new();
+        let mut records = Vec::new();
         let mut placing = HashSet::new();
-        let mut writes = 0;
         for (part, step) in parts.iter().zip(&steps) {
-            let Step::Write { previous } = step else {
+            if !matches!(step, Step::Write { .. }) {
                 continue;
-            };
-            writes += 1;
-            if let Some(previous) = previous {
-                entries.remove(record::ref_key(previous, part.name()));
-                released.push(*previous);
             }
-            let key = record::name_key(part.name());
-            if part.size() <= INLINE_MAX {
-                entries.insert(key, record::encode_inline(&part.info(), part.bytes()));
-            } else {
-                entries.insert(key, record::encode_packed(&part.info()));
-                entries.insert(record::ref_key(&part.hash(), part.name()), &[][..]);
-                let hash = part.hash();
-                if self.body_at(&hash)?.is_none() && placing.insert(hash) {
-                    new_bodies.push(part);
-                }
-            }
+            let hash = part.hash();
+            let carries = !shares_body(part.size())
+                || (self.index.body_at(&hash)?.is_none() && placing.insert(hash));
+            let info = (hash, part.size(), part.kind());
+            let record = Record::put(part.name().clone(), info, carries)
+                .with_seq(Self::next_seq(&mut writer));
+            let body = if carries { part.bytes() } else { &[] };
+            records.push(Appending { record, body });
         }
-        if writes > 0 {
-            if !new_bodies.is_empty() {
-                let bytes: Vec<&[u8]> = new_bodies.iter().map(|part| part.bytes()).collect();
-                let (placed, touched) = packs.append(&bytes)?;
-                for (part, at) in new_bodies.iter().zip(placed) {
-                    entries.insert(record::body_key(&part.hash()), record::encode_body_at(at));
-                }
-                for (id, state) in touched {
-                    entries.insert(record::pack_key(id), record::encode_pack_state(state));
-                }
-            }
-            self.commit(entries)?;
-            self.release(&mut packs, &released)?;
+        if !records.is_empty() {
+            self.commit(&mut writer, records)?;
+            self.compact_quietly(&mut writer);
         }
         Ok(steps.into_iter().map(Step::into_outcome).collect())
     }
 
     fn lookup(&self, name: &PartName) -> Result<Option<PartInfo>, StoreError> {
-        Ok(self.entry(name)?.map(|(info, _, _)| info))
+        Ok(self.index.entry(name)?.map(|entry| entry.info))
     }
 
     fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
-        let (info, location, value) = self
-            .entry(name)?
-            .ok_or_else(|| StoreError::NotFound(name.clone()))?;
-        let bytes = match location {
-            Location::Inline => Some(value[record::HEADER_LEN..].to_vec()),
-            Location::Packed => self.read_packed(&info.hash, info.size)?,
-        };
+        let (info, bytes) = self.read_body(name)?;
         let bytes = bytes.ok_or_else(|| StoreError::BodyMissing {
             name: name.clone(),
             hash: info.hash,
@@ -326,46 +293,42 @@ impl PartStore for SledStore {
     }
 
     fn list(&self) -> Result<Vec<PartInfo>, StoreError> {
-        self.db
-            .scan_prefix(record::NAME_PREFIX)
-            .map(|entry| {
-                let (key, value) = entry.index()?;
-                record::decode(&key, &value).map(|(info, _)| info)
+        self.index
+            .db()
+            .scan_prefix(key::NAME_PREFIX)
+            .map(|item| {
+                let (name_key, value) = item.index()?;
+                key::decode_entry(&name_key, &value).map(|entry| entry.info)
             })
             .collect()
     }
 
     fn list_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<PartInfo>, StoreError> {
-        self.db
-            .range(record::names_after(after))
+        self.index
+            .db()
+            .range(key::names_after(after))
             .take(limit)
-            .map(|entry| {
-                let (key, value) = entry.index()?;
-                record::decode(&key, &value).map(|(info, _)| info)
+            .map(|item| {
+                let (name_key, value) = item.index()?;
+                key::decode_entry(&name_key, &value).map(|entry| entry.info)
             })
             .collect()
     }
 
     fn remove(&self, name: &PartName) -> Result<bool, StoreError> {
-        let mut packs = self.lock();
-        let Some((info, location, _)) = self.entry(name)? else {
+        let mut writer = self.lock();
+        if self.index.entry(name)?.is_none() {
             return Ok(false);
-        };
-        let mut entries = sled::Batch::default();
-        entries.remove(record::name_key(name));
-        if location == Location::Packed {
-            entries.remove(record::ref_key(&info.hash, name));
         }
-        self.commit(entries)?;
-        if location == Location::Packed {
-            self.release(&mut packs, &[info.hash])?;
-        }
+        let record = Record::remove(name.clone()).with_seq(Self::next_seq(&mut writer));
+        self.commit(&mut writer, vec![Appending { record, body: &[] }])?;
+        self.compact_quietly(&mut writer);
         Ok(true)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        let _packs = self.lock();
-        self.durable_flush()
+        let _writer = self.lock();
+        self.index.durable_flush()
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -373,5 +336,14 @@ impl PartStore for SledStore {
             parts: parts.len() as u64,
             bytes: parts.iter().map(|part| part.size).sum(),
         })
+    }
+}
+
+impl Drop for SledStore {
+    /// Leaves an index that needs no replay on the next open, when the disk allows.
+    fn drop(&mut self) {
+        if let Err(err) = self.index.durable_flush() {
+            tracing::warn!(%err, "the index could not be flushed; the next open replays the packs");
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::error::IoContext;
 /// The on-disk backends a store can be created with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackendKind {
-    /// sled index with small bodies inline, larger bodies as files beside it.
+    /// Pack files holding every record, with a sled index over them.
     Sled,
     /// A plain directory of files a person can inspect.
     Fs,
@@ -71,7 +71,17 @@ impl FromStr for BackendKind {
 
 pub(crate) const MARKER: &str = "p2p-store.meta";
 const LOCK: &str = "LOCK";
-const FORMAT_VERSION: u32 = 2;
+
+impl BackendKind {
+    /// The on-disk format this build writes and reads. Sled stores moved to format 3 when the
+    /// packs became the log of record; a format-2 sled store kept small bodies in its index.
+    const fn format_version(self) -> u32 {
+        match self {
+            Self::Sled => 3,
+            Self::Fs => 2,
+        }
+    }
+}
 
 /// An open, locked store directory. The lock is held until this is dropped.
 #[derive(Debug)]
@@ -202,7 +212,7 @@ fn read_marker(root: &Path) -> Result<Option<BackendKind>, StoreError> {
         }
     }
     match (format, backend) {
-        (Some(FORMAT_VERSION), Some(kind)) => Ok(Some(kind)),
+        (Some(format), Some(kind)) if format == kind.format_version() => Ok(Some(kind)),
         _ => Err(unsupported()),
     }
 }
@@ -226,7 +236,8 @@ fn ensure_empty(root: &Path) -> Result<(), StoreError> {
 /// Initialises an empty directory, checked again now that we hold the lock.
 fn create(root: &Path, kind: BackendKind) -> Result<BackendKind, StoreError> {
     ensure_empty(root)?;
-    let marker = format!("p2p-store store\nformat {FORMAT_VERSION}\nbackend {kind}\n");
+    let format = kind.format_version();
+    let marker = format!("p2p-store store\nformat {format}\nbackend {kind}\n");
     durable::write_file(root, &root.join(MARKER), marker.as_bytes(), Existing::Keep)?;
     durable::sync_dir(root)?;
     tracing::info!(path = %root.display(), backend = %kind, "created a new store");

@@ -1,0 +1,346 @@
+//! The sled index over the packs: looking things up, and applying records to it.
+//!
+//! Records are applied one at a time, each ending with its `n`, `b` or `t` key, and the
+//! packs' indexed lengths are written after them; so a crash part-way leaves records that the
+//! next open applies again, and applying a record that is already applied changes nothing.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+
+use crate::error::{IndexResult, IoContext};
+use crate::pack_record::Op;
+use crate::pack_scan::Scanned;
+use crate::packs::{BodyAt, Packs};
+use crate::sled_record::{self as key, Entry};
+use crate::{INLINE_MAX, PartHash, PartInfo, PartName, StoreError};
+
+/// sled's page cache; it only grows this large with use.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+pub(crate) struct Index {
+    db: sled::Db,
+    log: File,
+}
+
+/// Packs whose state changed since it was last written to the index.
+pub(crate) type Touched = BTreeSet<u64>;
+
+/// Whether a part of `size` keeps its body with its own record rather than sharing it.
+pub(crate) fn shares_body(size: u64) -> bool {
+    size > INLINE_MAX
+}
+
+impl Index {
+    /// Opens the sled database at `path`; a database sled cannot read (or panics on) is
+    /// [`StoreError::IndexDamaged`].
+    ///
+    /// # Errors
+    /// [`StoreError::IndexDamaged`], [`StoreError::Io`].
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            sled::Config::new()
+                .path(path)
+                .cache_capacity(CACHE_BYTES)
+                .open()
+        }));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(err)) => return Err(damaged(path, err.to_string())),
+            Err(_) => return Err(damaged(path, "the index engine panicked".to_owned())),
+        };
+        let log_path = path.join("db");
+        let log = File::open(&log_path).context(|| format!("opening {}", log_path.display()))?;
+        Ok(Self { db, log })
+    }
+
+    /// The format the index was written in, `None` for an index never initialised.
+    ///
+    /// # Errors
+    /// When the index cannot be read.
+    pub(crate) fn format(&self) -> Result<Option<u64>, StoreError> {
+        self.number(key::FORMAT_KEY)
+    }
+
+    /// Marks a fresh index as holding the current format.
+    ///
+    /// # Errors
+    /// When the index cannot be written.
+    pub(crate) fn initialise(&self) -> Result<(), StoreError> {
+        self.db
+            .insert(key::FORMAT_KEY, key::FORMAT.to_le_bytes().to_vec())
+            .index()?;
+        self.durable_flush()
+    }
+
+    pub(crate) fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.number(key::SEQ_KEY)?.unwrap_or(0))
+    }
+
+    fn number(&self, name: &[u8]) -> Result<Option<u64>, StoreError> {
+        self.db
+            .get(name)
+            .index()?
+            .map(|value| key::decode_u64(name, &value))
+            .transpose()
+    }
+
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Flushes sled and fsyncs its log: sled's own flush only calls `sync_file_range`, which
+    /// neither persists the file's size nor flushes the drive's cache.
+    ///
+    /// # Errors
+    /// When the flush or the sync fails.
+    pub(crate) fn durable_flush(&self) -> Result<(), StoreError> {
+        self.db.flush().index()?;
+        self.log
+            .sync_data()
+            .context(|| "syncing the sled log".to_owned())
+    }
+
+    pub(crate) fn entry(&self, name: &PartName) -> Result<Option<Entry>, StoreError> {
+        let name_key = key::name_key(name);
+        self.db
+            .get(&name_key)
+            .index()?
+            .map(|value| key::decode_entry(&name_key, &value))
+            .transpose()
+    }
+
+    pub(crate) fn body_at(&self, hash: &PartHash) -> Result<Option<BodyAt>, StoreError> {
+        self.at(&key::body_key(hash))
+    }
+
+    pub(crate) fn tomb(&self, name: &PartName) -> Result<Option<BodyAt>, StoreError> {
+        self.at(&key::tomb_key(name))
+    }
+
+    fn at(&self, at_key: &[u8]) -> Result<Option<BodyAt>, StoreError> {
+        self.db
+            .get(at_key)
+            .index()?
+            .map(|value| key::decode_at(at_key, &value))
+            .transpose()
+    }
+
+    pub(crate) fn is_referenced(&self, hash: &PartHash) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .scan_prefix(key::ref_prefix(hash))
+            .next()
+            .transpose()
+            .index()?
+            .is_some())
+    }
+
+    /// Applies one record found at `scanned.at`. Returns the shared bodies the change may
+    /// have left unused, for [`Index::release`].
+    ///
+    /// # Errors
+    /// When the index cannot be read or written.
+    pub(crate) fn apply(
+        &self,
+        packs: &mut Packs,
+        scanned: &Scanned,
+        touched: &mut Touched,
+    ) -> Result<Vec<PartHash>, StoreError> {
+        let record = &scanned.record;
+        let mut released = Vec::new();
+        match (record.op, &record.name) {
+            (Op::Put { kind, carries_body }, Some(name)) => {
+                let entry = Entry {
+                    info: PartInfo {
+                        name: name.clone(),
+                        size: record.size,
+                        hash: record.hash,
+                        kind,
+                    },
+                    shared: shares_body(record.size),
+                    record: scanned.head(),
+                };
+                let old = self.entry(name)?;
+                if old.as_ref().is_some_and(|old| old.record == entry.record) {
+                    return Ok(released);
+                }
+                if let Some(old) = old {
+                    released.extend(self.forget(packs, &old, touched)?);
+                }
+                if let Some(tomb) = self.tomb(name)? {
+                    self.db.remove(key::tomb_key(name)).index()?;
+                    dead(packs, tomb, touched);
+                }
+                if entry.shared {
+                    self.db
+                        .insert(key::ref_key(&record.hash, name), &[][..])
+                        .index()?;
+                    if carries_body {
+                        self.place_body(packs, &record.hash, scanned.body(), touched)?;
+                    }
+                }
+                self.db
+                    .insert(key::name_key(name), key::encode_entry(&entry))
+                    .index()?;
+            }
+            (Op::Remove, Some(name)) => {
+                if self.tomb(name)? == Some(scanned.at) {
+                    return Ok(released);
+                }
+                if let Some(old) = self.entry(name)? {
+                    released.extend(self.forget(packs, &old, touched)?);
+                    self.db.remove(key::name_key(name)).index()?;
+                }
+                if let Some(tomb) = self.tomb(name)? {
+                    dead(packs, tomb, touched);
+                }
+                self.db
+                    .insert(key::tomb_key(name), key::encode_body_at(scanned.at))
+                    .index()?;
+            }
+            (Op::Body, None) => {
+                self.place_body(packs, &record.hash, scanned.body(), touched)?;
+            }
+            _ => unreachable!("decoding pairs puts and removes with a name, bodies without"),
+        }
+        Ok(released)
+    }
+
+    /// Records a shared body's place unless the store already holds it elsewhere, in which
+    /// case these bytes are dead.
+    fn place_body(
+        &self,
+        packs: &mut Packs,
+        hash: &PartHash,
+        body: BodyAt,
+        touched: &mut Touched,
+    ) -> Result<(), StoreError> {
+        match self.body_at(hash)? {
+            None => {
+                self.db
+                    .insert(key::body_key(hash), key::encode_body_at(body))
+                    .index()?;
+            }
+            Some(held) if held != body => dead(packs, body, touched),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Counts an entry's record (and its own body) as dead and drops its reference to a
+    /// shared body; returns that body's hash, now perhaps unused.
+    fn forget(
+        &self,
+        packs: &mut Packs,
+        old: &Entry,
+        touched: &mut Touched,
+    ) -> Result<Option<PartHash>, StoreError> {
+        dead(packs, old.record, touched);
+        if old.shared {
+            self.db
+                .remove(key::ref_key(&old.info.hash, &old.info.name))
+                .index()?;
+            Ok(Some(old.info.hash))
+        } else {
+            dead(packs, old.own_body(), touched);
+            Ok(None)
+        }
+    }
+
+    /// Forgets the shared bodies among `hashes` that no entry refers to any more, counting
+    /// their bytes as dead.
+    ///
+    /// # Errors
+    /// When the index cannot be read or written.
+    pub(crate) fn release(
+        &self,
+        packs: &mut Packs,
+        hashes: &[PartHash],
+        touched: &mut Touched,
+    ) -> Result<(), StoreError> {
+        for hash in hashes {
+            if self.is_referenced(hash)? {
+                continue;
+            }
+            if let Some(at) = self.body_at(hash)? {
+                self.db.remove(key::body_key(hash)).index()?;
+                dead(packs, at, touched);
+            }
+        }
+        Ok(())
+    }
+
+    /// Points the index at a record's copy, `new`, if it still points at the original at
+    /// `old` (compaction: the copy of a put, body or removal that was live when copied).
+    ///
+    /// # Errors
+    /// When the index cannot be read or written.
+    pub(crate) fn moved(&self, old: BodyAt, new: &Scanned) -> Result<(), StoreError> {
+        let record = &new.record;
+        match (record.op, &record.name) {
+            (Op::Put { .. }, Some(name)) => {
+                if let Some(mut entry) = self.entry(name)?
+                    && entry.record == old
+                {
+                    entry.record = new.head();
+                    self.db
+                        .insert(key::name_key(name), key::encode_entry(&entry))
+                        .index()?;
+                }
+            }
+            (Op::Body, None) => {
+                if self.body_at(&record.hash)? == Some(old) {
+                    self.db
+                        .insert(key::body_key(&record.hash), key::encode_body_at(new.body()))
+                        .index()?;
+                }
+            }
+            (Op::Remove, Some(name)) => {
+                if self.tomb(name)? == Some(old) {
+                    self.db
+                        .insert(key::tomb_key(name), key::encode_body_at(new.at))
+                        .index()?;
+                }
+            }
+            _ => unreachable!("decoding pairs puts and removes with a name, bodies without"),
+        }
+        Ok(())
+    }
+
+    /// Writes the state of every touched pack and the next sequence number.
+    ///
+    /// # Errors
+    /// When the index cannot be written.
+    pub(crate) fn write_states(
+        &self,
+        packs: &Packs,
+        touched: &Touched,
+        next_seq: u64,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for &id in touched {
+            match packs.state(id) {
+                Some(state) => batch.insert(key::pack_key(id), key::encode_pack_state(state)),
+                None => batch.remove(key::pack_key(id)),
+            }
+        }
+        batch.insert(key::SEQ_KEY, next_seq.to_le_bytes().to_vec());
+        self.db.apply_batch(batch).index()
+    }
+}
+
+/// Counts `at` as dead bytes of its pack.
+pub(crate) fn dead(packs: &mut Packs, at: BodyAt, touched: &mut Touched) {
+    if packs.mark_dead(at.pack, at.len).is_some() {
+        touched.insert(at.pack);
+    }
+}
+
+fn damaged(path: &Path, reason: String) -> StoreError {
+    StoreError::IndexDamaged {
+        path: path.to_owned(),
+        reason,
+    }
+}
