@@ -105,7 +105,9 @@ pub enum StoreError {
     #[error("the index at {path} is damaged ({reason}); it can be rebuilt from the packs")]
     IndexDamaged { path: PathBuf, reason: String },
 
-    #[error("pack {pack:016x} is damaged at offset {offset}: records follow bytes that are not one")]
+    #[error(
+        "pack {pack:016x} is damaged at offset {offset}: records follow bytes that are not one"
+    )]
     PackDamaged { pack: u64, offset: u64 },
 
     #[error("the index failed: {0}")]

@@ -51,6 +51,7 @@ mod pack_record;
 mod pack_scan;
 mod packs;
 mod part;
+mod recover;
 mod registry;
 mod sled_compact;
 mod sled_index;
@@ -75,6 +76,7 @@ pub use name::{CHUNK_PREFIX, NameError, PartName};
 pub use part::{
     MAX_PART_SIZE, OnConflict, PartInfo, PartKind, PutOutcome, StoreStats, VerifiedPart, check_size,
 };
+pub use recover::{DamagedBytes, RecoverReport, recover};
 pub use registry::{open_existing_store, open_store};
 pub use sled_store::{INLINE_MAX, SledStore};
 pub use store::{BatchOutcome, PartStore};

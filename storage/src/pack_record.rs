@@ -101,7 +101,9 @@ impl Record {
     }
 
     fn name_bytes(&self) -> &[u8] {
-        self.name.as_ref().map_or(&[], |name| name.as_str().as_bytes())
+        self.name
+            .as_ref()
+            .map_or(&[], |name| name.as_str().as_bytes())
     }
 
     /// Bytes of the header and name: what a record costs besides its body.

@@ -164,7 +164,11 @@ impl Packs {
     /// [`StoreError::Io`].
     pub(crate) fn cut_back(&mut self, id: u64, len: u64) -> Result<(), StoreError> {
         tracing::info!(pack = id, len, "cutting off an unfinished append");
-        if self.current.as_ref().is_some_and(|current| current.id == id) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|current| current.id == id)
+        {
             self.current = None;
         }
         let path = self.path(id);

@@ -68,11 +68,7 @@ pub(crate) fn compact(index: &Index, writer: &mut Writer) -> Result<(), StoreErr
 }
 
 /// What of `scanned` is still in use, as records to copy.
-fn live_copies(
-    index: &Index,
-    scan: &PackScan,
-    scanned: &Scanned,
-) -> Result<Vec<Copy>, StoreError> {
+fn live_copies(index: &Index, scan: &PackScan, scanned: &Scanned) -> Result<Vec<Copy>, StoreError> {
     let record = &scanned.record;
     let mut copies = Vec::new();
     let body_live = |index: &Index| -> Result<bool, StoreError> {

@@ -174,7 +174,9 @@ pub(crate) fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, StoreError
     let name = key
         .strip_prefix(&NAME_PREFIX)
         .ok_or_else(|| bad_key(key, "not an entry key"))
-        .and_then(|raw| PartName::from_bytes(raw).map_err(|_| bad_key(key, "not a valid part name")))?;
+        .and_then(|raw| {
+            PartName::from_bytes(raw).map_err(|_| bad_key(key, "not a valid part name"))
+        })?;
     if value.len() != ENTRY_LEN {
         return Err(bad_key(key, "entry of the wrong length"));
     }

@@ -27,9 +27,7 @@ use crate::sled_index::{Index, Touched, shares_body};
 use crate::sled_record::{self as key, Entry};
 use crate::store::{BatchOutcome, verify_read};
 use crate::store_dir::StoreDir;
-use crate::{
-    OnConflict, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart,
-};
+use crate::{OnConflict, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart};
 
 /// Bodies up to this size follow their own record and are kept once per name; larger ones
 /// are shared by every name with the same bytes.
@@ -53,7 +51,14 @@ impl SledStore {
         let index_path = dir.root().join("index");
         let packs_dir = dir.root().join("packs");
         let index = Index::open(&index_path)?;
-        if index.format()?.is_none() {
+        let format = index.format()?;
+        if format.is_some_and(|format| format != key::FORMAT) {
+            return Err(StoreError::IndexDamaged {
+                path: index_path,
+                reason: format!("it is in an unknown format {format:?}"),
+            });
+        }
+        if format.is_none() {
             let packs_exist = packs_dir.is_dir() && !packs::pack_files(&packs_dir)?.is_empty();
             if packs_exist {
                 return Err(StoreError::IndexDamaged {
@@ -63,7 +68,17 @@ impl SledStore {
             }
             index.initialise()?;
         }
-        let (packs, tails) = Packs::open(packs_dir.clone(), read_states(&index)?)?;
+        let states = read_states(&index)?;
+        if let Some(gone) = states
+            .keys()
+            .find(|&&id| !packs::pack_path(&packs_dir, id).exists())
+        {
+            return Err(StoreError::IndexDamaged {
+                path: index_path,
+                reason: format!("it points into pack {gone:016x}, which is gone"),
+            });
+        }
+        let (packs, tails) = Packs::open(packs_dir.clone(), states)?;
         let next_seq = index.next_seq()?;
         let store = Self {
             _dir: dir,
@@ -99,7 +114,10 @@ impl SledStore {
                     break;
                 }
                 writer.next_seq = writer.next_seq.max(scanned.record.seq + 1);
-                released.extend(self.index.apply(&mut writer.packs, &scanned, &mut touched)?);
+                released.extend(
+                    self.index
+                        .apply(&mut writer.packs, &scanned, &mut touched)?,
+                );
                 writer.packs.indexed(tail.pack, scan.pos());
                 touched.insert(tail.pack);
                 replayed += 1;
@@ -120,8 +138,12 @@ impl SledStore {
         if touched.is_empty() {
             return Ok(());
         }
-        tracing::info!(records = replayed, "applied records the index had not caught up with");
-        self.index.release(&mut writer.packs, &released, &mut touched)?;
+        tracing::info!(
+            records = replayed,
+            "applied records the index had not caught up with"
+        );
+        self.index
+            .release(&mut writer.packs, &released, &mut touched)?;
         self.index
             .write_states(&writer.packs, &touched, writer.next_seq)?;
         self.index.durable_flush()
@@ -159,11 +181,7 @@ impl SledStore {
     }
 
     /// Appends `records` (the commit), then applies them to the index.
-    fn commit(
-        &self,
-        writer: &mut Writer,
-        records: Vec<Appending<'_>>,
-    ) -> Result<(), StoreError> {
+    fn commit(&self, writer: &mut Writer, records: Vec<Appending<'_>>) -> Result<(), StoreError> {
         let placed = writer.packs.append(&records)?;
         let mut touched = Touched::new();
         let mut released = Vec::new();
@@ -172,7 +190,10 @@ impl SledStore {
                 record: appending.record,
                 at,
             };
-            released.extend(self.index.apply(&mut writer.packs, &scanned, &mut touched)?);
+            released.extend(
+                self.index
+                    .apply(&mut writer.packs, &scanned, &mut touched)?,
+            );
             writer.packs.indexed(at.pack, at.offset + at.len);
             touched.insert(at.pack);
         }
