@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use storage::{BackendKind, FileSource, PartName};
 
-use crate::{completions, demo, export, fetch, import, list, remove, send, serve, verify};
+use crate::{
+    completions, demo, export, fetch, gc, import, list, recover, remove, send, serve, verify,
+};
 
 /// Keep file parts in an embedded database and exchange them with other peers, verified.
 #[derive(Debug, Parser)]
@@ -68,6 +70,10 @@ pub enum Command {
     Verify(verify::Args),
     #[command(after_help = remove::EXAMPLES)]
     Remove(remove::Args),
+    #[command(after_help = gc::EXAMPLES)]
+    Gc(gc::Args),
+    #[command(after_help = recover::EXAMPLES)]
+    Recover(recover::Args),
     #[command(after_help = serve::EXAMPLES)]
     Serve(serve::Args),
     #[command(after_help = send::EXAMPLES)]

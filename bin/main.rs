@@ -10,12 +10,14 @@ mod demo;
 mod export;
 mod exporter;
 mod fetch;
+mod gc;
 mod import;
 mod list;
 mod logging;
 mod open;
 mod peer;
 mod progress;
+mod recover;
 mod remove;
 mod report;
 mod send;
@@ -62,6 +64,8 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(&cli.db, cli.backend, args),
         Command::Verify(args) => verify::run(&cli.db, cli.backend, args),
         Command::Remove(args) => remove::run(&cli.db, cli.backend, args),
+        Command::Gc(args) => gc::run(&cli.db, cli.backend, args),
+        Command::Recover(_) => recover::run(&cli.db),
         Command::Serve(args) => serve::run(&cli.db, cli.backend, args),
         Command::Send(args) => send::run(&cli.db, cli.backend, args),
         Command::Fetch(args) => fetch::run(&cli.db, cli.backend, args),

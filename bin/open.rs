@@ -16,7 +16,12 @@ pub fn existing(db: &Path, backend: Option<BackendKind>) -> anyhow::Result<Box<d
 
 /// The error, with what to do about it.
 fn advise(db: &Path, err: StoreError) -> anyhow::Error {
+    let recover = format!(
+        "; run `p2p-store --db {} recover` to rebuild it",
+        db.display()
+    );
     let advice = match &err {
+        StoreError::IndexDamaged { .. } | StoreError::PackDamaged { .. } => recover.as_str(),
         StoreError::Locked { .. } => {
             "; stop that process, or use `--from ADDR` to talk to it if it is serving"
         }

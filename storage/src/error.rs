@@ -102,7 +102,7 @@ pub enum StoreError {
         source: io::Error,
     },
 
-    #[error("the index at {path} is damaged ({reason}); it can be rebuilt from the packs")]
+    #[error("the index at {path} is damaged: {reason}")]
     IndexDamaged { path: PathBuf, reason: String },
 
     #[error(

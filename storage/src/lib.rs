@@ -64,9 +64,9 @@ mod verify;
 pub use error::{IndexError, StoreError};
 pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
 pub use file::{
-    Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, ImportOptions, LocalFile,
-    MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError, Removal, check_file,
-    display_name, import_files, open_file, remove_parts,
+    Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, Garbage, ImportOptions,
+    LocalFile, MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError, Removal,
+    check_file, collect_garbage, display_name, import_files, open_file, remove_parts,
 };
 pub use fs_store::FsStore;
 pub use hash::{ParseHashError, PartHash};
@@ -80,5 +80,5 @@ pub use recover::{DamagedBytes, RecoverReport, recover};
 pub use registry::{open_existing_store, open_store};
 pub use sled_store::{INLINE_MAX, SledStore};
 pub use store::{BatchOutcome, PartStore};
-pub use store_dir::{BackendKind, UnknownBackend};
+pub use store_dir::{BackendKind, UnknownBackend, disk_usage};
 pub use verify::{VerifyReport, verify};

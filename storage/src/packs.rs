@@ -78,6 +78,10 @@ pub(crate) struct Packs {
     states: BTreeMap<u64, PackState>,
     current: Option<Current>,
     next_id: u64,
+    /// Whether the next append may go on at the end of the newest pack: only the first one
+    /// after opening, when the index's length of it is its real length. Later, a pack stops
+    /// being current because it is full or about to be compacted.
+    may_reuse: bool,
 }
 
 #[derive(Debug)]
@@ -139,6 +143,7 @@ impl Packs {
             states: known,
             current: None,
             next_id,
+            may_reuse: true,
         };
         Ok((packs, tails))
     }
@@ -311,14 +316,14 @@ impl Packs {
         durable::sync_dir(&self.dir)
     }
 
-    /// The pack to append to: the current one, the newest one if it has room, or a new one
-    /// (whose directory entry is made durable before anything can point into it).
+    /// The pack to append to: the current one, the newest one if it has room and nothing was
+    /// appended since opening, or a new one (whose directory entry is made durable before
+    /// anything can point into it).
     fn current_for(&mut self) -> Result<&mut Current, StoreError> {
         if self.current.is_none() {
-            let reusable = self
-                .states
-                .iter()
-                .next_back()
+            let reusable = std::mem::take(&mut self.may_reuse)
+                .then(|| self.states.iter().next_back())
+                .flatten()
                 .filter(|(_, state)| state.len < PACK_TARGET && !state.worth_compacting())
                 .map(|(&id, state)| (id, state.len));
             let (id, len, fresh) = match reusable {

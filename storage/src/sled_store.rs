@@ -50,6 +50,13 @@ impl SledStore {
     pub(crate) fn open(dir: StoreDir) -> Result<Self, StoreError> {
         let index_path = dir.root().join("index");
         let packs_dir = dir.root().join("packs");
+        let packs_exist = packs_dir.is_dir() && !packs::pack_files(&packs_dir)?.is_empty();
+        if packs_exist && !index_path.exists() {
+            return Err(StoreError::IndexDamaged {
+                path: index_path,
+                reason: "it is missing, but the packs hold records".to_owned(),
+            });
+        }
         let index = Index::open(&index_path)?;
         let format = index.format()?;
         if format.is_some_and(|format| format != key::FORMAT) {
@@ -59,7 +66,6 @@ impl SledStore {
             });
         }
         if format.is_none() {
-            let packs_exist = packs_dir.is_dir() && !packs::pack_files(&packs_dir)?.is_empty();
             if packs_exist {
                 return Err(StoreError::IndexDamaged {
                     path: index_path,

@@ -244,6 +244,29 @@ fn create(root: &Path, kind: BackendKind) -> Result<BackendKind, StoreError> {
     Ok(kind)
 }
 
+/// Bytes the store at `root` takes on disk: the blocks its files use, which is what a full
+/// disk runs out of.
+///
+/// # Errors
+/// [`StoreError::Io`] when a directory cannot be listed.
+pub fn disk_usage(root: &Path) -> Result<u64, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let entries = std::fs::read_dir(root).context(|| format!("listing {}", root.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", root.display()))?;
+        let metadata = entry
+            .metadata()
+            .context(|| format!("reading {}", entry.path().display()))?;
+        total += if metadata.is_dir() {
+            disk_usage(&entry.path())?
+        } else {
+            metadata.blocks() * 512
+        };
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

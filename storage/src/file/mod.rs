@@ -6,6 +6,7 @@
 pub(crate) mod assemble;
 pub(crate) mod chunker;
 mod error;
+mod gc;
 mod import;
 pub(crate) mod manifest;
 mod remove;
@@ -13,6 +14,7 @@ mod remove;
 pub use assemble::check_file;
 pub use chunker::{Chunker, LocalFile, display_name, open_file};
 pub use error::FileError;
+pub use gc::{Garbage, collect_garbage};
 pub use import::{FileOutcome, FileSource, ImportOptions, import_files};
 pub use manifest::{
     DEFAULT_CHUNK_SIZE, MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError,

@@ -1,0 +1,51 @@
+//! Collecting chunks no file lists: what an interrupted transfer leaves behind (its chunks
+//! arrive before the manifest that would list them).
+
+use std::collections::BTreeSet;
+
+use crate::{Manifest, PartInfo, PartKind, PartStore, StoreError};
+
+/// What [`collect_garbage`] removed, or would remove on a dry run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Garbage {
+    /// The chunks no manifest lists.
+    pub chunks: Vec<PartInfo>,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Removes every chunk (a part named `b3-<hash>`) that no manifest lists; with `dry_run`,
+/// only says which. Removing frees their space (the sled backend compacts a pack once half
+/// of it is unused).
+///
+/// # Errors
+/// When the store cannot be read or a removal cannot be made durable, and when a manifest
+/// cannot be read: the chunks it lists are unknown, so nothing is removed until it is
+/// repaired.
+pub fn collect_garbage(store: &dyn PartStore, dry_run: bool) -> Result<Garbage, StoreError> {
+    let parts = store.list()?;
+    let mut listed = BTreeSet::new();
+    for info in parts.iter().filter(|info| info.kind == PartKind::Manifest) {
+        let bytes = store.get(&info.name)?;
+        let manifest = Manifest::decode(&bytes).map_err(|reason| StoreError::BadManifest {
+            name: info.name.clone(),
+            reason,
+        })?;
+        listed.extend(manifest.chunks().iter().copied());
+    }
+    let mut garbage = Garbage::default();
+    for info in parts {
+        if info
+            .name
+            .chunk_hash()
+            .is_some_and(|hash| !listed.contains(&hash))
+        {
+            if !dry_run {
+                store.remove(&info.name)?;
+            }
+            garbage.bytes += info.size;
+            garbage.chunks.push(info);
+        }
+    }
+    Ok(garbage)
+}
