@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use net::transfer::{Dialer, Outcome, TransferEvent};
-use net::{Server, ServerConfig};
+use net::{Exporter, Server, ServerConfig};
 use storage::{BackendKind, OnConflict, PartName, PartStore, VerifiedPart, open_store};
 
-use crate::{Status, exporter, peer};
+use crate::{Status, peer};
 
 pub const EXAMPLES: &str = "Examples:
   p2p-store demo
@@ -54,12 +54,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let open = |db: &str| open_store(&scratch.path().join(db), Some(BackendKind::Sled));
     let peer1_store: Arc<dyn PartStore> = Arc::from(open("peer1.db")?);
     let mut peer1 = bind_peer1(&peer1_store)?;
-    let exporter = exporter::spawn(
+    let exporter = Exporter::spawn(
         peer1.events(),
         Arc::clone(&peer1_store),
         args.out.clone(),
         options.clone(),
-    )?;
+    )
+    .context("cannot start the exporter thread")?;
     let addr = peer1.local_addr().to_string();
     println!("peer 1: serving a fresh sled store on {addr}");
     let stop = peer1.shutdown_handle();

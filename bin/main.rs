@@ -8,7 +8,6 @@ mod cli;
 mod completions;
 mod demo;
 mod export;
-mod exporter;
 mod fetch;
 mod import;
 mod list;
