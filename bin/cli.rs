@@ -58,25 +58,15 @@ pub struct PartSize {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    #[command(after_help = import::EXAMPLES)]
     Import(import::Args),
-    #[command(after_help = list::EXAMPLES)]
     List(list::Args),
-    #[command(after_help = export::EXAMPLES)]
     Export(export::Args),
-    #[command(after_help = verify::EXAMPLES)]
     Verify(verify::Args),
-    #[command(after_help = remove::EXAMPLES)]
     Remove(remove::Args),
-    #[command(after_help = serve::EXAMPLES)]
     Serve(serve::Args),
-    #[command(after_help = send::EXAMPLES)]
     Send(send::Args),
-    #[command(after_help = fetch::EXAMPLES)]
     Fetch(fetch::Args),
-    #[command(after_help = demo::EXAMPLES)]
     Demo(demo::Args),
-    #[command(after_help = completions::EXAMPLES)]
     Completions(completions::Args),
 }
 

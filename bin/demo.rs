@@ -11,16 +11,15 @@ use storage::{BackendKind, OnConflict, PartName, PartStore, VerifiedPart, open_s
 
 use crate::{Status, peer};
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store demo
-  p2p-store demo --force
-  p2p-store demo /tmp/received";
-
 /// Run the original example: peer 1 serves a fresh sled store on 127.0.0.1:6881 (or a free
 /// port if that one is taken); peer 2 pushes part2.txt and part3.txt from its own store,
 /// then pushes them again (nothing moves); peer 1 writes what it received as
 /// OUT/<name>_recebida.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store demo
+  p2p-store demo --force
+  p2p-store demo /tmp/received")]
 pub struct Args {
     /// Where peer 1 writes the parts it receives.
     #[arg(default_value = "./recebidas")]

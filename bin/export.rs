@@ -12,14 +12,13 @@ use crate::{Status, open, peer};
 /// What an exported file's name ends with: the original example's "received".
 pub const SUFFIX: &str = "_recebida";
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store --db ./peer1.db export ./out
-  p2p-store export --from 127.0.0.1:6881 ./out part2.txt
-  p2p-store export --force ./out image.iso";
-
 /// Write parts as OUT/<name>_recebida, each verified first. Corrupt parts are reported and
 /// skipped; the others are written.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store --db ./peer1.db export ./out
+  p2p-store export --from 127.0.0.1:6881 ./out part2.txt
+  p2p-store export --force ./out image.iso")]
 pub struct Args {
     /// Directory to write into; created if missing.
     out: PathBuf,

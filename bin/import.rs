@@ -8,14 +8,13 @@ use storage::{BackendKind, ImportOptions, OnConflict, PartName};
 use crate::report::{Report, Words};
 use crate::{Status, cli, open};
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store import part2.txt part3.txt
-  p2p-store --db ./peer2.db import --name notes-v2.txt notes.txt
-  p2p-store import --replace --part-size 4194304 image.iso";
-
 /// Store files as parts, each named by its file name. A file larger than the part size is
 /// stored as chunks of that size plus a manifest.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store import part2.txt part3.txt
+  p2p-store --db ./peer2.db import --name notes-v2.txt notes.txt
+  p2p-store import --replace --part-size 4194304 image.iso")]
 pub struct Args {
     /// Files to store.
     #[arg(required = true, value_name = "FILE")]

@@ -16,14 +16,13 @@ use tracing::info;
 
 use crate::{Status, open, peer};
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store --db ./peer1.db serve --export-dir ./recebidas
-  p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
-  p2p-store --key-file peers.key serve --listen 127.0.0.1:0";
-
 /// Serve the store: other peers push parts to it and fetch parts from it. Stops cleanly on
 /// SIGINT or SIGTERM.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store --db ./peer1.db serve --export-dir ./recebidas
+  p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
+  p2p-store --key-file peers.key serve --listen 127.0.0.1:0")]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port. The first line on stdout says which.
     #[arg(long, default_value = "127.0.0.1:6881", value_name = "ADDR")]
