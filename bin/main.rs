@@ -14,7 +14,6 @@ mod list;
 mod logging;
 mod open;
 mod peer;
-mod progress;
 mod remove;
 mod report;
 mod send;
