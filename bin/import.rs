@@ -35,13 +35,8 @@ pub struct Args {
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let files = cli::sources(args.files, args.name);
     let store = open::store(db, backend)?;
-    let on_conflict = if args.replace {
-        OnConflict::Replace
-    } else {
-        OnConflict::Refuse
-    };
     let options = ImportOptions::default()
-        .on_conflict(on_conflict)
+        .on_conflict(OnConflict::when(args.replace))
         .chunk_size(args.part_size.bytes);
     let mut report = Report::new("import", Words::Transfer, false);
     storage::import_files(store.as_ref(), &files, options, |(name, outcome)| {
