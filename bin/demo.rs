@@ -76,8 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         let mut client = Dialer::new("peer 2").timeout(peer::TIMEOUT).dial(&addr)?;
         let mut say = |event| say(round, event);
         let pushed = net::transfer::push_store(&mut client, peer2.as_ref(), None, &mut say)?;
-        rejected += pushed.tally.rejected;
         let tally = pushed.tally;
+        rejected += tally.rejected;
         println!(
             "peer 2 -> peer 1 ({round}): {} stored, {} already had, {} bytes sent",
             tally.stored, tally.already_had, pushed.bytes_sent
@@ -92,16 +92,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     println!("peer 1: stopped; it wrote:");
     for (name, bytes) in &parts {
         let path = exported(name)?;
-        let written =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        anyhow::ensure!(
-            &written == bytes,
-            "{} differs from peer 2's {name}",
-            path.display()
-        );
+        let shown = path.display();
+        let written = std::fs::read(&path).with_context(|| format!("cannot read {shown}"))?;
+        anyhow::ensure!(&written == bytes, "{shown} differs from peer 2's {name}");
         println!(
-            "  {} ({} bytes, identical to peer 2's {name})",
-            path.display(),
+            "  {shown} ({} bytes, identical to peer 2's {name})",
             bytes.len()
         );
     }
