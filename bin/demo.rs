@@ -12,9 +12,8 @@ use storage::{BackendKind, OnConflict, PartName, PartStore, VerifiedPart, open_s
 use crate::{Status, peer};
 
 /// Run the original example: peer 1 serves a fresh sled store on 127.0.0.1:6881 (or a free
-/// port if that one is taken); peer 2 pushes part2.txt and part3.txt from its own store,
-/// then pushes them again (nothing moves); peer 1 writes what it received as
-/// OUT/<name>_recebida.
+/// port); peer 2 pushes part2.txt and part3.txt to it twice, the second time moving nothing;
+/// peer 1 writes what it received as OUT/<name>_recebida.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   p2p-store demo
@@ -119,11 +118,10 @@ fn say(round: &str, event: TransferEvent) {
     let TransferEvent::Settled { name, outcome } = event else {
         return;
     };
-    match outcome {
-        Outcome::Stored => println!("peer 2 -> peer 1 ({round}): stored {name}"),
-        Outcome::AlreadyHad => {
-            println!("peer 2 -> peer 1 ({round}): already had {name}, no bytes sent")
-        }
-        Outcome::Rejected(why) => println!("peer 2 -> peer 1 ({round}): rejected {name}: {why}"),
-    }
+    let what = match outcome {
+        Outcome::Stored => format!("stored {name}"),
+        Outcome::AlreadyHad => format!("already had {name}, no bytes sent"),
+        Outcome::Rejected(why) => format!("rejected {name}: {why}"),
+    };
+    println!("peer 2 -> peer 1 ({round}): {what}");
 }

@@ -92,13 +92,9 @@ impl Report {
         // What was skipped (already held) counts as done.
         self.bar.set_position(self.bar.length().unwrap_or(0));
         self.bar.finish();
-        let Tally {
-            stored,
-            already_had,
-            rejected,
-        } = self.tally;
+        let tally = self.tally;
         if self.json {
-            let mut object = serde_json::json!(self.tally);
+            let mut object = serde_json::json!(tally);
             object
                 .as_object_mut()
                 .expect("a tally is an object")
@@ -106,17 +102,18 @@ impl Report {
             println!("{object}");
         } else {
             let mut line = match self.words {
-                Words::Transfer => {
-                    format!("{stored} stored, {already_had} already had, {rejected} rejected")
-                }
-                Words::Export => format!("{stored} exported, {rejected} failed"),
+                Words::Transfer => format!(
+                    "{} stored, {} already had, {} rejected",
+                    tally.stored, tally.already_had, tally.rejected
+                ),
+                Words::Export => format!("{} exported, {} failed", tally.stored, tally.rejected),
             };
             for (key, value) in extra.iter().filter(|(_, value)| value.is_number()) {
                 line.push_str(&format!(", {value} {}", key.replace('_', " ")));
             }
             println!("{line}");
         }
-        Status::from_failures(rejected as usize)
+        Status::from_failures(tally.rejected as usize)
     }
 
     fn line(&self, text: std::fmt::Arguments<'_>) {
