@@ -24,10 +24,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "sled|fs")]
     pub backend: Option<BackendKind>,
 
-    /// A pre-shared key: `serve` requires peers to prove it, and `send`, `fetch`, `list
-    /// --from` and `export --from` prove it (and require the peer's proof back). Any file of
-    /// 16 bytes or more, e.g. from `head -c 32 /dev/urandom`. It controls who may read and
-    /// write; it does not encrypt the traffic.
+    /// A pre-shared key file (16 bytes or more, e.g. from `head -c 32 /dev/urandom`) that both
+    /// ends of every connection must prove they hold. It controls who may read and write; it
+    /// does not encrypt the traffic.
     #[arg(long, global = true, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 

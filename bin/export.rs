@@ -11,8 +11,7 @@ use crate::{Status, open, peer};
 /// What an exported file's name ends with: the original example's "received".
 pub const SUFFIX: &str = "_recebida";
 
-/// Write parts as OUT/<name>_recebida, each verified first. Corrupt parts are reported and
-/// skipped; the others are written.
+/// Write parts as OUT/<name>_recebida, each verified first; a corrupt one is reported and skipped.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   p2p-store --db ./peer1.db export ./out

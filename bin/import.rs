@@ -8,8 +8,7 @@ use storage::{BackendKind, ImportOptions, OnConflict, PartName};
 use crate::report::{Report, Words};
 use crate::{Status, cli, open};
 
-/// Store files as parts, each named by its file name. A file larger than the part size is
-/// stored as chunks of that size plus a manifest.
+/// Store files as parts, each named by its file name (larger files as chunks: see --part-size).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   p2p-store import part2.txt part3.txt
