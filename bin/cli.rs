@@ -73,10 +73,7 @@ pub enum Command {
 /// when it is given with several.
 pub fn sources(files: Vec<PathBuf>, name: Option<PartName>) -> Vec<FileSource> {
     match name {
-        Some(name) if files.len() == 1 => files
-            .into_iter()
-            .map(|path| FileSource::named(path, name.clone()))
-            .collect(),
+        Some(name) if files.len() == 1 => vec![FileSource::named(&files[0], name)],
         Some(_) => Cli::command()
             .error(
                 clap::error::ErrorKind::ArgumentConflict,
