@@ -26,10 +26,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "sled|fs")]
     pub backend: Option<BackendKind>,
 
-    /// A pre-shared key: `serve` requires peers to prove it, and `send`, `fetch`, `list
-    /// --from` and `export --from` prove it (and require the peer's proof back). Any file of
-    /// 16 bytes or more, e.g. from `head -c 32 /dev/urandom`. It controls who may read and
-    /// write; it does not encrypt the traffic.
+    /// A pre-shared key file (16 bytes or more, e.g. from `head -c 32 /dev/urandom`) that both
+    /// ends of every connection must prove they hold. It controls who may read and write; it
+    /// does not encrypt the traffic.
     #[arg(long, global = true, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 
@@ -60,29 +59,17 @@ pub struct PartSize {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    #[command(after_help = import::EXAMPLES)]
     Import(import::Args),
-    #[command(after_help = list::EXAMPLES)]
     List(list::Args),
-    #[command(after_help = export::EXAMPLES)]
     Export(export::Args),
-    #[command(after_help = verify::EXAMPLES)]
     Verify(verify::Args),
-    #[command(after_help = remove::EXAMPLES)]
     Remove(remove::Args),
-    #[command(after_help = gc::EXAMPLES)]
     Gc(gc::Args),
-    #[command(after_help = recover::EXAMPLES)]
     Recover(recover::Args),
-    #[command(after_help = serve::EXAMPLES)]
     Serve(serve::Args),
-    #[command(after_help = send::EXAMPLES)]
     Send(send::Args),
-    #[command(after_help = fetch::EXAMPLES)]
     Fetch(fetch::Args),
-    #[command(after_help = demo::EXAMPLES)]
     Demo(demo::Args),
-    #[command(after_help = completions::EXAMPLES)]
     Completions(completions::Args),
 }
 
@@ -90,10 +77,7 @@ pub enum Command {
 /// when it is given with several.
 pub fn sources(files: Vec<PathBuf>, name: Option<PartName>) -> Vec<FileSource> {
     match name {
-        Some(name) if files.len() == 1 => files
-            .into_iter()
-            .map(|path| FileSource::named(path, name.clone()))
-            .collect(),
+        Some(name) if files.len() == 1 => vec![FileSource::named(&files[0], name)],
         Some(_) => Cli::command()
             .error(
                 clap::error::ErrorKind::ArgumentConflict,

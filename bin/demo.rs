@@ -6,21 +6,19 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use net::transfer::{Dialer, Outcome, TransferEvent};
-use net::{Server, ServerConfig};
+use net::{Exporter, Server, ServerConfig};
 use storage::{BackendKind, OnConflict, PartName, PartStore, VerifiedPart, open_store};
 
-use crate::{Status, exporter, peer};
-
-pub const EXAMPLES: &str = "Examples:
-  p2p-store demo
-  p2p-store demo --force
-  p2p-store demo /tmp/received";
+use crate::{Status, peer};
 
 /// Run the original example: peer 1 serves a fresh sled store on 127.0.0.1:6881 (or a free
-/// port if that one is taken); peer 2 pushes part2.txt and part3.txt from its own store,
-/// then pushes them again (nothing moves); peer 1 writes what it received as
-/// OUT/<name>_recebida.
+/// port); peer 2 pushes part2.txt and part3.txt to it twice, the second time moving nothing;
+/// peer 1 writes what it received as OUT/<name>_recebida.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store demo
+  p2p-store demo --force
+  p2p-store demo /tmp/received")]
 pub struct Args {
     /// Where peer 1 writes the parts it receives.
     #[arg(default_value = "./recebidas")]
@@ -54,12 +52,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let open = |db: &str| open_store(&scratch.path().join(db), Some(BackendKind::Sled));
     let peer1_store: Arc<dyn PartStore> = Arc::from(open("peer1.db")?);
     let mut peer1 = bind_peer1(&peer1_store)?;
-    let exporter = exporter::spawn(
+    let exporter = Exporter::spawn(
         peer1.events(),
         Arc::clone(&peer1_store),
         args.out.clone(),
         options.clone(),
-    )?;
+    )
+    .context("cannot start the exporter thread")?;
     let addr = peer1.local_addr().to_string();
     println!("peer 1: serving a fresh sled store on {addr}");
     let stop = peer1.shutdown_handle();
@@ -76,8 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         let mut client = Dialer::new("peer 2").timeout(peer::TIMEOUT).dial(&addr)?;
         let mut say = |event| say(round, event);
         let pushed = net::transfer::push_store(&mut client, peer2.as_ref(), None, &mut say)?;
-        rejected += pushed.tally.rejected;
         let tally = pushed.tally;
+        rejected += tally.rejected;
         println!(
             "peer 2 -> peer 1 ({round}): {} stored, {} already had, {} bytes sent",
             tally.stored, tally.already_had, pushed.bytes_sent
@@ -92,16 +91,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     println!("peer 1: stopped; it wrote:");
     for (name, bytes) in &parts {
         let path = exported(name)?;
-        let written =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        anyhow::ensure!(
-            &written == bytes,
-            "{} differs from peer 2's {name}",
-            path.display()
-        );
+        let shown = path.display();
+        let written = std::fs::read(&path).with_context(|| format!("cannot read {shown}"))?;
+        anyhow::ensure!(&written == bytes, "{shown} differs from peer 2's {name}");
         println!(
-            "  {} ({} bytes, identical to peer 2's {name})",
-            path.display(),
+            "  {shown} ({} bytes, identical to peer 2's {name})",
             bytes.len()
         );
     }
@@ -124,11 +118,10 @@ fn say(round: &str, event: TransferEvent) {
     let TransferEvent::Settled { name, outcome } = event else {
         return;
     };
-    match outcome {
-        Outcome::Stored => println!("peer 2 -> peer 1 ({round}): stored {name}"),
-        Outcome::AlreadyHad => {
-            println!("peer 2 -> peer 1 ({round}): already had {name}, no bytes sent")
-        }
-        Outcome::Rejected(why) => println!("peer 2 -> peer 1 ({round}): rejected {name}: {why}"),
-    }
+    let what = match outcome {
+        Outcome::Stored => format!("stored {name}"),
+        Outcome::AlreadyHad => format!("already had {name}, no bytes sent"),
+        Outcome::Rejected(why) => format!("rejected {name}: {why}"),
+    };
+    println!("peer 2 -> peer 1 ({round}): {what}");
 }

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use net::transfer::{Observer, TransferEvent};
 use storage::{BackendKind, ExportOptions, Overwrite, PartName, StoreError};
 
 use crate::report::{Report, Words};
@@ -12,14 +11,12 @@ use crate::{Status, open, peer};
 /// What an exported file's name ends with: the original example's "received".
 pub const SUFFIX: &str = "_recebida";
 
-pub const EXAMPLES: &str = "Examples:
+/// Write parts as OUT/<name>_recebida, each verified first; a corrupt one is reported and skipped.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
   p2p-store --db ./peer1.db export ./out
   p2p-store export --from 127.0.0.1:6881 ./out part2.txt
-  p2p-store export --force ./out image.iso";
-
-/// Write parts as OUT/<name>_recebida, each verified first. Corrupt parts are reported and
-/// skipped; the others are written.
-#[derive(Debug, clap::Args)]
+  p2p-store export --force ./out image.iso")]
 pub struct Args {
     /// Directory to write into; created if missing.
     out: PathBuf,
@@ -55,26 +52,20 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
                 args.names.clone()
             };
             report.set_total(names.len() as u64);
-            export_into(store.as_ref(), &args.out, &names, &options, &mut report)?;
+            storage::export_each(
+                store.as_ref(),
+                &args.out,
+                &names,
+                &options,
+                |(name, written)| report_written(&mut report, &name, written),
+            )
+            .with_context(|| format!("cannot export to {}", args.out.display()))?;
         }
     }
     Ok(report.finish([]))
 }
 
-/// Writes `names` of `store` into `out`, reporting each.
-fn export_into(
-    store: &dyn storage::PartStore,
-    out: &Path,
-    names: &[PartName],
-    options: &ExportOptions,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    storage::export_each(store, out, names, options, |(name, written)| {
-        report_written(report, &name, written)
-    })
-    .with_context(|| format!("cannot export to {}", out.display()))
-}
-
+/// Reports one file's export, saying how to replace a file that is already there.
 fn report_written(report: &mut Report, name: &PartName, written: Result<PathBuf, StoreError>) {
     match written {
         Ok(path) => report.exported(name.as_str(), &path),
@@ -93,20 +84,10 @@ fn export_remote(
     options: &ExportOptions,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut failures = |event: TransferEvent| match event {
-        TransferEvent::Planned { .. } | TransferEvent::Moved { .. } => {}
-        other => report.on_event(other),
-    };
     let dialer = peer::dialer(peer::TIMEOUT);
-    let exported = net::transfer::export_from(
-        &dialer,
-        addr,
-        &args.names,
-        &args.out,
-        options,
-        &mut failures,
-    )
-    .with_context(|| format!("exporting from {addr} failed"))?;
+    let exported =
+        net::transfer::export_from(&dialer, addr, &args.names, &args.out, options, report)
+            .with_context(|| format!("exporting from {addr} failed"))?;
     for (name, written) in exported {
         report_written(report, &name, written);
     }

@@ -8,16 +8,15 @@ use storage::{BackendKind, PartName};
 use crate::report::{Report, Words};
 use crate::{Status, open, peer};
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store fetch --from 127.0.0.1:6881
-  p2p-store fetch --from 10.0.0.2:6881 --from 10.0.0.3:6881 image.iso
-  p2p-store fetch --from 10.0.0.2:6881 --timeout 10 --json notes.txt";
-
 /// Pull parts and files from peers into the store (--db), each verified; what the store
 /// already holds is not transferred, so pulling again after an interruption moves only what
 /// is missing. With several peers, different parts come from each at once; a peer that fails,
 /// stalls or sends bad bytes is dropped and the others take over its parts.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store fetch --from 127.0.0.1:6881
+  p2p-store fetch --from 10.0.0.2:6881 --from 10.0.0.3:6881 image.iso
+  p2p-store fetch --from 10.0.0.2:6881 --timeout 10 --json notes.txt")]
 pub struct Args {
     /// A peer to pull from, as HOST:PORT (repeat for several).
     #[arg(long, value_name = "ADDR", required = true)]

@@ -7,13 +7,12 @@ use storage::BackendKind;
 
 use crate::{Status, open};
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store gc --dry-run
-  p2p-store --db ./peer1.db gc";
-
 /// Remove the chunks no file lists (an interrupted transfer leaves them), and give their
 /// space back. Refuses while a file's manifest is damaged: the chunks it lists are unknown.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store gc --dry-run
+  p2p-store --db ./peer1.db gc")]
 pub struct Args {
     /// Only list what would be removed.
     #[arg(long)]

@@ -8,14 +8,12 @@ use storage::{BackendKind, ImportOptions, OnConflict, PartName};
 use crate::report::{Report, Words};
 use crate::{Status, cli, open};
 
-pub const EXAMPLES: &str = "Examples:
+/// Store files as parts, each named by its file name (larger files as chunks: see --part-size).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
   p2p-store import part2.txt part3.txt
   p2p-store --db ./peer2.db import --name notes-v2.txt notes.txt
-  p2p-store import --replace --part-size 4194304 image.iso";
-
-/// Store files as parts, each named by its file name. A file larger than the part size is
-/// stored as chunks of that size plus a manifest.
-#[derive(Debug, clap::Args)]
+  p2p-store import --replace --part-size 4194304 image.iso")]
 pub struct Args {
     /// Files to store.
     #[arg(required = true, value_name = "FILE")]
@@ -36,13 +34,8 @@ pub struct Args {
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let files = cli::sources(args.files, args.name);
     let store = open::store(db, backend)?;
-    let on_conflict = if args.replace {
-        OnConflict::Replace
-    } else {
-        OnConflict::Refuse
-    };
     let options = ImportOptions::default()
-        .on_conflict(on_conflict)
+        .on_conflict(OnConflict::when(args.replace))
         .chunk_size(args.part_size.bytes);
     let mut report = Report::new("import", Words::Transfer, false);
     storage::import_files(store.as_ref(), &files, options, |(name, outcome)| {

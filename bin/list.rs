@@ -8,15 +8,14 @@ use storage::BackendKind;
 
 use crate::{Status, open, peer};
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store --db ./peer1.db list
-  p2p-store list --from 127.0.0.1:6881 --json
-  p2p-store list --all | head";
-
 /// List the parts in the store (or a peer's, with --from): name, size in bytes and blake3
 /// hash, tab-separated; a file stored as chunks shows its own size and hash (as b3sum prints
 /// it) and its number of parts.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store --db ./peer1.db list
+  p2p-store list --from 127.0.0.1:6881 --json
+  p2p-store list --all | head")]
 pub struct Args {
     /// List the parts of the peer at ADDR instead of the local store.
     #[arg(long, value_name = "ADDR")]

@@ -6,13 +6,12 @@ use anyhow::Context;
 
 use crate::Status;
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store --db ./peer1.db recover
-  p2p-store --db ./peer1.db recover && p2p-store --db ./peer1.db verify";
-
 /// Rebuild the store's index from its pack files, the log of record. Run it when opening the
 /// store says its index or a pack is damaged. The old index is kept as `index.old`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store --db ./peer1.db recover
+  p2p-store --db ./peer1.db recover && p2p-store --db ./peer1.db verify")]
 pub struct Args {}
 
 pub fn run(db: &Path) -> anyhow::Result<Status> {

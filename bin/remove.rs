@@ -7,13 +7,12 @@ use storage::{BackendKind, PartName, Removal};
 
 use crate::{Status, open};
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store remove part2.txt
-  p2p-store --db ./peer1.db remove old.iso notes.txt";
-
 /// Remove parts and files from the store. A file's chunks go with it unless another file uses
 /// them; a chunk a file uses is kept. A body shared with another name stays for that name.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store remove part2.txt
+  p2p-store --db ./peer1.db remove old.iso notes.txt")]
 pub struct Args {
     /// Names of the parts to remove.
     #[arg(required = true, value_name = "NAME")]

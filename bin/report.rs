@@ -1,21 +1,25 @@
 //! The one printer every command reports through: a line per file or part on stdout (unless
 //! `--json`), warnings about peers on stderr, a progress bar, and the closing totals.
+//!
+//! The bar is drawn on stderr only when stdout is a terminal and the output is not for a
+//! script (`--json`) or silenced (`-q`).
 
 use std::fmt::Display;
+use std::io::IsTerminal;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use net::transfer::{Observer, Outcome, Tally, TransferEvent};
 use serde_json::{Map, Value};
 use storage::PutOutcome;
 
 use crate::Status;
-use crate::progress;
 
-/// What the closing line calls the two ends of a tally.
+/// What a report counts, and what its closing line calls the two ends of the tally.
 #[derive(Debug, Clone, Copy)]
 pub enum Words {
-    /// `N stored, N already had, N rejected`
+    /// Bytes; `N stored, N already had, N rejected`.
     Transfer,
-    /// `N exported, N failed`
+    /// Files; `N exported, N failed`.
     Export,
 }
 
@@ -23,21 +27,17 @@ pub struct Report {
     json: bool,
     words: Words,
     tally: Tally,
-    bar: indicatif::ProgressBar,
+    bar: ProgressBar,
 }
 
 impl Report {
     /// A report for `what` ("send", "fetch", ...); `json` prints one object at the end only.
     pub fn new(what: &str, words: Words, json: bool) -> Self {
-        let bar = match words {
-            Words::Transfer => progress::bar(what, progress::BYTES, json),
-            Words::Export => progress::bar(what, progress::ITEMS, json),
-        };
         Self {
             json,
             words,
             tally: Tally::default(),
-            bar,
+            bar: bar(what, words, json),
         }
     }
 
@@ -92,13 +92,9 @@ impl Report {
         // What was skipped (already held) counts as done.
         self.bar.set_position(self.bar.length().unwrap_or(0));
         self.bar.finish();
-        let Tally {
-            stored,
-            already_had,
-            rejected,
-        } = self.tally;
+        let tally = self.tally;
         if self.json {
-            let mut object = serde_json::json!(self.tally);
+            let mut object = serde_json::json!(tally);
             object
                 .as_object_mut()
                 .expect("a tally is an object")
@@ -106,17 +102,18 @@ impl Report {
             println!("{object}");
         } else {
             let mut line = match self.words {
-                Words::Transfer => {
-                    format!("{stored} stored, {already_had} already had, {rejected} rejected")
-                }
-                Words::Export => format!("{stored} exported, {rejected} failed"),
+                Words::Transfer => format!(
+                    "{} stored, {} already had, {} rejected",
+                    tally.stored, tally.already_had, tally.rejected
+                ),
+                Words::Export => format!("{} exported, {} failed", tally.stored, tally.rejected),
             };
             for (key, value) in extra.iter().filter(|(_, value)| value.is_number()) {
                 line.push_str(&format!(", {value} {}", key.replace('_', " ")));
             }
             println!("{line}");
         }
-        Status::from_failures(rejected as usize)
+        Status::from_failures(tally.rejected as usize)
     }
 
     fn line(&self, text: std::fmt::Arguments<'_>) {
@@ -128,9 +125,11 @@ impl Report {
 
 impl Observer for Report {
     fn on_event(&mut self, event: TransferEvent) {
+        // An export's bar counts files, not the bytes pulled to write them.
+        let counts_bytes = matches!(self.words, Words::Transfer);
         match event {
-            TransferEvent::Planned { bytes } => self.set_total(bytes),
-            TransferEvent::Moved { bytes } => self.bar.inc(bytes),
+            TransferEvent::Planned { bytes } if counts_bytes => self.set_total(bytes),
+            TransferEvent::Moved { bytes } if counts_bytes => self.bar.inc(bytes),
             TransferEvent::Settled { name, outcome } => self.settle(&name, &outcome),
             TransferEvent::PeerUnreachable { peer, reason } => {
                 eprintln!("warning: leaving out {peer}: {reason}");
@@ -139,4 +138,22 @@ impl Observer for Report {
             _ => {}
         }
     }
+}
+
+/// A bar labelled `what`, its total set later: bytes, rate and time left for a transfer, files
+/// and time left for an export; hidden unless it should be shown.
+fn bar(what: &str, words: Words, json: bool) -> ProgressBar {
+    if json || crate::logging::is_quiet() || !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let template = match words {
+        Words::Transfer => "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        Words::Export => "{msg} [{bar:30}] {pos}/{len} eta {eta}",
+    };
+    let style = ProgressStyle::with_template(template)
+        .expect("a valid template")
+        .progress_chars("=> ");
+    ProgressBar::new(0)
+        .with_style(style)
+        .with_message(what.to_owned())
 }

@@ -9,15 +9,13 @@ use storage::{BackendKind, PartName};
 use crate::report::{Report, Words};
 use crate::{Status, cli, open, peer};
 
-pub const EXAMPLES: &str = "Examples:
+/// Push files, or else this store's parts (--db), to a peer. Parts the peer already has are
+/// not sent, so pushing again after an interruption sends only what is missing.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
   p2p-store send --to 127.0.0.1:6881 image.iso notes.txt
   p2p-store --db ./peer2.db send --to 127.0.0.1:6881
-  p2p-store --db ./peer2.db send --to 10.0.0.2:6881 --part part2.txt --json";
-
-/// Push parts to a peer: the given files, or else the parts of this store (--db). The peer
-/// stores those it does not have; parts it already has are not sent, so pushing again after
-/// an interruption sends only what is missing.
-#[derive(Debug, clap::Args)]
+  p2p-store --db ./peer2.db send --to 10.0.0.2:6881 --part part2.txt --json")]
 pub struct Args {
     /// The peer to push to, as HOST:PORT.
     #[arg(long, value_name = "ADDR")]

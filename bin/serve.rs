@@ -8,22 +8,21 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use net::{Access, Limits, Server, ServerConfig, ShutdownHandle};
+use net::{Access, Exporter, Limits, Server, ServerConfig, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use storage::{BackendKind, PartStore};
 use tracing::info;
 
-use crate::{Status, exporter, open, peer};
-
-pub const EXAMPLES: &str = "Examples:
-  p2p-store --db ./peer1.db serve --export-dir ./recebidas
-  p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
-  p2p-store --key-file peers.key serve --listen 127.0.0.1:0";
+use crate::{Status, open, peer};
 
 /// Serve the store: other peers push parts to it and fetch parts from it. Stops cleanly on
 /// SIGINT or SIGTERM.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store --db ./peer1.db serve --export-dir ./recebidas
+  p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
+  p2p-store --key-file peers.key serve --listen 127.0.0.1:0")]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port. The first line on stdout says which.
     #[arg(long, default_value = "127.0.0.1:6881", value_name = "ADDR")]
@@ -102,15 +101,12 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .with_access(access)
         .with_peer_name(format!("p2p-store {}", env!("CARGO_PKG_VERSION")));
     let mut server = Server::bind(config, Arc::clone(&store))?;
-    let exporter = match args.export_dir {
-        Some(dir) => Some(exporter::spawn(
-            server.events(),
-            store,
-            dir,
-            crate::export::options(args.force)?,
-        )?),
-        None => None,
-    };
+    let options = crate::export::options(args.force)?;
+    let exporter = args
+        .export_dir
+        .map(|dir| Exporter::spawn(server.events(), store, dir, options))
+        .transpose()
+        .context("cannot start the exporter thread")?;
     stop_on_signals(server.shutdown_handle())?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", server.local_addr())?;
@@ -130,13 +126,13 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     Ok(Status::Done)
 }
 
-/// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.
 /// When the first stop signal came.
 static STOPPING_SINCE: OnceLock<Instant> = OnceLock::new();
 
 /// How long `serve` takes at most to stop once signalled, exports under way included.
 const STOP_WITHIN: Duration = Duration::from_secs(10);
 
+/// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.
 fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     std::thread::Builder::new()

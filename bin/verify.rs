@@ -8,12 +8,11 @@ use storage::BackendKind;
 
 use crate::{Status, open};
 
-pub const EXAMPLES: &str = "Examples:
-  p2p-store --db ./peer1.db verify
-  p2p-store verify --json";
-
 /// Read back and re-hash every part; list the corrupt ones.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  p2p-store --db ./peer1.db verify
+  p2p-store verify --json")]
 pub struct Args {
     /// Print one JSON object {"intact","bytes","corrupt":[{"name","error"}]}.
     #[arg(long)]

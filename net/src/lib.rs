@@ -37,11 +37,12 @@
 //! commits pushed parts in groups (one sync for many parts) and wakes the loop to acknowledge
 //! them. `Stored` goes out only once the part is durable. Stores are reached only through
 //! [`storage::PartStore`]. The server does no side jobs: what it stores is reported as
-//! [`ServerEvent`]s ([`Server::events`]) for the caller to act on, as `serve --export-dir`
-//! does.
+//! [`ServerEvent`]s ([`Server::events`]) for the caller to act on: an [`Exporter`] attached to
+//! them writes each stored file out, as `serve --export-dir` does.
 
 pub mod auth;
 pub mod client;
+mod exporter;
 pub mod frame;
 mod limits;
 pub mod message;
@@ -49,6 +50,7 @@ pub mod server;
 pub mod transfer;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
+pub use exporter::{Exporter, ExporterPanicked};
 pub use limits::Limits;
 pub use server::{
     Access, BindError, ConfigError, ServeSummary, Server, ServerConfig, ServerEvent, ShutdownHandle,

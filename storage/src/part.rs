@@ -196,6 +196,13 @@ pub enum OnConflict {
     Replace,
 }
 
+impl OnConflict {
+    /// `Replace` when `replace`, else `Refuse`.
+    pub fn when(replace: bool) -> Self {
+        if replace { Self::Replace } else { Self::Refuse }
+    }
+}
+
 /// Totals over every entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct StoreStats {
