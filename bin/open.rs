@@ -21,7 +21,9 @@ fn advise(db: &Path, err: StoreError) -> anyhow::Error {
         db.display()
     );
     let advice = match &err {
-        StoreError::IndexDamaged { .. } | StoreError::PackDamaged { .. } => recover.as_str(),
+        StoreError::IndexDamaged { .. }
+        | StoreError::PackDamaged { .. }
+        | StoreError::UnsupportedFormat { .. } => recover.as_str(),
         StoreError::Locked { .. } => {
             "; stop that process, or use `--from ADDR` to talk to it if it is serving"
         }

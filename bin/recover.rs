@@ -17,6 +17,9 @@ pub struct Args {}
 pub fn run(db: &Path) -> anyhow::Result<Status> {
     let report = storage::recover(db)
         .with_context(|| format!("cannot recover the store at {}", db.display()))?;
+    if report.marker_rewritten {
+        println!("rewrote the damaged p2p-store.meta");
+    }
     println!(
         "rebuilt the index from {} packs: {} records, {} parts",
         report.packs, report.records, report.parts

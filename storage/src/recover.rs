@@ -3,8 +3,9 @@
 //! Every record is read back; the latest put or removal of each name (by sequence number)
 //! wins, and each shared body is taken from the first copy whose bytes match its hash. Bytes
 //! that are not records (a flipped byte in a header) are skipped up to the next intact record
-//! and reported; a part whose body is damaged keeps its entry, so `verify` names it and a
-//! repair can heal it. The old index is kept beside the new one, never deleted.
+//! and reported, and left in place as dead bytes for a compaction to drop; a part whose body
+//! is damaged keeps its entry, so `verify` names it and a repair can heal it. The old index is
+//! kept beside the new one, never deleted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ pub struct RecoverReport {
     pub unreadable: Vec<PartName>,
     /// Where the previous index was moved to, if there was one.
     pub old_index: Option<PathBuf>,
+    /// Whether the store's marker file was damaged and written afresh.
+    pub marker_rewritten: bool,
 }
 
 /// Bytes of a pack that were not an intact record.
@@ -65,16 +68,21 @@ struct Found {
 /// [`StoreError::NoStore`], [`StoreError::Locked`], [`StoreError::Io`], and index failures
 /// while writing the new index.
 pub fn recover(path: &Path) -> Result<RecoverReport, StoreError> {
+    let marker_rewritten = crate::store_dir::repair_marker(path)?.is_some();
     let dir = crate::registry::open_existing_dir(path, None)?;
     if dir.kind() == BackendKind::Fs {
         let store = crate::fs_store::FsStore::open(dir)?;
         let parts = crate::PartStore::list(&store)?.len() as u64;
         return Ok(RecoverReport {
             parts,
+            marker_rewritten,
             ..RecoverReport::default()
         });
     }
-    let mut report = RecoverReport::default();
+    let mut report = RecoverReport {
+        marker_rewritten,
+        ..RecoverReport::default()
+    };
     let index_path = dir.root().join("index");
     if index_path.exists() {
         let aside = dir.root().join("index.old");
@@ -111,11 +119,9 @@ fn scan_pack(
     report: &mut RecoverReport,
 ) -> Result<(), StoreError> {
     let mut scan = PackScan::open(dir, id, 0, len)?;
-    let mut end = 0;
     loop {
         if let Some(scanned) = scan.next_record()? {
             report.records += 1;
-            end = scan.pos();
             take(&scan, scanned, found)?;
             continue;
         }
@@ -133,14 +139,7 @@ fn scan_pack(
             break;
         }
     }
-    if end < len {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(packs::pack_path(dir, id))
-            .and_then(|file| file.set_len(end).and_then(|()| file.sync_all()));
-        file.context(|| format!("cutting pack {id:016x} back to its last record"))?;
-    }
-    found.ends.insert(id, end);
+    found.ends.insert(id, len);
     Ok(())
 }
 

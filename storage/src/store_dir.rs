@@ -185,10 +185,38 @@ fn lock(root: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
+/// The check line of a marker: a flipped byte anywhere in it is then told from a marker of
+/// another version, which must never be rewritten.
+fn marker_check(fields: &str) -> String {
+    blake3::hash(fields.as_bytes()).to_hex()[..16].to_owned()
+}
+
+/// Whether a marker is as written: its check matches, or (written before markers had one)
+/// it names a format and a backend.
+fn is_intact_marker(text: &str) -> bool {
+    match text.find("check ") {
+        Some(at) => text[at..].trim_end() == format!("check {}", marker_check(&text[..at])),
+        None => matches!(parse_marker(text), (Some(_), Some(_))),
+    }
+}
+
+fn parse_marker(text: &str) -> (Option<u32>, Option<BackendKind>) {
+    let mut format = None;
+    let mut backend = None;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("format", value)) => format = value.parse::<u32>().ok(),
+            Some(("backend", value)) => backend = value.parse::<BackendKind>().ok(),
+            _ => {}
+        }
+    }
+    (format, backend)
+}
+
 fn read_marker(root: &Path) -> Result<Option<BackendKind>, StoreError> {
     let path = root.join(MARKER);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
         Err(err) => {
             return Err(StoreError::Io {
@@ -202,17 +230,12 @@ fn read_marker(root: &Path) -> Result<Option<BackendKind>, StoreError> {
         marker: MARKER,
         found: text.clone(),
     };
-    let mut format = None;
-    let mut backend = None;
-    for line in text.lines() {
-        match line.split_once(' ') {
-            Some(("format", value)) => format = value.parse::<u32>().ok(),
-            Some(("backend", value)) => backend = value.parse::<BackendKind>().ok(),
-            _ => {}
+    match parse_marker(&text) {
+        (Some(format), Some(kind))
+            if format == kind.format_version() && is_intact_marker(&text) =>
+        {
+            Ok(Some(kind))
         }
-    }
-    match (format, backend) {
-        (Some(format), Some(kind)) if format == kind.format_version() => Ok(Some(kind)),
         _ => Err(unsupported()),
     }
 }
@@ -236,12 +259,39 @@ fn ensure_empty(root: &Path) -> Result<(), StoreError> {
 /// Initialises an empty directory, checked again now that we hold the lock.
 fn create(root: &Path, kind: BackendKind) -> Result<BackendKind, StoreError> {
     ensure_empty(root)?;
-    let format = kind.format_version();
-    let marker = format!("p2p-store store\nformat {format}\nbackend {kind}\n");
-    durable::write_file(root, &root.join(MARKER), marker.as_bytes(), Existing::Keep)?;
-    durable::sync_dir(root)?;
+    write_marker(root, kind, Existing::Keep)?;
     tracing::info!(path = %root.display(), backend = %kind, "created a new store");
     Ok(kind)
+}
+
+fn write_marker(root: &Path, kind: BackendKind, existing: Existing) -> Result<(), StoreError> {
+    let format = kind.format_version();
+    let fields = format!("p2p-store store\nformat {format}\nbackend {kind}\n");
+    let marker = format!("{fields}check {}\n", marker_check(&fields));
+    durable::write_file(root, &root.join(MARKER), marker.as_bytes(), existing)?;
+    durable::sync_dir(root)
+}
+
+/// Rewrites a damaged marker file of the store at `root`, telling the backend by the
+/// directories only it makes; returns the backend when it could tell.
+///
+/// # Errors
+/// [`StoreError::Io`].
+pub(crate) fn repair_marker(root: &Path) -> Result<Option<BackendKind>, StoreError> {
+    match read_marker(root) {
+        Err(StoreError::UnsupportedFormat { found, .. }) if !is_intact_marker(&found) => {}
+        _ => return Ok(None),
+    }
+    let kind = if root.join("packs").is_dir() || root.join("index").is_dir() {
+        BackendKind::Sled
+    } else if root.join("names").is_dir() || root.join("bodies").is_dir() {
+        BackendKind::Fs
+    } else {
+        return Ok(None);
+    };
+    tracing::warn!(path = %root.display(), backend = %kind, "rewriting a damaged marker file");
+    write_marker(root, kind, Existing::Replace)?;
+    Ok(Some(kind))
 }
 
 /// Bytes the store at `root` takes on disk: the blocks its files use, which is what a full

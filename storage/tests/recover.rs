@@ -256,3 +256,36 @@ fn a_torn_tail_is_cut_and_damage_before_records_is_refused() {
     );
     assert!(store.get(&name("p5")).is_ok());
 }
+
+/// Whichever byte of the marker file flips, the store opens as before, or refuses and
+/// `recover` writes the marker afresh; a marker is never taken for another version's.
+#[test]
+fn a_flipped_byte_in_the_marker_file_is_recovered() {
+    for kind in [BackendKind::Sled, BackendKind::Fs] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let part = VerifiedPart::hashing(name("x"), vec![5; 30_000]).unwrap();
+        open_store(&db, Some(kind))
+            .unwrap()
+            .put(&part, OnConflict::Refuse)
+            .unwrap();
+        let marker = db.join("p2p-store.meta");
+        let clean = std::fs::read(&marker).unwrap();
+        for at in 0..clean.len() {
+            let mut flipped = clean.clone();
+            flipped[at] ^= 0x01;
+            std::fs::write(&marker, &flipped).unwrap();
+            if open_store(&db, None).is_err() {
+                let report = recover(&db).unwrap();
+                assert!(report.marker_rewritten, "{kind} byte {at}: {report:?}");
+            }
+            let store = open_store(&db, None).unwrap();
+            assert_eq!(
+                store.get(&name("x")).unwrap(),
+                part.bytes(),
+                "{kind} byte {at}"
+            );
+            std::fs::write(&marker, &clean).unwrap();
+        }
+    }
+}
