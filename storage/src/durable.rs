@@ -185,10 +185,46 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .context(|| format!("syncing directory {}", dir.display()))
 }
 
-/// Creates `dir` (and its parents) if missing.
+/// Creates `dir` (and its parents) if missing, each made durable in its parent before
+/// anything goes into it: a new directory's entry is lost in a power cut, with everything
+/// under it, until its parent is fsynced.
 ///
 /// # Errors
 /// [`StoreError::Io`].
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(dir).context(|| format!("creating directory {}", dir.display()))
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
+        .collect();
+    for created in missing.into_iter().rev() {
+        match std::fs::create_dir(created) {
+            Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Io {
+                    context: format!("creating directory {}", created.display()),
+                    source: err,
+                });
+            }
+            _ => {}
+        }
+        let parent = created
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_dir_creates_every_missing_parent_and_accepts_an_existing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b/c");
+        ensure_dir(&nested).unwrap();
+        assert!(nested.is_dir());
+        ensure_dir(&nested).unwrap();
+    }
 }
