@@ -7,8 +7,9 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::durable;
 use crate::error::{IndexResult, IoContext};
 use crate::pack_record::Op;
 use crate::pack_scan::Scanned;
@@ -22,6 +23,7 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub(crate) struct Index {
     db: sled::Db,
     log: File,
+    dir: PathBuf,
 }
 
 /// Packs whose state changed since it was last written to the index.
@@ -39,6 +41,7 @@ impl Index {
     /// # Errors
     /// [`StoreError::IndexDamaged`], [`StoreError::Io`].
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        durable::ensure_dir(path)?;
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
             sled::Config::new()
                 .path(path)
@@ -52,7 +55,11 @@ impl Index {
         };
         let log_path = path.join("db");
         let log = File::open(&log_path).context(|| format!("opening {}", log_path.display()))?;
-        Ok(Self { db, log })
+        Ok(Self {
+            db,
+            log,
+            dir: path.to_owned(),
+        })
     }
 
     /// The format the index was written in, `None` for an index never initialised.
@@ -90,16 +97,18 @@ impl Index {
         &self.db
     }
 
-    /// Flushes sled and fsyncs its log: sled's own flush only calls `sync_file_range`, which
-    /// neither persists the file's size nor flushes the drive's cache.
+    /// Flushes sled, fsyncs its log and its directory: sled's own flush only calls
+    /// `sync_file_range`, which neither persists the file's size nor flushes the drive's
+    /// cache, and sled never fsyncs the directory it creates its files and snapshots in.
     ///
     /// # Errors
-    /// When the flush or the sync fails.
+    /// When the flush or a sync fails.
     pub(crate) fn durable_flush(&self) -> Result<(), StoreError> {
         self.db.flush().index()?;
         self.log
             .sync_data()
-            .context(|| "syncing the sled log".to_owned())
+            .context(|| "syncing the sled log".to_owned())?;
+        durable::sync_dir(&self.dir)
     }
 
     pub(crate) fn entry(&self, name: &PartName) -> Result<Option<Entry>, StoreError> {
