@@ -7,7 +7,10 @@
 //! well under the time the same fetch from one peer takes. The links, not the machine, set the
 //! pace, which is what makes the comparison meaningful here.
 //!
-//! Needs root and iproute2; without them the test says so and passes without running.
+//! Needs root and iproute2; without them the test says so and passes without running, except
+//! in CI, where it fails.
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -225,7 +228,7 @@ impl Testbed {
 #[test]
 fn three_shaped_peers_share_one_fetch() {
     if let Some(why) = unavailable("share") {
-        eprintln!("skipped: {why}");
+        support::skip(&why);
         return;
     }
     let bed = Testbed::new("share");
@@ -251,7 +254,7 @@ fn three_shaped_peers_share_one_fetch() {
 #[test]
 fn a_peer_killed_mid_fetch_is_dropped_and_the_others_finish() {
     if let Some(why) = unavailable("kill") {
-        eprintln!("skipped: {why}");
+        support::skip(&why);
         return;
     }
     let mut bed = Testbed::new("kill");
@@ -289,7 +292,7 @@ fn a_peer_killed_mid_fetch_is_dropped_and_the_others_finish() {
 #[test]
 fn a_link_cut_mid_push_fails_the_send_and_a_rerun_completes() {
     if let Some(why) = unavailable("cut") {
-        eprintln!("skipped: {why}");
+        support::skip(&why);
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -28,6 +28,20 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub const BACKENDS: [BackendKind; 2] = [BackendKind::Sled, BackendKind::Fs];
 
+/// Set to `1` by CI (`.ci/run`), where root, tmpfs mounts and network namespaces are there:
+/// a test that cannot get them then fails instead of skipping.
+pub const REQUIRE_ALL: &str = "P2P_STORE_REQUIRE_ALL_TESTS";
+
+/// Skips a test that cannot run on this machine, saying why; fails it when [`REQUIRE_ALL`]
+/// says every test must run.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os(REQUIRE_ALL).is_none_or(|value| value != "1"),
+        "{REQUIRE_ALL}=1, and this test cannot run: {why}"
+    );
+    eprintln!("skipped: {why}");
+}
+
 /// Runs `p2p-store ARGS` to completion. The working directory is a scratch one, so a command
 /// that falls back to the default `--db` cannot litter the source tree.
 pub fn run<I, S>(args: I) -> Run
