@@ -36,6 +36,12 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         garbage.chunks.len(),
         garbage.bytes
     );
+    if garbage.compacted > 0 {
+        println!(
+            "gave back {} bytes removals had left unused",
+            garbage.compacted
+        );
+    }
     drop(store);
     println!("the store takes {} bytes on disk", storage::disk_usage(db)?);
     Ok(Status::Done)

@@ -50,6 +50,15 @@ pub(crate) struct PackState {
     pub(crate) dead: u64,
 }
 
+/// Which packs a compaction takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compaction {
+    /// Those at least half dead: what every write does, so space is won back in large steps.
+    HalfDead,
+    /// Every pack with dead bytes: what `gc` asks for.
+    AnyDead,
+}
+
 impl PackState {
     /// Whether compacting would win back at least half the pack.
     pub(crate) fn worth_compacting(&self) -> bool {
@@ -150,6 +159,11 @@ impl Packs {
 
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Dead bytes over every pack.
+    pub(crate) fn dead(&self) -> u64 {
+        self.states.values().map(|state| state.dead).sum()
     }
 
     pub(crate) fn state(&self, id: u64) -> Option<PackState> {
@@ -267,13 +281,15 @@ impl Packs {
         Some((id, *state))
     }
 
-    /// A pack at least half dead, if any; appends move on to a new pack if it is the current
-    /// one, so compacting it does not write into itself.
-    pub(crate) fn next_to_compact(&mut self) -> Option<u64> {
+    /// A pack `which` takes, if any. Appends move on to a new pack if it is the current one, so compacting it
+    /// does not write into itself.
+    pub(crate) fn next_to_compact(&mut self, which: Compaction) -> Option<u64> {
         let id = self
             .states
             .iter()
-            .find(|(_, state)| state.worth_compacting())
+            .find(|(_, state)| {
+                state.worth_compacting() || (which == Compaction::AnyDead && state.dead > 0)
+            })
             .map(|(&id, _)| id)?;
         if self
             .current

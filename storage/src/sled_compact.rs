@@ -9,7 +9,7 @@
 use crate::StoreError;
 use crate::pack_record::{Op, Record};
 use crate::pack_scan::{PackScan, Scanned};
-use crate::packs::{Appending, BodyAt};
+use crate::packs::{Appending, BodyAt, Compaction};
 use crate::sled_index::{Index, Touched, shares_body};
 use crate::sled_store::Writer;
 
@@ -23,12 +23,16 @@ struct Copy {
     old: BodyAt,
 }
 
-/// Compacts every pack worth it.
+/// Compacts every pack `which` takes.
 ///
 /// # Errors
 /// When a pack cannot be read or written or the index fails; the store stays consistent.
-pub(crate) fn compact(index: &Index, writer: &mut Writer) -> Result<(), StoreError> {
-    while let Some(old) = writer.packs.next_to_compact() {
+pub(crate) fn compact(
+    index: &Index,
+    writer: &mut Writer,
+    which: Compaction,
+) -> Result<(), StoreError> {
+    while let Some(old) = writer.packs.next_to_compact(which) {
         let len = writer.packs.state(old).map_or(0, |state| state.len);
         let mut scan = PackScan::open(writer.packs.dir(), old, 0, len)?;
         let mut copies = Vec::new();

@@ -22,7 +22,8 @@ use crate::batch::{self, Step};
 use crate::error::IndexResult;
 use crate::pack_record::{Op, Record};
 use crate::pack_scan::{PackScan, Scanned};
-use crate::packs::{self, Appending, BodyAt, Packs, Tail};
+use crate::packs::{self, Appending, BodyAt, Compaction, Packs, Tail};
+use crate::sled_compact;
 use crate::sled_index::{Index, Touched, shares_body};
 use crate::sled_record::{self as key, Entry};
 use crate::store::{BatchOutcome, verify_read};
@@ -181,7 +182,7 @@ impl SledStore {
     /// Compacts, logging a failure instead of returning it: what was committed before stays
     /// committed, and the store stays usable with the space not yet won back.
     fn compact_quietly(&self, writer: &mut Writer) {
-        if let Err(err) = crate::sled_compact::compact(&self.index, writer) {
+        if let Err(err) = sled_compact::compact(&self.index, writer, Compaction::HalfDead) {
             tracing::warn!(%err, "compaction failed; the space will be won back later");
         }
     }
@@ -356,6 +357,13 @@ impl PartStore for SledStore {
     fn sync(&self) -> Result<(), StoreError> {
         let _writer = self.lock();
         self.index.durable_flush()
+    }
+
+    fn compact(&self) -> Result<u64, StoreError> {
+        let mut writer = self.lock();
+        let dead = writer.packs.dead();
+        sled_compact::compact(&self.index, &mut writer, Compaction::AnyDead)?;
+        Ok(dead.saturating_sub(writer.packs.dead()))
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -76,6 +76,17 @@ pub trait PartStore: Send + Sync {
     /// When the flush or fsync fails.
     fn sync(&self) -> Result<(), StoreError>;
 
+    /// Moves what is still used out of files that also hold unused bytes, and deletes them:
+    /// gives back all the space removals left, not only the large steps writes give back on
+    /// their own. Returns the bytes given back. Backends that free space as they go have
+    /// nothing to do.
+    ///
+    /// # Errors
+    /// When the files cannot be read or written; what was stored stays stored.
+    fn compact(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// Totals over every entry.
     ///
     /// # Errors

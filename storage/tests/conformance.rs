@@ -422,6 +422,36 @@ fn on_disk_bodies_are_shared_and_collected(kind: BackendKind) {
     assert_eq!(fx.store.get(&name("y")).unwrap(), other);
 }
 
+/// A compaction gives back every byte removals left, however few, and keeps what is stored.
+fn on_disk_compaction_gives_back_what_removals_left(kind: BackendKind) {
+    let mut fx = Fixture::on_disk(kind);
+    let db = fx.db_path().unwrap();
+    let kept: Vec<VerifiedPart> = (0..4)
+        .map(|i| {
+            part(
+                &format!("k{i}"),
+                &bytes_of(20 + i, 100_000 + 5_000 * i as usize),
+            )
+        })
+        .collect();
+    fx.store.put_batch(&kept, OnConflict::Refuse).unwrap();
+    let gone = part("gone", &bytes_of(30, 100_000));
+    fx.store.put(&gone, OnConflict::Refuse).unwrap();
+    fx.store.remove(&name("gone")).unwrap();
+    fx.store.compact().unwrap();
+    assert_eq!(
+        fx.store.compact().unwrap(),
+        0,
+        "nothing is left to give back"
+    );
+    let live: u64 = kept.iter().map(VerifiedPart::size).sum();
+    assert_bodies_take(kind, &db, live);
+    fx.reopen();
+    for part in &kept {
+        assert_eq!(fx.store.get(part.name()).unwrap(), part.bytes());
+    }
+}
+
 /// A flipped bit on disk is reported as corruption of that part, never returned; removing the
 /// part and putting the same bytes again stores them afresh.
 fn on_disk_corruption_is_detected(kind: BackendKind) {
@@ -638,6 +668,10 @@ macro_rules! on_disk {
             fn bodies_are_shared_and_collected() { on_disk_bodies_are_shared_and_collected($kind) }
             #[test]
             fn corruption_is_detected() { on_disk_corruption_is_detected($kind) }
+            #[test]
+            fn compaction_gives_back_what_removals_left() {
+                on_disk_compaction_gives_back_what_removals_left($kind)
+            }
             #[test]
             fn export_skips_corrupt_parts() { on_disk_export_skips_corrupt_parts($kind) }
         }

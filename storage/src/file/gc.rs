@@ -12,11 +12,13 @@ pub struct Garbage {
     pub chunks: Vec<PartInfo>,
     /// Their bytes.
     pub bytes: u64,
+    /// Bytes of unused space given back by the compaction that follows.
+    pub compacted: u64,
 }
 
-/// Removes every chunk (a part named `b3-<hash>`) that no manifest lists; with `dry_run`,
-/// only says which. Removing frees their space (the sled backend compacts a pack once half
-/// of it is unused).
+/// Removes every chunk (a part named `b3-<hash>`) that no manifest lists, then compacts the
+/// store ([`PartStore::compact`]) so the space of everything removed so far is given back;
+/// with `dry_run`, only says which chunks.
 ///
 /// # Errors
 /// When the store cannot be read or a removal cannot be made durable, and when a manifest
@@ -46,6 +48,9 @@ pub fn collect_garbage(store: &dyn PartStore, dry_run: bool) -> Result<Garbage, 
             garbage.bytes += info.size;
             garbage.chunks.push(info);
         }
+    }
+    if !dry_run {
+        garbage.compacted = store.compact()?;
     }
     Ok(garbage)
 }
