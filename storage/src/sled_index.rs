@@ -3,6 +3,10 @@
 //! Records are applied one at a time, each ending with its `n`, `b` or `t` key, and the
 //! packs' indexed lengths are written after them; so a crash part-way leaves records that the
 //! next open applies again, and applying a record that is already applied changes nothing.
+//!
+//! A put that carries a shared body places it only if the store holds none (the same bytes
+//! under another name are kept once); a body record always becomes the place of its bytes:
+//! it is written to move a body (compaction) or to replace a damaged one (repair).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -210,7 +214,18 @@ impl Index {
                     .index()?;
             }
             (Op::Body, None) => {
-                self.place_body(packs, &record.hash, scanned.body(), touched)?;
+                let held = self.body_at(&record.hash)?;
+                if held != Some(scanned.body()) {
+                    self.db
+                        .insert(
+                            key::body_key(&record.hash),
+                            key::encode_body_at(scanned.body()),
+                        )
+                        .index()?;
+                    if let Some(held) = held {
+                        dead(packs, held, touched);
+                    }
+                }
             }
             _ => unreachable!("decoding pairs puts and removes with a name, bodies without"),
         }
