@@ -51,12 +51,16 @@ impl Report {
         self.tally.count(outcome);
     }
 
-    /// A local put's outcome, which may be a replacement.
+    /// A local put's outcome, which may be a replacement or a repair.
     pub fn put(&mut self, name: &str, outcome: Result<PutOutcome, impl Display>) {
         match outcome {
             Ok(PutOutcome::Replaced { .. }) => {
                 self.tally.stored += 1;
                 self.line(format_args!("replaced {name}"));
+            }
+            Ok(PutOutcome::Repaired) => {
+                self.tally.stored += 1;
+                self.line(format_args!("repaired {name}"));
             }
             Ok(PutOutcome::Stored) => self.settle(name, &Outcome::Stored),
             Ok(PutOutcome::AlreadyHad) => self.settle(name, &Outcome::AlreadyHad),

@@ -295,6 +295,20 @@ pub(crate) fn read_body(dir: &Path, at: BodyAt) -> Result<Option<Vec<u8>>, Store
     }
 }
 
+/// Whether the pack holds the bytes of `at` (its file is there and long enough), without
+/// reading them.
+pub(crate) fn holds(dir: &Path, at: BodyAt) -> Result<bool, StoreError> {
+    let path = pack_path(dir, at.pack);
+    match std::fs::metadata(&path) {
+        Ok(metadata) => Ok(metadata.len() >= at.offset.saturating_add(at.len)),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(StoreError::Io {
+            context: format!("reading the size of {}", path.display()),
+            source: err,
+        }),
+    }
+}
+
 /// Cuts a pack back to its committed length; returns whether it was longer.
 fn cut_back(path: &Path, committed: u64) -> Result<bool, StoreError> {
     let file = OpenOptions::new()

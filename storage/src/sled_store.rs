@@ -20,10 +20,11 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::batch::{self, Step};
+use crate::damage::DamageLog;
 use crate::error::{IndexResult, IoContext};
 use crate::packs::{self, BodyAt, Packs};
 use crate::sled_record::{self as record, Location};
-use crate::store::{BatchOutcome, verify_read};
+use crate::store::BatchOutcome;
 use crate::store_dir::StoreDir;
 use crate::{
     OnConflict, PartHash, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart,
@@ -43,6 +44,7 @@ pub struct SledStore {
     db: sled::Db,
     log: File,
     packs_dir: PathBuf,
+    damage: DamageLog,
     /// The packs, behind the one lock every writer takes.
     writer: Mutex<Packs>,
 }
@@ -65,6 +67,7 @@ impl SledStore {
         }
         let packs = Packs::open(dir.root().join("packs"), states)?;
         let store = Self {
+            damage: DamageLog::open(dir.damage_log()),
             _dir: dir,
             db,
             log,
@@ -160,6 +163,19 @@ impl SledStore {
             last = Some(at);
         }
         Ok(None)
+    }
+
+    /// Whether the packed body of `hash`, recorded at `at`, cannot be read back as far as can
+    /// be told without reading it: not recorded, of another length than its entry, past its
+    /// pack's end, or found damaged by a read.
+    fn packed_damaged(
+        &self,
+        hash: &PartHash,
+        at: Option<BodyAt>,
+        size: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(at) = at else { return Ok(true) };
+        Ok(at.len != size || self.damage.is_damaged(hash) || !packs::holds(&self.packs_dir, at)?)
     }
 
     /// Forgets the bodies among `hashes` that no entry refers to any more, counting them as
@@ -260,36 +276,50 @@ impl PartStore for SledStore {
         on_conflict: OnConflict,
     ) -> Result<BatchOutcome, StoreError> {
         let mut packs = self.lock();
-        let steps = batch::plan(parts, on_conflict, |name| {
-            Ok(self.entry(name)?.map(|(info, _, _)| info.hash))
-        })?;
+        let steps = batch::plan(
+            parts,
+            on_conflict,
+            |name| Ok(self.entry(name)?.map(|(info, _, _)| info.hash)),
+            |held| self.known_damaged(held),
+        )?;
         let mut entries = sled::Batch::default();
         let mut released = Vec::new();
         let mut new_bodies = Vec::new();
+        let mut damaged_bodies = Vec::new();
         let mut placing = HashSet::new();
-        let mut writes = 0;
+        let mut written = Vec::new();
         for (part, step) in parts.iter().zip(&steps) {
-            let Step::Write { previous } = step else {
-                continue;
+            let (info, previous) = match step {
+                Step::Write { previous } => (part.info(), *previous),
+                // The entry is written again as it is (its kind too), with its body.
+                Step::Repair => match self.entry(part.name())? {
+                    Some((held, _, _)) => (held, None),
+                    None => continue,
+                },
+                Step::Done(_) => continue,
             };
-            writes += 1;
+            written.push(part.hash());
             if let Some(previous) = previous {
-                entries.remove(record::ref_key(previous, part.name()));
-                released.push(*previous);
+                entries.remove(record::ref_key(&previous, part.name()));
+                released.push(previous);
             }
             let key = record::name_key(part.name());
             if part.size() <= INLINE_MAX {
-                entries.insert(key, record::encode_inline(&part.info(), part.bytes()));
+                entries.insert(key, record::encode_inline(&info, part.bytes()));
             } else {
-                entries.insert(key, record::encode_packed(&part.info()));
+                entries.insert(key, record::encode_packed(&info));
                 entries.insert(record::ref_key(&part.hash(), part.name()), &[][..]);
                 let hash = part.hash();
-                if self.body_at(&hash)?.is_none() && placing.insert(hash) {
-                    new_bodies.push(part);
+                if placing.insert(hash) {
+                    let at = self.body_at(&hash)?;
+                    if self.packed_damaged(&hash, at, part.size())? {
+                        new_bodies.push(part);
+                        damaged_bodies.extend(at);
+                    }
                 }
             }
         }
-        if writes > 0 {
+        if !written.is_empty() {
             if !new_bodies.is_empty() {
                 let bytes: Vec<&[u8]> = new_bodies.iter().map(|part| part.bytes()).collect();
                 let (placed, touched) = packs.append(&bytes)?;
@@ -299,8 +329,14 @@ impl PartStore for SledStore {
                 for (id, state) in touched {
                     entries.insert(record::pack_key(id), record::encode_pack_state(state));
                 }
+                for at in damaged_bodies {
+                    if let Some((id, state)) = packs.mark_dead(at) {
+                        entries.insert(record::pack_key(id), record::encode_pack_state(state));
+                    }
+                }
             }
             self.commit(entries)?;
+            self.damage.rewritten(written);
             self.release(&mut packs, &released)?;
         }
         Ok(steps.into_iter().map(Step::into_outcome).collect())
@@ -322,7 +358,17 @@ impl PartStore for SledStore {
             name: name.clone(),
             hash: info.hash,
         })?;
-        verify_read(&info, bytes)
+        self.damage.verify_read(&info, bytes)
+    }
+
+    fn known_damaged(&self, held: &PartInfo) -> Result<bool, StoreError> {
+        match self.entry(&held.name)? {
+            // An inline body came with its entry: hashing it costs less than the lookup.
+            Some((info, Location::Inline, value)) if info.hash == held.hash => {
+                Ok(PartHash::of(&value[record::HEADER_LEN..]) != held.hash)
+            }
+            _ => self.packed_damaged(&held.hash, self.body_at(&held.hash)?, held.size),
+        }
     }
 
     fn list(&self) -> Result<Vec<PartInfo>, StoreError> {
