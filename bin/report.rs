@@ -136,11 +136,18 @@ impl Observer for Report {
             TransferEvent::Planned { bytes } => self.set_total(bytes),
             TransferEvent::Moved { bytes } => self.bar.inc(bytes),
             TransferEvent::Settled { name, outcome } => self.settle(&name, &outcome),
-            TransferEvent::PeerUnreachable { peer, reason } => {
-                eprintln!("warning: leaving out {peer}: {reason}");
-            }
-            TransferEvent::PeerDropped { peer, reason } => eprintln!("warning: {peer} {reason}"),
-            _ => {}
+            other => warn_about_peers(other),
         }
+    }
+}
+
+/// Says on stderr that a peer is left out or dropped; other events are not warnings.
+pub fn warn_about_peers(event: TransferEvent) {
+    match event {
+        TransferEvent::PeerUnreachable { peer, reason } => {
+            eprintln!("warning: leaving out {peer}: {reason}");
+        }
+        TransferEvent::PeerDropped { peer, reason } => eprintln!("warning: {peer} {reason}"),
+        _ => {}
     }
 }

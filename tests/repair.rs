@@ -1,6 +1,7 @@
 //! Damaged parts can be repaired: a byte flipped in a stored chunk or part body (a pack of the
-//! sled backend, a body file of the fs backend) is healed by a re-import and by a push from a
-//! healthy peer (the server asks for what it cannot read). Real processes, real stores in temp dirs, servers
+//! sled backend, a body file of the fs backend) is healed by a re-import, by a push from a
+//! healthy peer (the server asks for what it cannot read), and by `verify --repair --from`;
+//! what no peer holds is reported unhealed. Real processes, real stores in temp dirs, servers
 //! on 127.0.0.1:0.
 
 mod support;
@@ -8,6 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use net::message::Response;
+use serde_json::json;
 use storage::{BackendKind, PartKind};
 
 use support::files::{
@@ -133,4 +135,98 @@ fn an_offer_of_a_chunk_whose_body_is_gone_is_wanted() {
     assert_eq!(healed, Response::Stored { id: 2 });
     server.stop();
     assert_verified(&store, &[]);
+}
+
+#[test]
+fn verify_repair_heals_from_a_healthy_peer_on_both_backends() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files();
+        let (store, _) = store_of(dir.path(), "local.db", backend, &files);
+        let (healthy, _) = store_of(dir.path(), "healthy.db", backend, &files);
+        damage(&store, &files);
+        let server = start_server(&healthy.db, backend, &[]);
+
+        let repair = ["verify", "--repair", "--from", &server.at(), "--json"];
+        let repaired = store.run(&repair).ok().json();
+        assert_eq!(
+            repaired["repaired"],
+            json!(["plain.bin", "victim.bin"]),
+            "{backend:?}: {repaired}"
+        );
+        assert_eq!(repaired["unhealed"], json!([]), "{repaired}");
+        assert_eq!(
+            repaired["corrupt"].as_array().unwrap().len(),
+            2,
+            "{repaired}"
+        );
+        assert_verified(&store, &[]);
+        let again = store
+            .run(&["verify", "--repair", "--from", &server.at()])
+            .ok();
+        let bytes: usize = files.iter().map(|(_, bytes)| bytes.len()).sum();
+        let clean = format!("3 intact ({bytes} bytes), 0 corrupt, 0 repaired, 0 unhealed\n");
+        assert_eq!(again.stdout(), clean);
+        server.stop();
+    }
+}
+
+/// A file no peer holds stays damaged and is reported unhealed with why (exit 1), while what a
+/// peer holds is healed in the same run; with no peer reachable, everything is left unhealed.
+#[test]
+fn damage_no_peer_can_heal_is_reported_unhealed_on_both_backends() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files();
+        let mut local = files.to_vec();
+        local.push(("only-here.bin", random_bytes(83, 2 * PART + 7)));
+        let (store, _) = store_of(dir.path(), "local.db", backend, &local);
+        let (healthy, _) = store_of(dir.path(), "healthy.db", backend, &files);
+        damage(&store, &files);
+        flip_a_byte_of_the_body(&store.db, &local[3].1[..PART]);
+        let server = start_server(&healthy.db, backend, &[]);
+
+        let nobody = store.run(&["verify", "--repair", "--from", "127.0.0.1:1"]);
+        let stdout = nobody.fails(1).stdout();
+        assert!(stdout.contains("unhealed victim.bin: "), "{stdout}");
+        assert!(stdout.contains("no peer could be reached"), "{stdout}");
+        assert!(
+            stdout.ends_with(", 3 corrupt, 0 repaired, 3 unhealed\n"),
+            "{stdout}"
+        );
+
+        let at = server.at();
+        let repaired = store
+            .run(&["verify", "--repair", "--from", &at])
+            .fails(1)
+            .stdout();
+        let unhealed = repaired
+            .lines()
+            .find(|line| line.starts_with("unhealed only-here.bin: "))
+            .unwrap_or_else(|| panic!("{backend:?}: {repaired}"));
+        let chunk = chunk_name(&local[3].1[..PART]);
+        assert!(
+            unhealed.ends_with(&format!("no good copy of {chunk}: no peer holds it")),
+            "{unhealed}"
+        );
+        assert!(repaired.contains("repaired victim.bin\n"), "{repaired}");
+        assert!(
+            repaired.ends_with(", 3 corrupt, 2 repaired, 1 unhealed\n"),
+            "{repaired}"
+        );
+        let verified = store.run(&["verify", "--json"]).fails(1).json();
+        assert_eq!(
+            verified["corrupt"][0]["name"], "only-here.bin",
+            "{verified}"
+        );
+        server.stop();
+    }
+}
+
+#[test]
+fn repair_needs_a_peer_and_a_peer_needs_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("any.db");
+    run(["--db", p(&db), "verify", "--repair"]).fails(2);
+    run(["--db", p(&db), "verify", "--from", "127.0.0.1:1"]).fails(2);
 }
