@@ -51,12 +51,16 @@ impl Report {
         self.tally.count(outcome);
     }
 
-    /// A local put's outcome, which may be a replacement.
+    /// A local put's outcome, which may be a replacement or a repair.
     pub fn put(&mut self, name: &str, outcome: Result<PutOutcome, impl Display>) {
         match outcome {
             Ok(PutOutcome::Replaced { .. }) => {
                 self.tally.stored += 1;
                 self.line(format_args!("replaced {name}"));
+            }
+            Ok(PutOutcome::Repaired) => {
+                self.tally.stored += 1;
+                self.line(format_args!("repaired {name}"));
             }
             Ok(PutOutcome::Stored) => self.settle(name, &Outcome::Stored),
             Ok(PutOutcome::AlreadyHad) => self.settle(name, &Outcome::AlreadyHad),
@@ -131,11 +135,7 @@ impl Observer for Report {
             TransferEvent::Planned { bytes } if counts_bytes => self.set_total(bytes),
             TransferEvent::Moved { bytes } if counts_bytes => self.bar.inc(bytes),
             TransferEvent::Settled { name, outcome } => self.settle(&name, &outcome),
-            TransferEvent::PeerUnreachable { peer, reason } => {
-                eprintln!("warning: leaving out {peer}: {reason}");
-            }
-            TransferEvent::PeerDropped { peer, reason } => eprintln!("warning: {peer} {reason}"),
-            _ => {}
+            other => warn_about_peers(other),
         }
     }
 }
@@ -156,4 +156,15 @@ fn bar(what: &str, words: Words, json: bool) -> ProgressBar {
     ProgressBar::new(0)
         .with_style(style)
         .with_message(what.to_owned())
+}
+
+/// Says on stderr that a peer is left out or dropped; other events are not warnings.
+pub fn warn_about_peers(event: TransferEvent) {
+    match event {
+        TransferEvent::PeerUnreachable { peer, reason } => {
+            eprintln!("warning: leaving out {peer}: {reason}");
+        }
+        TransferEvent::PeerDropped { peer, reason } => eprintln!("warning: {peer} {reason}"),
+        _ => {}
+    }
 }

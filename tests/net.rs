@@ -238,8 +238,8 @@ fn parts_acknowledged_before_a_kill_9_survive_it() {
         let names: Vec<String> = (0..50).map(|i| format!("part-{i:02}")).collect();
         let files: Vec<(&str, Vec<u8>)> = (0..50)
             .map(|i| {
-                // Every fifth part is past sled's inline limit, so both ways of keeping a
-                // body are covered.
+                // Every fifth part is past sled's INLINE_MAX, so both ways of keeping a body
+                // (after its own record, shared) are covered.
                 let len = if i % 5 == 0 { 40_000 + i } else { i * 37 };
                 (names[i].as_str(), random_bytes(100 + i as u64, len))
             })

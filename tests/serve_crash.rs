@@ -46,8 +46,8 @@ const MIN_CAUGHT_MID_WAY: usize = 4;
 const RECHECKED: usize = 16;
 
 /// The kinds of file in each cycle's batch: the tag in their names, how many, and their sizes.
-/// Small ones sit inline in sled's index; medium ones go to its packs, and are chunked when
-/// past [`PART`]; large ones are files of many chunks.
+/// Small ones follow their own record in sled's packs; medium ones are shared bodies, and are
+/// chunked when past [`PART`]; large ones are files of many chunks.
 const KINDS: [(&str, usize, RangeInclusive<usize>); 3] = [
     ("small", 160, 0..=16 * 1024 - 1),
     ("medium", 38, 20 * 1024..=200 * 1024),

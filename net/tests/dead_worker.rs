@@ -51,6 +51,11 @@ impl PartStore for Fragile {
         self.0.get(name)
     }
 
+    fn known_damaged(&self, held: &PartInfo) -> Result<bool, StoreError> {
+        Self::touch(&held.name);
+        self.0.known_damaged(held)
+    }
+
     fn list(&self) -> Result<Vec<PartInfo>, StoreError> {
         self.0.list()
     }

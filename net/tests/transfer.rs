@@ -7,7 +7,10 @@ use std::thread::JoinHandle;
 
 use net::transfer::{self, Dialer, Outcome, TransferEvent};
 use net::{Server, ServerConfig, ShutdownHandle};
-use storage::{BackendKind, FileSource, OnConflict, PartName, PartStore, VerifiedPart};
+use storage::{
+    BackendKind, Chunker, FileSource, MemStore, OnConflict, PartKind, PartName, PartStore,
+    VerifiedPart,
+};
 use tempfile::TempDir;
 
 /// A server on its own thread, stopped when dropped.
@@ -21,13 +24,21 @@ struct Peer {
 impl Peer {
     /// Serves a new sled store holding `parts`.
     fn holding(parts: &[(&str, &[u8])]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = storage::open_store(&dir.path().join("db"), Some(BackendKind::Sled)).unwrap();
         let parts: Vec<VerifiedPart> = parts
             .iter()
             .map(|(name, bytes)| VerifiedPart::hashing(name_of(name), bytes.to_vec()).unwrap())
             .collect();
-        store.put_batch(&parts, OnConflict::Refuse).unwrap();
+        Self::holding_batches(&[parts])
+    }
+
+    /// Serves a new sled store given `batches` of parts, one `put_batch` each (a file's
+    /// chunks must be held before the batch of its manifest).
+    fn holding_batches(batches: &[Vec<VerifiedPart>]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = storage::open_store(&dir.path().join("db"), Some(BackendKind::Sled)).unwrap();
+        for parts in batches {
+            store.put_batch(parts, OnConflict::Refuse).unwrap();
+        }
         let config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
         let server = Server::bind(config, Arc::from(store)).unwrap();
         let addr = server.local_addr().to_string();
@@ -253,4 +264,63 @@ fn a_store_is_pushed_named_parts_with_their_chunks_and_unreachable_peers_are_rep
     let err =
         transfer::pull(&dialer(), &[unreachable], &[], copy.as_ref(), &mut |_| {}).unwrap_err();
     assert!(matches!(err, transfer::TransferError::NoPeer(_)), "{err}");
+}
+
+/// A damaged store heals from the peers that hold each part, matched on name and hash: a
+/// manifest that comes back shows which of its chunks are damaged, fetched in a second round;
+/// what no peer holds is left unhealed, with why.
+#[test]
+fn a_damaged_store_is_repaired_from_the_peers_that_hold_each_part() {
+    let file: Vec<u8> = (0..10_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut chunker = Chunker::new(&file[..], name_of("file.bin"), file.len() as u64, 4096);
+    let chunks: Vec<VerifiedPart> = chunker.by_ref().map(Result::unwrap).collect();
+    let manifest = chunker.manifest().unwrap();
+    let part = |name, bytes: &[u8]| VerifiedPart::hashing(name_of(name), bytes.to_vec()).unwrap();
+    let a = part("a.txt", b"held by the first peer");
+    let b = part("b.txt", b"held by the second peer");
+    let lost = part("lost.txt", b"held by no peer");
+    let first = Peer::holding_batches(&[chunks.clone(), vec![manifest.clone(), a.clone()]]);
+    let second = Peer::holding_batches(&[vec![b.clone()]]);
+
+    let local = MemStore::new();
+    let held = vec![manifest.clone(), a.clone(), b.clone(), lost.clone()];
+    for batch in [chunks.clone(), held] {
+        local.put_batch(&batch, OnConflict::Refuse).unwrap();
+    }
+    for name in [
+        manifest.name(),
+        chunks[1].name(),
+        a.name(),
+        b.name(),
+        lost.name(),
+    ] {
+        assert!(local.damage(name));
+    }
+    let found = storage::verify(&local).unwrap();
+    assert_eq!(found.corrupt.len(), 4);
+
+    let peers = [first.addr.clone(), second.addr.clone()];
+    let mut events = Vec::new();
+    let report = transfer::repair(
+        &dialer(),
+        &peers,
+        &local,
+        &found,
+        &mut recorder(&mut events),
+    )
+    .unwrap();
+    let repaired: Vec<&str> = report.repaired.iter().map(PartName::as_str).collect();
+    assert_eq!(repaired, ["a.txt", "b.txt", "file.bin"]);
+    assert_eq!(report.unhealed.len(), 1);
+    assert_eq!(report.unhealed[0].name, *lost.name());
+    assert_eq!(
+        report.unhealed[0].error,
+        "no good copy of lost.txt: no peer holds it"
+    );
+    assert_eq!(exported(&local, "file.bin"), file);
+    assert_eq!(
+        local.lookup(manifest.name()).unwrap().unwrap().kind,
+        PartKind::Manifest
+    );
+    assert_eq!(storage::verify(&local).unwrap().corrupt.len(), 1);
 }

@@ -1,11 +1,12 @@
 //! Deciding what each part of a put needs, the same way for every backend, under the
-//! backend's writer lock: whether it is already held, a conflict, or a manifest whose chunks
-//! the store does not hold.
+//! backend's writer lock: whether it is already held (and readable), a conflict, or a manifest
+//! whose chunks the store does not hold.
 
 use std::collections::HashMap;
 
 use crate::{
-    Manifest, OnConflict, PartHash, PartKind, PartName, PutOutcome, StoreError, VerifiedPart,
+    Manifest, OnConflict, PartHash, PartInfo, PartKind, PartName, PutOutcome, StoreError,
+    VerifiedPart,
 };
 
 /// One part's fate in a batch.
@@ -13,6 +14,9 @@ use crate::{
 pub(crate) enum Step {
     /// Write the part; `previous` is the hash the name pointed at, if any.
     Write { previous: Option<PartHash> },
+    /// The name holds these bytes, but their body is gone or known to be damaged: write the
+    /// body again, leaving the entry as it is.
+    Repair,
     /// Nothing to write: already held, or refused.
     Done(Result<PutOutcome, StoreError>),
 }
@@ -25,13 +29,16 @@ impl Step {
             Self::Write {
                 previous: Some(previous),
             } => Ok(PutOutcome::Replaced { previous }),
+            Self::Repair => Ok(PutOutcome::Repaired),
             Self::Done(outcome) => outcome,
         }
     }
 }
 
 /// Plans a batch against what the store holds (`current`), letting earlier parts of the batch
-/// count as held for later ones with the same name.
+/// count as held for later ones with the same name. A part whose name already holds its bytes
+/// is checked with `damaged` (the store's [`crate::PartStore::known_damaged`]), which must
+/// not read the body whole: see `damage.rs` for why.
 ///
 /// A manifest is refused ([`StoreError::ChunkUnavailable`]) unless every chunk it lists is
 /// held before the batch: so a store never holds a file it cannot assemble, whoever calls it,
@@ -40,13 +47,14 @@ pub(crate) fn plan(
     parts: &[VerifiedPart],
     on_conflict: OnConflict,
     mut current: impl FnMut(&PartName) -> Result<Option<PartHash>, StoreError>,
+    mut damaged: impl FnMut(&PartInfo) -> Result<bool, StoreError>,
 ) -> Result<Vec<Step>, StoreError> {
     let mut pending: HashMap<&PartName, PartHash> = HashMap::new();
     let mut steps = Vec::with_capacity(parts.len());
     for part in parts {
-        let existing = match pending.get(part.name()) {
-            Some(hash) => Some(*hash),
-            None => current(part.name())?,
+        let (existing, earlier_in_batch) = match pending.get(part.name()) {
+            Some(hash) => (Some(*hash), true),
+            None => (current(part.name())?, false),
         };
         let new_manifest = part.kind() == PartKind::Manifest && existing != Some(part.hash());
         let refusal = if new_manifest {
@@ -54,11 +62,13 @@ pub(crate) fn plan(
         } else {
             None
         };
+        let held_here = existing == Some(part.hash()) && !earlier_in_batch;
         let step = match refusal {
             Some(refusal) => Step::Done(Err(refusal)),
+            None if held_here && damaged(&part.info())? => Step::Repair,
             None => decide(part, existing, on_conflict),
         };
-        if matches!(step, Step::Write { .. }) {
+        if matches!(step, Step::Write { .. } | Step::Repair) {
             pending.insert(part.name(), part.hash());
         }
         steps.push(step);

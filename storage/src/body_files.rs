@@ -62,6 +62,19 @@ impl BodyFiles {
         durable::sync_dir(&self.dir)
     }
 
+    /// A body's length on disk, or `None` when its file is gone: a check that reads no bytes.
+    pub(crate) fn len(&self, hash: &PartHash) -> Result<Option<u64>, StoreError> {
+        let path = self.path(hash);
+        match std::fs::metadata(&path) {
+            Ok(metadata) => Ok(Some(metadata.len())),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(StoreError::Io {
+                context: format!("reading the size of {}", path.display()),
+                source: err,
+            }),
+        }
+    }
+
     /// Reads a body, or `None` when its file is gone. Reads at most `size + 1` bytes, so a body
     /// that grew on disk cannot make us allocate more than the index promised.
     pub(crate) fn read(&self, hash: &PartHash, size: u64) -> Result<Option<Vec<u8>>, StoreError> {

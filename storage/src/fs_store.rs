@@ -14,10 +14,11 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::batch::{self, Step};
 use crate::body_files::BodyFiles;
+use crate::damage::DamageLog;
 use crate::durable::{self, NewFile, Placement};
 use crate::error::IoContext;
 use crate::name_index::NameIndex;
-use crate::store::{BatchOutcome, verify_read};
+use crate::store::BatchOutcome;
 use crate::store_dir::StoreDir;
 use crate::{
     OnConflict, PartHash, PartInfo, PartKind, PartName, PartStore, StoreError, StoreStats,
@@ -28,6 +29,7 @@ pub struct FsStore {
     dir: StoreDir,
     names: PathBuf,
     bodies: BodyFiles,
+    damage: DamageLog,
     index: RwLock<NameIndex>,
     writer: Mutex<()>,
 }
@@ -40,6 +42,7 @@ impl FsStore {
         let index = load_index(&names)?;
         bodies.sweep(|hash| Ok(index.is_referenced(hash)))?;
         Ok(Self {
+            damage: DamageLog::open(dir.damage_log()),
             dir,
             names,
             bodies,
@@ -75,7 +78,24 @@ impl PartStore for FsStore {
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let steps = batch::plan(parts, on_conflict, |name| Ok(self.index().hash_of(name)))?;
+        let steps = batch::plan(
+            parts,
+            on_conflict,
+            |name| Ok(self.index().hash_of(name)),
+            |held| self.known_damaged(held),
+        )?;
+        // A repair writes the body only: the name already points at it.
+        let bodies: Vec<(PartHash, &[u8])> = parts
+            .iter()
+            .zip(&steps)
+            .filter(|(_, step)| matches!(step, Step::Write { .. } | Step::Repair))
+            .map(|(part, _)| (part.hash(), part.bytes()))
+            .collect();
+        if !bodies.is_empty() {
+            self.bodies.write_all(&bodies)?;
+            self.bodies.sync()?;
+            self.damage.rewritten(bodies.iter().map(|(hash, _)| *hash));
+        }
         let writes: Vec<&VerifiedPart> = parts
             .iter()
             .zip(&steps)
@@ -83,12 +103,6 @@ impl PartStore for FsStore {
             .map(|(part, _)| part)
             .collect();
         if !writes.is_empty() {
-            let bodies: Vec<(PartHash, &[u8])> = writes
-                .iter()
-                .map(|part| (part.hash(), part.bytes()))
-                .collect();
-            self.bodies.write_all(&bodies)?;
-            self.bodies.sync()?;
             let records: Vec<(PathBuf, String)> = writes
                 .iter()
                 .map(|part| {
@@ -138,7 +152,11 @@ impl PartStore for FsStore {
                     name: name.clone(),
                     hash: info.hash,
                 })?;
-        verify_read(&info, bytes)
+        self.damage.verify_read(&info, bytes)
+    }
+
+    fn known_damaged(&self, held: &PartInfo) -> Result<bool, StoreError> {
+        Ok(self.bodies.len(&held.hash)? != Some(held.size) || self.damage.is_damaged(&held.hash))
     }
 
     fn list(&self) -> Result<Vec<PartInfo>, StoreError> {

@@ -3,7 +3,9 @@
 //! A part is a named run of bytes with its blake3 hash. Every backend implements
 //! [`PartStore`]: it stores only [`VerifiedPart`]s (bytes already checked against the hash the
 //! sender promised), re-hashes bytes whenever it reads them back, and reports a write only once
-//! it is durable. Backends: [`SledStore`] (the default), [`FsStore`] (a plain directory) and
+//! it is durable. A body found damaged or gone is remembered, and the next put of the bytes it
+//! should hold writes it again ([`PutOutcome::Repaired`]); [`verify`] names what a repair must
+//! fetch. Backends: [`SledStore`] (the default), [`FsStore`] (a plain directory) and
 //! [`MemStore`] (tests and benchmarks); [`open_store`] picks an on-disk one by [`BackendKind`].
 //!
 //! Files larger than one chunk are stored as chunks named by their hashes plus a manifest
@@ -37,6 +39,7 @@
 
 mod batch;
 mod body_files;
+mod damage;
 mod durable;
 mod error;
 mod export;
@@ -81,4 +84,4 @@ pub use registry::{open_existing_store, open_store};
 pub use sled_store::{INLINE_MAX, SledStore};
 pub use store::{BatchOutcome, PartStore};
 pub use store_dir::{BackendKind, UnknownBackend, disk_usage};
-pub use verify::{VerifyReport, verify};
+pub use verify::{VerifyReport, verify, verify_parts};

@@ -464,3 +464,17 @@ pub(crate) fn read_at(file: &File, path: &Path, at: BodyAt) -> Result<Option<Vec
         }),
     }
 }
+
+/// Whether the pack holds the bytes of `at` (its file is there and long enough), without
+/// reading them.
+pub(crate) fn holds(dir: &Path, at: BodyAt) -> Result<bool, StoreError> {
+    let path = pack_path(dir, at.pack);
+    match std::fs::metadata(&path) {
+        Ok(metadata) => Ok(metadata.len() >= at.offset.saturating_add(at.len)),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(StoreError::Io {
+            context: format!("reading the size of {}", path.display()),
+            source: err,
+        }),
+    }
+}

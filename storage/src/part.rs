@@ -184,6 +184,9 @@ pub enum PutOutcome {
     AlreadyHad,
     /// The name held other bytes and the caller asked to replace them.
     Replaced { previous: PartHash },
+    /// The name already held these bytes, but their body was gone or known to be damaged
+    /// (see [`crate::PartStore::known_damaged`]); it is written again and now durable.
+    Repaired,
 }
 
 /// What to do when a name already holds different bytes.

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::batch::{self, Step};
+use crate::damage::DamageLog;
 use crate::error::IndexResult;
 use crate::pack_record::{Op, Record};
 use crate::pack_scan::{PackScan, Scanned};
@@ -26,9 +27,11 @@ use crate::packs::{self, Appending, BodyAt, Compaction, Packs, Tail};
 use crate::sled_compact;
 use crate::sled_index::{Index, Touched, shares_body};
 use crate::sled_record::{self as key, Entry};
-use crate::store::{BatchOutcome, verify_read};
+use crate::store::BatchOutcome;
 use crate::store_dir::StoreDir;
-use crate::{OnConflict, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart};
+use crate::{
+    OnConflict, PartHash, PartInfo, PartName, PartStore, StoreError, StoreStats, VerifiedPart,
+};
 
 /// Bodies up to this size follow their own record and are kept once per name; larger ones
 /// are shared by every name with the same bytes.
@@ -38,6 +41,7 @@ pub struct SledStore {
     _dir: StoreDir,
     index: Index,
     packs_dir: PathBuf,
+    damage: DamageLog,
     /// The packs and the next sequence number, behind the one lock every writer takes.
     writer: Mutex<Writer>,
 }
@@ -88,6 +92,7 @@ impl SledStore {
         let (packs, tails) = Packs::open(packs_dir.clone(), states)?;
         let next_seq = index.next_seq()?;
         let store = Self {
+            damage: DamageLog::open(dir.damage_log()),
             _dir: dir,
             index,
             packs_dir,
@@ -210,9 +215,9 @@ impl SledStore {
             .write_states(&writer.packs, &touched, writer.next_seq)
     }
 
-    fn next_seq(writer: &mut Writer) -> u64 {
-        writer.next_seq += 1;
-        writer.next_seq - 1
+    fn next_seq(next: &mut u64) -> u64 {
+        *next += 1;
+        *next - 1
     }
 
     /// Where an entry's body is now.
@@ -222,6 +227,65 @@ impl SledStore {
         } else {
             Ok(Some(entry.own_body()))
         }
+    }
+
+    /// Whether the body of `hash`, of `size` bytes, recorded at `at`, cannot be read back as
+    /// far as can be told without reading it: not recorded, of another length, past its
+    /// pack's end, or found damaged by a read.
+    fn body_damaged(
+        &self,
+        hash: &PartHash,
+        at: Option<BodyAt>,
+        size: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(at) = at else { return Ok(true) };
+        Ok(at.len != size || self.damage.is_damaged(hash) || !packs::holds(&self.packs_dir, at)?)
+    }
+
+    /// The records that write `part` as `step` says, given the bodies this batch already
+    /// places. A body of `INLINE_MAX` or less follows its put; a shared one is carried by the
+    /// put when the store has none, and by a body record (which takes its place) when the
+    /// store's copy is damaged.
+    fn records_for<'a>(
+        &self,
+        part: &'a VerifiedPart,
+        step: &Step,
+        placing: &mut HashSet<PartHash>,
+        seq: &mut impl FnMut() -> u64,
+    ) -> Result<Vec<Appending<'a>>, StoreError> {
+        let (kind, write_entry) = match step {
+            Step::Write { .. } => (part.kind(), true),
+            Step::Repair => match self.index.entry(part.name())? {
+                Some(held) => (held.info.kind, !held.shared),
+                None => return Ok(Vec::new()),
+            },
+            Step::Done(_) => return Ok(Vec::new()),
+        };
+        let info = (part.hash(), part.size(), kind);
+        if !shares_body(part.size()) {
+            let record = Record::put(part.name().clone(), info, true).with_seq(seq());
+            return Ok(vec![Appending {
+                record,
+                body: part.bytes(),
+            }]);
+        }
+        let hash = part.hash();
+        let held = self.index.body_at(&hash)?;
+        let needs_body = placing.insert(hash) && self.body_damaged(&hash, held, part.size())?;
+        let mut records = Vec::new();
+        if needs_body && held.is_some() {
+            records.push(Appending {
+                record: Record::body(hash, part.size()),
+                body: part.bytes(),
+            });
+        }
+        if write_entry {
+            let carries = needs_body && held.is_none();
+            let record = Record::put(part.name().clone(), info, carries).with_seq(seq());
+            let body = if carries { part.bytes() } else { &[] };
+            records.push(Appending { record, body });
+        }
+        Ok(records)
     }
 
     /// Reads an entry's body of the size its entry records (a location of another length is
@@ -282,26 +346,26 @@ impl PartStore for SledStore {
         on_conflict: OnConflict,
     ) -> Result<BatchOutcome, StoreError> {
         let mut writer = self.lock();
-        let steps = batch::plan(parts, on_conflict, |name| {
-            Ok(self.index.entry(name)?.map(|entry| entry.info.hash))
-        })?;
+        let steps = batch::plan(
+            parts,
+            on_conflict,
+            |name| Ok(self.index.entry(name)?.map(|entry| entry.info.hash)),
+            |held| self.known_damaged(held),
+        )?;
         let mut records = Vec::new();
         let mut placing = HashSet::new();
+        let mut written = Vec::new();
+        let mut seq = || Self::next_seq(&mut writer.next_seq);
         for (part, step) in parts.iter().zip(&steps) {
-            if !matches!(step, Step::Write { .. }) {
-                continue;
+            let more = self.records_for(part, step, &mut placing, &mut seq)?;
+            if !more.is_empty() {
+                written.push(part.hash());
             }
-            let hash = part.hash();
-            let carries = !shares_body(part.size())
-                || (self.index.body_at(&hash)?.is_none() && placing.insert(hash));
-            let info = (hash, part.size(), part.kind());
-            let record = Record::put(part.name().clone(), info, carries)
-                .with_seq(Self::next_seq(&mut writer));
-            let body = if carries { part.bytes() } else { &[] };
-            records.push(Appending { record, body });
+            records.extend(more);
         }
         if !records.is_empty() {
             self.commit(&mut writer, records)?;
+            self.damage.rewritten(written);
             self.compact_quietly(&mut writer);
         }
         Ok(steps.into_iter().map(Step::into_outcome).collect())
@@ -317,7 +381,18 @@ impl PartStore for SledStore {
             name: name.clone(),
             hash: info.hash,
         })?;
-        verify_read(&info, bytes)
+        self.damage.verify_read(&info, bytes)
+    }
+
+    fn known_damaged(&self, held: &PartInfo) -> Result<bool, StoreError> {
+        match self.index.entry(&held.name)? {
+            // A small body is cheap to read back whole.
+            Some(entry) if entry.info.hash == held.hash && !entry.shared => {
+                let bytes = packs::read_body(&self.packs_dir, entry.own_body())?;
+                Ok(bytes.is_none_or(|bytes| PartHash::of(&bytes) != held.hash))
+            }
+            _ => self.body_damaged(&held.hash, self.index.body_at(&held.hash)?, held.size),
+        }
     }
 
     fn list(&self) -> Result<Vec<PartInfo>, StoreError> {
@@ -348,7 +423,7 @@ impl PartStore for SledStore {
         if self.index.entry(name)?.is_none() {
             return Ok(false);
         }
-        let record = Record::remove(name.clone()).with_seq(Self::next_seq(&mut writer));
+        let record = Record::remove(name.clone()).with_seq(Self::next_seq(&mut writer.next_seq));
         self.commit(&mut writer, vec![Appending { record, body: &[] }])?;
         self.compact_quietly(&mut writer);
         Ok(true)

@@ -1,8 +1,6 @@
 //! The `PartStore` trait: the one interface every backend implements.
 
-use crate::{
-    OnConflict, PartHash, PartInfo, PartName, PutOutcome, StoreError, StoreStats, VerifiedPart,
-};
+use crate::{OnConflict, PartInfo, PartName, PutOutcome, StoreError, StoreStats, VerifiedPart};
 
 /// One result per part of a batch, in the order the parts were given.
 pub type BatchOutcome = Vec<Result<PutOutcome, StoreError>>;
@@ -19,9 +17,12 @@ pub trait PartStore: Send + Sync {
     /// Stores `parts` and makes them durable with one sync for the whole batch, so that many
     /// small parts cost one flush rather than one each.
     ///
-    /// A name already holding the same hash is [`PutOutcome::AlreadyHad`] and writes nothing;
-    /// a name holding another hash is a [`StoreError::Conflict`] in that part's slot unless
-    /// `on_conflict` is [`OnConflict::Replace`].
+    /// A name already holding the same hash is [`PutOutcome::AlreadyHad`] and writes nothing,
+    /// unless its body is [known to be damaged](PartStore::known_damaged): then the body is
+    /// written again and the part is [`PutOutcome::Repaired`]. A damaged body shared with
+    /// other names is written again too when a new name brings its bytes. A name holding
+    /// another hash is a [`StoreError::Conflict`] in that part's slot unless `on_conflict` is
+    /// [`OnConflict::Replace`].
     ///
     /// # Errors
     /// The outer error means the batch could not be made durable: report none of it as stored.
@@ -43,6 +44,16 @@ pub trait PartStore: Send + Sync {
     /// [`StoreError::NotFound`], or [`StoreError::Corrupt`] / [`StoreError::BodyMissing`] when
     /// the stored bytes are damaged.
     fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError>;
+
+    /// Whether the body of `held` (an entry as [`PartStore::lookup`] gave it) cannot be read
+    /// back, as far as the store can tell without reading it whole: it is gone or of the wrong
+    /// length, or a read found it damaged (the store remembers that, across restarts for an
+    /// on-disk store). A server asks this before it answers that it holds a part, so that a
+    /// peer sends bytes that repair it; a put asks it of every part it already holds.
+    ///
+    /// # Errors
+    /// Only when the index or the body's metadata cannot be read.
+    fn known_damaged(&self, held: &PartInfo) -> Result<bool, StoreError>;
 
     /// Every entry, sorted by name: for local whole listings (export, verify). A server
     /// answering peers uses [`PartStore::list_page`], whose cost does not grow with the store.
@@ -101,22 +112,5 @@ pub trait PartStore: Send + Sync {
         self.put_batch(std::slice::from_ref(part), on_conflict)?
             .pop()
             .expect("put_batch returns one outcome per part")
-    }
-}
-
-/// Checks bytes read back from disk against the hash they were stored under.
-///
-/// # Errors
-/// [`StoreError::Corrupt`] when they differ.
-pub(crate) fn verify_read(info: &PartInfo, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-    let actual = PartHash::of(&bytes);
-    if actual == info.hash {
-        Ok(bytes)
-    } else {
-        Err(StoreError::Corrupt {
-            name: info.name.clone(),
-            expected: info.hash,
-            actual,
-        })
     }
 }

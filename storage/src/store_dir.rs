@@ -3,6 +3,7 @@
 //! ```text
 //! <db>/p2p-store.meta   which backend, which format version (written once, at creation)
 //! <db>/LOCK             flock-ed while a process has the store open; holds that process's pid
+//! <db>/damaged          hashes of bodies a read found damaged, until written again (`damage.rs`)
 //! <db>/tmp/             fs backend: writes in progress; emptied on every open
 //! <db>/bodies/          fs backend: part bodies as files named by their blake3 hash
 //! <db>/index/           sled backend: the sled database
@@ -145,6 +146,10 @@ impl StoreDir {
 
     pub(crate) fn bodies(&self) -> PathBuf {
         self.root.join("bodies")
+    }
+
+    pub(crate) fn damage_log(&self) -> PathBuf {
+        self.root.join("damaged")
     }
 }
 

@@ -11,17 +11,21 @@ use storage::{
 };
 use tempfile::TempDir;
 
-/// A store under test, and for on-disk backends the directory to reopen it from.
+/// A store under test, and for on-disk backends the directory to reopen it from, or for the
+/// memory backend a second handle to damage it through.
 struct Fixture {
     store: Box<dyn PartStore>,
     disk: Option<(TempDir, BackendKind)>,
+    mem: Option<MemStore>,
 }
 
 impl Fixture {
     fn mem() -> Self {
+        let store = MemStore::new();
         Self {
-            store: Box::new(MemStore::new()),
+            store: Box::new(store.clone()),
             disk: None,
+            mem: Some(store),
         }
     }
 
@@ -31,6 +35,20 @@ impl Fixture {
         Self {
             store,
             disk: Some((dir, kind)),
+            mem: None,
+        }
+    }
+
+    /// Flips a bit in the middle of the stored body of `part` (a body larger than
+    /// [`INLINE_MAX`], so that it is a file or in a pack, not inside the sled index).
+    fn damage(&self, part: &VerifiedPart) {
+        match (&self.mem, &self.disk) {
+            (Some(mem), _) => assert!(mem.damage(part.name())),
+            (None, Some((dir, kind))) => {
+                let middle = part.bytes().len() / 2;
+                corrupt(*kind, &dir.path().join("db"), part.bytes(), middle, 0x10);
+            }
+            (None, None) => unreachable!("a fixture is in memory or on disk"),
         }
     }
 
@@ -495,10 +513,38 @@ fn on_disk_corruption_is_detected(kind: BackendKind) {
     ));
     assert_eq!(
         fx.store.put(&victim, OnConflict::Refuse).unwrap(),
-        PutOutcome::AlreadyHad
+        PutOutcome::Repaired
     );
+    assert_eq!(fx.store.get(victim.name()).unwrap(), victim.bytes());
     fx.store.remove(victim.name()).unwrap();
     fx.store.put(&victim, OnConflict::Refuse).unwrap();
+    assert_eq!(fx.store.get(victim.name()).unwrap(), victim.bytes());
+}
+
+/// A body that is gone is seen without any read: the server asks for it, and a put of its
+/// bytes writes it again, even with no read having found it missing first.
+fn on_disk_a_missing_body_is_known_and_rewritten(kind: BackendKind) {
+    let mut fx = Fixture::on_disk(kind);
+    let victim = part("victim", &bytes_of(13, 100_000));
+    fx.store.put(&victim, OnConflict::Refuse).unwrap();
+    let db = fx.db_path().unwrap();
+    let (body, at) = locate(kind, &db, victim.bytes());
+    match kind {
+        BackendKind::Fs => std::fs::remove_file(&body).unwrap(),
+        BackendKind::Sled => {
+            let pack = std::fs::OpenOptions::new().write(true).open(&body).unwrap();
+            pack.set_len(at as u64 + 10).unwrap();
+        }
+    }
+    fx.reopen();
+    let held = fx.store.lookup(victim.name()).unwrap().unwrap();
+    assert!(fx.store.known_damaged(&held).unwrap());
+    assert_eq!(
+        fx.store.put(&victim, OnConflict::Refuse).unwrap(),
+        PutOutcome::Repaired
+    );
+    assert!(!fx.store.known_damaged(&held).unwrap());
+    fx.reopen();
     assert_eq!(fx.store.get(victim.name()).unwrap(), victim.bytes());
 }
 
@@ -531,6 +577,68 @@ fn on_disk_export_skips_corrupt_parts(kind: BackendKind) {
     assert!(!out.path().join("bad.bin_recebida").exists());
     let leftovers = std::fs::read_dir(out.path()).unwrap().count();
     assert_eq!(leftovers, 1, "no temp file is left behind");
+}
+
+/// A body a read found damaged is remembered (across a restart too): the store says so
+/// without reading it again, and the next put of the bytes it should hold writes it again,
+/// once per batch, leaving the entry as it was and the other parts alone.
+fn damaged_bodies_are_rewritten_by_their_own_bytes(mut fx: Fixture) {
+    let victim = part("victim", &bytes_of(11, 100_000));
+    let bystander = part("bystander", &bytes_of(12, 100_000));
+    fx.store
+        .put_batch(&[victim.clone(), bystander.clone()], OnConflict::Refuse)
+        .unwrap();
+    fx.damage(&victim);
+    assert!(matches!(
+        fx.store.get(victim.name()),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(
+        storage::verify(fx.store.as_ref()).unwrap().damaged,
+        [victim.info()]
+    );
+    fx.reopen();
+    let held = fx.store.lookup(victim.name()).unwrap().unwrap();
+    assert!(fx.store.known_damaged(&held).unwrap());
+    let other = fx.store.lookup(bystander.name()).unwrap().unwrap();
+    assert!(!fx.store.known_damaged(&other).unwrap());
+
+    let outcomes = fx
+        .store
+        .put_batch(
+            &[victim.clone(), victim.clone(), bystander.clone()],
+            OnConflict::Refuse,
+        )
+        .unwrap();
+    let outcomes: Vec<PutOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+    use PutOutcome::{AlreadyHad, Repaired};
+    assert_eq!(outcomes, [Repaired, AlreadyHad, AlreadyHad]);
+    assert_eq!(fx.store.get(victim.name()).unwrap(), victim.bytes());
+    assert!(!fx.store.known_damaged(&held).unwrap());
+    assert_eq!(fx.store.lookup(victim.name()).unwrap(), Some(held));
+    fx.reopen();
+    assert_eq!(fx.store.get(victim.name()).unwrap(), victim.bytes());
+    assert_eq!(fx.store.get(bystander.name()).unwrap(), bystander.bytes());
+    assert_eq!(
+        fx.store.put(&victim, OnConflict::Refuse).unwrap(),
+        PutOutcome::AlreadyHad
+    );
+}
+
+/// A new name bringing the bytes of a damaged body shared by content writes the body again,
+/// so the names that already pointed at it read back whole.
+fn a_new_name_rewrites_the_damaged_body_it_shares(fx: Fixture) {
+    let first = part("first", &bytes_of(14, 100_000));
+    let second = part("second", first.bytes());
+    fx.store.put(&first, OnConflict::Refuse).unwrap();
+    fx.damage(&first);
+    assert!(fx.store.get(first.name()).is_err());
+    assert_eq!(
+        fx.store.put(&second, OnConflict::Refuse).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(fx.store.get(first.name()).unwrap(), first.bytes());
+    assert_eq!(fx.store.get(second.name()).unwrap(), first.bytes());
 }
 
 /// The operations a proptest case runs, against the store and against a map as the model.
@@ -641,6 +749,14 @@ macro_rules! conformance {
             }
             #[test]
             fn manifests_are_bounded() { super::manifests_are_bounded($fixture) }
+            #[test]
+            fn damaged_bodies_are_rewritten_by_their_own_bytes() {
+                super::damaged_bodies_are_rewritten_by_their_own_bytes($fixture)
+            }
+            #[test]
+            fn a_new_name_rewrites_the_damaged_body_it_shares() {
+                super::a_new_name_rewrites_the_damaged_body_it_shares($fixture)
+            }
 
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(24))]
@@ -671,6 +787,10 @@ macro_rules! on_disk {
             #[test]
             fn compaction_gives_back_what_removals_left() {
                 on_disk_compaction_gives_back_what_removals_left($kind)
+            }
+            #[test]
+            fn a_missing_body_is_known_and_rewritten() {
+                on_disk_a_missing_body_is_known_and_rewritten($kind)
             }
             #[test]
             fn export_skips_corrupt_parts() { on_disk_export_skips_corrupt_parts($kind) }

@@ -7,6 +7,8 @@
 //!   on (name, hash), different chunks come from each at once, a peer that fails, stalls or sends
 //!   bytes that fail their hash is dropped, and a file's manifest is stored only once its
 //!   chunks are held and the file checks out whole.
+//! - [`repair`] heals a store: what `verify` found damaged or gone is fetched again from peers
+//!   by (name, hash) and stored over the damaged bodies.
 //! - [`list_files`] describes what a peer holds, files with their own size and hash, and
 //!   [`export_from`] writes a peer's files out without a store of one's own.
 //!
@@ -21,6 +23,7 @@ mod listing;
 mod observe;
 mod pull;
 mod push;
+mod repair;
 mod swarm;
 
 pub use dial::Dialer;
@@ -30,3 +33,4 @@ pub use listing::list_files;
 pub use observe::{Observer, Outcome, Tally, TransferEvent};
 pub use pull::{PullReport, pull};
 pub use push::{PushReport, push_files, push_store};
+pub use repair::{RepairReport, Unhealed, repair};

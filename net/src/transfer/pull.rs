@@ -74,7 +74,7 @@ pub fn pull(
 
 /// Connects to every peer and learns what each holds of what is asked for: every part when
 /// `names` is empty, else just those names.
-fn connect_all(
+pub(crate) fn connect_all(
     dialer: &Dialer,
     addrs: &[String],
     names: &[PartName],
@@ -114,7 +114,10 @@ fn connect_all(
 }
 
 /// What the peer holds of `names`, asked name by name, or everything when none are named.
-fn holdings(client: &mut Client, names: &[PartName]) -> Result<Vec<PartInfo>, ClientError> {
+pub(crate) fn holdings(
+    client: &mut Client,
+    names: &[PartName],
+) -> Result<Vec<PartInfo>, ClientError> {
     if names.is_empty() {
         return client.list();
     }
@@ -336,15 +339,6 @@ impl Pulling<'_, '_> {
 
     /// Tells the observer about peers dropped since the last call.
     fn report_dropped(&mut self, peers: &[Peer]) {
-        for peer in peers {
-            if let Some(reason) = &peer.dropped
-                && self.reported_drops.insert(peer.addr.clone())
-            {
-                self.counting.event(TransferEvent::PeerDropped {
-                    peer: peer.addr.clone(),
-                    reason: reason.clone(),
-                });
-            }
-        }
+        swarm::report_dropped(peers, &mut self.reported_drops, &mut self.counting);
     }
 }

@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use storage::{PartInfo, PartName, StoreError, VerifiedPart};
 
+use super::observe::{Counting, TransferEvent};
 use crate::{Client, ClientError};
 
 /// Most parts a peer takes from the queue at a time: enough to keep its connection busy, few
@@ -42,6 +43,25 @@ impl Peer {
         self.holds
             .get(&info.name)
             .is_some_and(|held| held.hash == info.hash)
+    }
+}
+
+/// Tells the observer about the peers dropped since the last call; `reported` holds the
+/// peers it was told about.
+pub(crate) fn report_dropped(
+    peers: &[Peer],
+    reported: &mut HashSet<String>,
+    counting: &mut Counting<'_>,
+) {
+    for peer in peers {
+        if let Some(reason) = &peer.dropped
+            && reported.insert(peer.addr.clone())
+        {
+            counting.event(TransferEvent::PeerDropped {
+                peer: peer.addr.clone(),
+                reason: reason.clone(),
+            });
+        }
     }
 }
 

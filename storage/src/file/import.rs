@@ -110,6 +110,7 @@ pub fn import_files(
                         batch.commit(&mut on_file)?;
                     }
                     batch.chunk_failure = None;
+                    batch.chunk_repaired = false;
                     batch.push(name, part);
                 }
                 Read::Chunk(chunk) => batch.push_quiet(chunk),
@@ -119,7 +120,7 @@ pub fn import_files(
                     batch.commit(&mut on_file)?;
                     match batch.chunk_failure.take() {
                         Some(failure) => batch.push(name, Err(failure)),
-                        None => batch.push(name, Ok(manifest)),
+                        None => batch.push_file(name, manifest),
                     }
                 }
             }
@@ -174,6 +175,9 @@ fn read_file(
 enum Slot {
     /// The next queued part, reported under this name.
     Reported(String),
+    /// The next queued part, a file's manifest: reported under this name, as repaired when
+    /// it was held but some of its chunks were written again over damaged bodies.
+    File { name: String, chunks_repaired: bool },
     /// The next queued part, a chunk: reported only if it fails.
     Quiet,
     /// A file that could not be read.
@@ -189,6 +193,8 @@ struct Batch<'a> {
     order: Vec<Slot>,
     /// Why a chunk of the file being read could not be stored, if one could not.
     chunk_failure: Option<FileError>,
+    /// Whether a chunk of the file being read was written again over a damaged body.
+    chunk_repaired: bool,
     bytes: u64,
 }
 
@@ -200,6 +206,7 @@ impl<'a> Batch<'a> {
             parts: Vec::new(),
             order: Vec::new(),
             chunk_failure: None,
+            chunk_repaired: false,
             bytes: 0,
         }
     }
@@ -214,6 +221,17 @@ impl<'a> Batch<'a> {
             }
             Err(err) => self.order.push(Slot::Failed(name, err)),
         }
+    }
+
+    /// Queues a file's manifest, after its chunks are committed.
+    fn push_file(&mut self, name: String, manifest: VerifiedPart) {
+        let chunks_repaired = std::mem::take(&mut self.chunk_repaired);
+        self.bytes += manifest.size();
+        self.parts.push(manifest);
+        self.order.push(Slot::File {
+            name,
+            chunks_repaired,
+        });
     }
 
     /// Queues a chunk, reported only if it fails.
@@ -243,13 +261,28 @@ impl<'a> Batch<'a> {
                     let (_, outcome) = stored.next().expect("one outcome per part");
                     on_file((name, outcome.map_err(FileError::from)));
                 }
+                Slot::File {
+                    name,
+                    chunks_repaired,
+                } => {
+                    let (_, outcome) = stored.next().expect("one outcome per part");
+                    let outcome = outcome.map(|outcome| match outcome {
+                        PutOutcome::AlreadyHad if chunks_repaired => PutOutcome::Repaired,
+                        outcome => outcome,
+                    });
+                    on_file((name, outcome.map_err(FileError::from)));
+                }
                 Slot::Quiet => {
                     let (part, outcome) = stored.next().expect("one outcome per part");
-                    if let Err(source) = outcome {
-                        self.chunk_failure = Some(FileError::Chunk {
-                            name: part.name().clone(),
-                            source,
-                        });
+                    match outcome {
+                        Ok(PutOutcome::Repaired) => self.chunk_repaired = true,
+                        Ok(_) => {}
+                        Err(source) => {
+                            self.chunk_failure = Some(FileError::Chunk {
+                                name: part.name().clone(),
+                                source,
+                            });
+                        }
                     }
                 }
                 Slot::Failed(name, err) => on_file((name, Err(err))),

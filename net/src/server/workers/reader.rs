@@ -121,7 +121,13 @@ fn answer(store: &dyn PartStore, job: ReadJob) -> Done {
         } => {
             let response = match store.lookup(&name) {
                 Ok(None) => Response::Want { id },
-                Ok(Some(held)) if held.hash == hash => Response::Have { id },
+                // A part whose body is gone or known damaged is not held: the peer's bytes
+                // repair it.
+                Ok(Some(held)) if held.hash == hash => match store.known_damaged(&held) {
+                    Ok(false) => Response::Have { id },
+                    Ok(true) => Response::Want { id },
+                    Err(err) => rejection(id, &err),
+                },
                 Ok(Some(held)) => Response::Conflict {
                     id,
                     existing: *held.hash.as_bytes(),

@@ -86,6 +86,10 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
                 });
                 Response::Stored { id }
             }
+            Ok(PutOutcome::Repaired) => {
+                debug!(name = %part.name(), size = part.size(), "repaired");
+                Response::Stored { id }
+            }
             Ok(PutOutcome::AlreadyHad) => Response::Have { id },
             Err(StoreError::Conflict { existing, .. }) => Response::Conflict {
                 id,
