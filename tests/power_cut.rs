@@ -7,8 +7,10 @@
 //! class (1 KiB, 15 KB, 1 MiB) and a file of several chunks; `remove` of some names; `remove`
 //! of most large bodies, which makes sled compact its packs; or `import --replace`. The cut
 //! falls before a change picked by a seeded RNG among as many as the last run of that program
-//! made (so it lands in the same share of the run however fast the machine is), killing the
-//! program as the power would; a program that finishes first is cut after its end. A failing
+//! made (so it lands in the same share of the run however fast the machine is; for the
+//! compacting removal, among its changes to sled's packs, so it lands in the compaction),
+//! killing the program as the power would; a program that finishes first is cut after its
+//! end. A failing
 //! cycle is reported with what was volatile in the store at the cut, and the cycles go on (on
 //! a new store if this one no longer opens), so one run tallies every way the store fails.
 //!
@@ -31,7 +33,7 @@ use support::power_cut::ledger::{self, CHUNK, Class, Ledger};
 use support::power_cut::workload::{self, Ran};
 
 /// Cycles per backend.
-const CYCLES: usize = 30;
+const CYCLES: usize = 48;
 
 /// A run that takes longer than this stops and fails; it only bounds a hang.
 const DEADLINE: Duration = Duration::from_secs(20 * 60);
@@ -39,15 +41,17 @@ const DEADLINE: Duration = Duration::from_secs(20 * 60);
 /// Replays a run with its seed.
 const SEED: &str = "P2P_STORE_POWER_CUT_SEED";
 
-/// How many parts of each class a push cycle sends.
+/// How many parts of each class a push cycle sends: enough 15 KB parts that sled's leaves
+/// of them pass the size past which it writes a log item as a separate blob file.
 const PUSHED: [(Class, usize); 4] = [
-    (Class::Kib, 6),
-    (Class::Small, 4),
+    (Class::Kib, 8),
+    (Class::Small, 40),
     (Class::Mib, 2),
     (Class::Chunked, 1),
 ];
 
-/// Volatile paths a failing cycle lists, at most; the rest are counted.
+/// Findings and volatile paths a failing cycle lists, at most; the rest are counted.
+const FINDINGS_SHOWN: usize = 8;
 const VOLATILE_SHOWN: usize = 40;
 
 #[test]
@@ -78,14 +82,6 @@ impl Program {
             4 => Self::Remove,
             5 => Self::Compact,
             _ => Self::Push,
-        }
-    }
-
-    /// The changes a first run is guessed to make, before one is counted.
-    fn first_guess(self) -> u64 {
-        match self {
-            Self::Push => 400,
-            Self::Remove | Self::Compact | Self::Replace => 150,
         }
     }
 }
@@ -120,7 +116,8 @@ struct Harness {
     /// The store's directory, relative to the mount; a new one after a store stops opening.
     store: PathBuf,
     generation: usize,
-    /// Changes each program made when it last ran to its end (or at least, when cut).
+    /// Changes each program made when it last ran to its end, or more if a later run was
+    /// cut further in; for a compaction on sled, changes to its packs.
     estimates: BTreeMap<Program, u64>,
     cuts: BTreeMap<Program, Cuts>,
     failed: Vec<Failed>,
@@ -171,13 +168,20 @@ impl Harness {
 
     fn cycle(&mut self, cycle: usize) {
         let program = self.program(cycle);
-        let estimate = *self
-            .estimates
-            .entry(program)
-            .or_insert_with(|| program.first_guess());
+        // A program's first run is cut after its end, and counts its changes; later runs
+        // are cut after its end one time in three, and count them again.
+        let nth = match self.estimates.get(&program) {
+            Some(&estimate) => self.rng.u64(0..=estimate + estimate / 2),
+            None => u64::MAX,
+        };
         let start = self.fs.changes();
-        self.fs
-            .cut_power_at(start + self.rng.u64(0..=estimate + estimate / 4));
+        // A removal changes nothing in sled's packs but by compacting them: counting only
+        // the changes there aims the cut at the compaction, a small part of the removal.
+        let packs = self.store.join("packs");
+        let in_packs = program == Program::Compact && self.fs.cut_power_in(&packs, nth).is_ok();
+        if !in_packs {
+            self.fs.cut_power_at(start.saturating_add(nth));
+        }
         let ran = match program {
             Program::Push => self.push(cycle),
             Program::Remove => self.remove(false),
@@ -185,22 +189,22 @@ impl Harness {
             Program::Replace => self.replace(cycle),
         };
         let report = self.fs.cut_power().expect("the filesystem remounts");
-        let made = report.changes - start;
+        let made = report.changes_in_dir.unwrap_or(report.changes - start);
         let cuts = self.cuts.entry(program).or_default();
         match report.killed {
             Some(_) => {
                 cuts.mid_way += 1;
-                self.estimates.insert(program, estimate.max(made));
+                let estimate = self.estimates.entry(program).or_default();
+                *estimate = made.max(*estimate);
             }
             None => {
                 cuts.after_end += 1;
                 self.estimates.insert(program, made.max(1));
             }
         }
-        let packs = self.store.join("packs");
-        if program != Program::Push && report.under(&packs).next().is_some() {
-            cuts.in_compaction += 1;
-        }
+        let compacting = (in_packs && report.killed.is_some())
+            || (program != Program::Push && report.under(&packs).next().is_some());
+        cuts.in_compaction += usize::from(compacting);
 
         let mut findings = Vec::new();
         if report.killed.is_none() {
@@ -209,9 +213,10 @@ impl Harness {
         }
         let out = self.scratch.path().join("out");
         findings.extend(check(&self.db(), self.backend, &mut self.ledger, &out));
+        let counted = if in_packs { " to packs/" } else { "" };
         let when = match report.killed {
-            Some(pid) => format!("cut {made} changes in, killing {pid}"),
-            None => format!("cut after the end, {made} changes in"),
+            Some(pid) => format!("cut {made} changes{counted} in, killing {pid}"),
+            None => format!("cut after the end, {made} changes{counted} in"),
         };
         eprintln!(
             "{} {cycle:02} {program:?}: {when}; {} acknowledged; {}",
@@ -261,7 +266,9 @@ impl Harness {
         ran
     }
 
-    /// Removes a third of what the store holds or, for `compact`, every packed body but one.
+    /// Removes a third of what the store holds or, for `compact`, three in five of its packed
+    /// bodies: sled compacts a pack as soon as half of it is dead, in the middle of the
+    /// removal, and moves what is left of it, so the cut has a compaction to fall into.
     fn remove(&mut self, compact: bool) -> Ran {
         let held: Vec<String> = self
             .ledger
@@ -271,7 +278,7 @@ impl Harness {
             .filter(|name| !compact || ledger::class(name).is_packed())
             .collect();
         let count = match compact {
-            true => held.len().saturating_sub(1).max(1),
+            true => (held.len() * 3).div_ceil(5),
             false => held.len().div_ceil(3),
         };
         let names = self.rng.choose_multiple(held, count);
@@ -383,8 +390,12 @@ impl Harness {
             }
             for failed in &self.failed {
                 let _ = writeln!(message, "cycle {} ({:?}):", failed.cycle, failed.program);
-                for finding in &failed.findings {
+                for finding in failed.findings.iter().take(FINDINGS_SHOWN) {
                     let _ = writeln!(message, "    {finding}");
+                }
+                if failed.findings.len() > FINDINGS_SHOWN {
+                    let more = failed.findings.len() - FINDINGS_SHOWN;
+                    let _ = writeln!(message, "    ... {more} more");
                 }
                 message.push_str(&failed.volatile);
             }

@@ -77,7 +77,7 @@ impl Fuse {
     ) -> Result<FileAttr, Errno> {
         let meta = Meta::new(perm(mode & !umask), req.uid(), req.gid());
         let mut power = self.power();
-        let tree = power.change(req.pid())?;
+        let tree = power.change(req.pid(), parent.0)?;
         let ino = tree.add(parent.0, name, body, meta)?;
         Self::attr_of(tree, ino)
     }
@@ -147,7 +147,7 @@ impl Filesystem for Fuse {
         reply: ReplyAttr,
     ) {
         let mut power = self.power();
-        let changed = power.change(req.pid()).and_then(|tree| {
+        let changed = power.change(req.pid(), ino.0).and_then(|tree| {
             if let Some(len) = size {
                 tree.set_len(ino.0, len)?;
             }
@@ -183,7 +183,7 @@ impl Filesystem for Fuse {
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let mut power = self.power();
         let removed = power
-            .change(req.pid())
+            .change(req.pid(), parent.0)
             .and_then(|tree| tree.remove(parent.0, name, false));
         reply_empty(reply, removed);
     }
@@ -191,7 +191,7 @@ impl Filesystem for Fuse {
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let mut power = self.power();
         let removed = power
-            .change(req.pid())
+            .change(req.pid(), parent.0)
             .and_then(|tree| tree.remove(parent.0, name, true));
         reply_empty(reply, removed);
     }
@@ -213,7 +213,7 @@ impl Filesystem for Fuse {
         let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let mut power = self.power();
         let renamed = power
-            .change(req.pid())
+            .change(req.pid(), parent.0)
             .and_then(|tree| tree.rename((parent.0, name), (newparent.0, newname), no_replace));
         reply_empty(reply, renamed);
     }
@@ -260,7 +260,7 @@ impl Filesystem for Fuse {
     ) {
         let mut power = self.power();
         match power
-            .change(req.pid())
+            .change(req.pid(), ino.0)
             .and_then(|tree| tree.write(ino.0, offset, data))
         {
             // `data` is at most MAX_WRITE long.
@@ -307,7 +307,9 @@ impl Filesystem for Fuse {
         let mut power = self.power();
         reply_empty(
             reply,
-            power.change(req.pid()).and_then(|tree| tree.sync(ino.0)),
+            power
+                .change(req.pid(), ino.0)
+                .and_then(|tree| tree.sync(ino.0)),
         );
     }
 
@@ -383,7 +385,9 @@ impl Filesystem for Fuse {
         let mut power = self.power();
         reply_empty(
             reply,
-            power.change(req.pid()).and_then(|tree| tree.sync(ino.0)),
+            power
+                .change(req.pid(), ino.0)
+                .and_then(|tree| tree.sync(ino.0)),
         );
     }
 

@@ -6,8 +6,9 @@
 //! entries of a directory by `fsync` of that directory. [`PowerCutFs::cut_power`] throws the
 //! volatile layer away, remounts what is left, and reports, path by path, what was lost
 //! ([`CutReport`]); [`PowerCutFs::cut_power_at`] arms the cut to fall just before a given
-//! change, killing the process that asks for it. Reads always see the latest writes, as on a
-//! real machine.
+//! change, killing the process that asks for it, and [`PowerCutFs::cut_power_in`] before the
+//! n-th change within one directory. Reads always see the latest writes, as on a real
+//! machine.
 //!
 //! Threading: the filesystem runs on one thread of the test process, started by
 //! `fuser::spawn_mount`; programs on the mount must be separate processes or threads. The

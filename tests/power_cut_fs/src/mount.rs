@@ -12,7 +12,7 @@ use std::time::Duration;
 use fuser::{BackgroundSession, Config, MountOption};
 
 use crate::fuse::Fuse;
-use crate::power::Power;
+use crate::power::{Armed, Power};
 use crate::report::CutReport;
 use crate::tree::{Meta, Tree};
 
@@ -90,7 +90,28 @@ impl PowerCutFs {
     /// [`PowerCutFs::cut_power`] remounts what it left. Nothing happens if no process gets
     /// that far.
     pub fn cut_power_at(&self, change: u64) {
-        self.power().arm(change);
+        self.power().arm(Armed::At(change));
+    }
+
+    /// Arms a power cut, as [`PowerCutFs::cut_power_at`] does, to fall before the change
+    /// numbered `nth` (from 0, from now) among those to the directory `dir` (relative to the
+    /// mount point) or to a file in it: writes, truncates and syncs of its files, new,
+    /// removed and renamed entries and syncs of the directory itself.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::NotFound`] when `dir` is not a directory; nothing is armed.
+    pub fn cut_power_in(&self, dir: &Path, nth: u64) -> io::Result<()> {
+        let mut power = self.power();
+        let dir = power
+            .tree
+            .resolve(dir)
+            .map_err(|errno| io::Error::from_raw_os_error(errno.code()))?;
+        power.arm(Armed::In {
+            dir,
+            left: nth,
+            seen: 0,
+        });
+        Ok(())
     }
 
     /// Cuts the power now, or takes the cut an armed [`PowerCutFs::cut_power_at`] made:

@@ -1,5 +1,6 @@
 //! The power supply: the tree, a count of the changes made to it, and a cut armed to fall
-//! just before a given change.
+//! just before a given change, or before the n-th change to one directory and its files (to
+//! aim at a rare phase of a program, as a compaction writing and deleting packs).
 //!
 //! A cut at a change index rather than after a delay lands anywhere in a program's sequence
 //! of writes and syncs with the same odds however fast the machine runs, and a seed replays
@@ -10,7 +11,17 @@
 use fuser::Errno;
 
 use crate::report::CutReport;
-use crate::tree::Tree;
+use crate::tree::{Ino, Tree};
+
+/// Where an armed cut falls.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Armed {
+    /// Before the change of this index (counted from the mount).
+    At(u64),
+    /// Before the change to directory `dir` or a file in it that finds `left` at 0; each
+    /// such change before counts `left` down, and `seen` up.
+    In { dir: Ino, left: u64, seen: u64 },
+}
 
 /// The filesystem as of a cut, and what the cut lost.
 #[derive(Debug)]
@@ -24,7 +35,7 @@ pub(crate) struct Power {
     pub(crate) tree: Tree,
     /// Changes made since the mount: writes, truncates, entry changes, syncs.
     changes: u64,
-    armed_at: Option<u64>,
+    armed: Option<Armed>,
     cut: Option<Cut>,
 }
 
@@ -33,7 +44,7 @@ impl Power {
         Self {
             tree,
             changes: 0,
-            armed_at: None,
+            armed: None,
             cut: None,
         }
     }
@@ -42,8 +53,8 @@ impl Power {
         self.changes
     }
 
-    pub(crate) fn arm(&mut self, change: u64) {
-        self.armed_at = Some(change);
+    pub(crate) fn arm(&mut self, armed: Armed) {
+        self.armed = Some(armed);
     }
 
     /// The tree, for a request that changes nothing durable (reads, lookups, opens); EIO once
@@ -55,13 +66,23 @@ impl Power {
         }
     }
 
-    /// The tree, for a request from process `pid` that changes it; the armed cut falls first
-    /// if this is its change.
-    pub(crate) fn change(&mut self, pid: u32) -> Result<&mut Tree, Errno> {
+    /// The tree, for a request from process `pid` that changes `target` (a file, or the
+    /// directory whose entries change); the armed cut falls first if this is its change.
+    pub(crate) fn change(&mut self, pid: u32, target: Ino) -> Result<&mut Tree, Errno> {
         if self.cut.is_some() {
             return Err(Errno::EIO);
         }
-        if self.armed_at == Some(self.changes) {
+        let falls = match &mut self.armed {
+            Some(Armed::At(change)) => *change == self.changes,
+            Some(Armed::In { dir, left, seen }) if self.tree.is_in(target, *dir) => {
+                let falls = *left == 0;
+                *left = left.saturating_sub(1);
+                *seen += u64::from(!falls);
+                falls
+            }
+            _ => false,
+        };
+        if falls {
             self.cut = Some(self.cut_now(Some(pid)));
             kill(pid);
             return Err(Errno::EIO);
@@ -74,6 +95,9 @@ impl Power {
         let mut report = CutReport::of(&self.tree);
         report.changes = self.changes;
         report.killed = killed;
+        if let Some(Armed::In { seen, .. }) = self.armed {
+            report.changes_in_dir = Some(seen);
+        }
         Cut {
             report,
             left: self.tree.after_cut(),
@@ -82,8 +106,9 @@ impl Power {
 
     /// The cut that fell, or one now; the count goes on and nothing stays armed.
     pub(crate) fn take_cut(&mut self) -> Cut {
-        self.armed_at = None;
-        self.cut.take().unwrap_or_else(|| self.cut_now(None))
+        let cut = self.cut.take().unwrap_or_else(|| self.cut_now(None));
+        self.armed = None;
+        cut
     }
 }
 

@@ -35,6 +35,8 @@ pub struct CutReport {
     pub changes: u64,
     /// The process an armed cut killed.
     pub killed: Option<u32>,
+    /// For a cut armed in a directory: the changes to it and its files before the cut.
+    pub changes_in_dir: Option<u64>,
 }
 
 impl CutReport {

@@ -154,3 +154,33 @@ fn an_armed_cut_kills_the_writer_mid_way_and_keeps_what_it_synced() {
         assert_eq!(text, format!("file {i}\n"));
     }
 }
+
+#[test]
+fn a_cut_armed_in_a_directory_counts_only_its_changes() {
+    let Some(mut fs) = Mounted::new() else { return };
+    fs::create_dir(fs.path("a")).unwrap();
+    fs::create_dir(fs.path("b")).unwrap();
+    sync_dir(fs.fs.path());
+    // Three or four changes in b/ per file (create, write, fsync, perhaps a truncate), as many
+    // in a/ before each: the 7th change in b/ falls on its second or third file.
+    fs.fs.cut_power_in(Path::new("b"), 6).unwrap();
+    let script = "for i in $(seq 1 10); do for d in a b; do \
+                  echo $i > $d/f$i && sync $d/f$i || exit 1; done; done";
+    let status = std::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(fs.fs.path())
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    let report = fs.fs.cut_power().unwrap();
+    let created = |path: &str| {
+        report
+            .volatile
+            .iter()
+            .any(|volatile| volatile.path == Path::new(path))
+    };
+    assert!(created("a/f2") && created("b/f1"), "{report}");
+    assert!(!created("b/f4") && !created("a/f5"), "{report}");
+    assert!(fs.fs.cut_power_in(Path::new("c"), 0).is_err());
+}

@@ -197,10 +197,36 @@ fn read_back(store: &[&str], chunks: &[&String], out: &Path) -> Vec<Finding> {
     }
 }
 
-/// The first line of a failed run's stderr: anyhow's top-level message.
+/// Characters of each line a failed run's report keeps: a panic may print a whole sled node.
+const LINE_KEPT: usize = 300;
+
+/// What a failed run says went wrong: its stderr without the log lines (which start with a
+/// timestamp once their colours are stripped), on one line.
 fn first_line(run: &Run) -> String {
-    let stderr = run.stderr();
-    let text = stderr.trim();
-    let lines: Vec<&str> = text.lines().take(4).collect();
-    lines.join(" / ")
+    let stderr = strip_colours(&run.stderr());
+    let said: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with(|c: char| c.is_ascii_digit()))
+        .take(4)
+        .map(|line| match line.char_indices().nth(LINE_KEPT) {
+            Some((cut, _)) => format!("{}...", &line[..cut]),
+            None => line.to_owned(),
+        })
+        .collect();
+    said.join(" / ")
+}
+
+/// Drops the terminal colour sequences (`ESC [ ... m`) the logs are written with.
+fn strip_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }

@@ -258,6 +258,27 @@ impl Tree {
         Ok(())
     }
 
+    /// Whether `ino` is directory `dir` or an entry of it.
+    pub(crate) fn is_in(&self, ino: Ino, dir: Ino) -> bool {
+        ino == dir
+            || self
+                .dir(dir)
+                .is_ok_and(|entries| entries.now.values().any(|&entry| entry == ino))
+    }
+
+    /// The directory `path` (relative to the root) leads to.
+    pub(crate) fn resolve(&self, path: &std::path::Path) -> Result<Ino, Errno> {
+        let mut ino = ROOT;
+        for component in path.components() {
+            ino = *self
+                .dir(ino)?
+                .now
+                .get(component.as_os_str())
+                .ok_or(Errno::ENOENT)?;
+        }
+        self.dir(ino).map(|_| ino)
+    }
+
     /// Whether directory `dir` is `ancestor` or lies under it.
     fn is_within(&self, mut dir: Ino, ancestor: Ino) -> Result<bool, Errno> {
         // Bounded by the number of inodes, so a damaged parent chain cannot loop forever.
