@@ -42,7 +42,7 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_disk_refuses_pushes_without_acknowledging_them_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = match Tmpfs::mount(&dir.path().join("disk"), "16m") {
+    let disk = match Tmpfs::mount(&dir.path().join("disk"), "24m") {
         Ok(disk) => disk,
         Err(why) => {
             support::skip(&why);
@@ -50,7 +50,7 @@ fn a_full_disk_refuses_pushes_without_acknowledging_them_and_recovers() {
         }
     };
     let filler = disk.0.join("filler");
-    std::fs::write(&filler, vec![0; 6_000_000]).unwrap();
+    std::fs::write(&filler, vec![0; 14_000_000]).unwrap();
     let files: Vec<(String, Vec<u8>)> = (0..14)
         .map(|i| (format!("part{i:02}.bin"), random_bytes(i, 1_000_000)))
         .collect();
@@ -96,6 +96,15 @@ fn a_full_disk_refuses_pushes_without_acknowledging_them_and_recovers() {
     assert_eq!(verified["intact"], 14, "{verified}");
 }
 
+/// Writes `path` until the disk is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let block = vec![0; 1 << 16];
+    while file.write_all(&block).is_ok() {}
+    let _ = file.sync_all();
+}
+
 /// A file too large for the disk fails to import without filling it: the failed append is cut
 /// back at once (the chunks of earlier batches stay, and `gc` collects them), the store opens
 /// on the full disk and after it, and the file stored before reads back intact.
@@ -125,6 +134,15 @@ fn a_failed_import_is_cut_back_and_the_store_opens_on_a_full_disk() {
             failed.stdout(),
             failed.stderr()
         );
+        // Opened again and again on a disk with no byte left.
+        let filler = disk.0.join("filler");
+        fill(&filler);
+        for _ in 0..2 {
+            let listing = run([&store[..], &["list", "--json"]].concat()).ok().json();
+            assert_eq!(listing.as_array().unwrap().len(), 1, "{backend}: {listing}");
+            run([&store[..], &["verify"]].concat()).ok();
+        }
+        std::fs::remove_file(&filler).unwrap();
         let other = dir.path().join("other.txt");
         std::fs::write(&other, random_bytes(3, 20_000)).unwrap();
         run([&store[..], &["import", p(&other)]].concat()).ok();
@@ -134,11 +152,8 @@ fn a_failed_import_is_cut_back_and_the_store_opens_on_a_full_disk() {
             used < 8 << 20,
             "{backend}: {used} bytes still used after gc"
         );
-        for _ in 0..2 {
-            let listing = run([&store[..], &["list", "--json"]].concat()).ok().json();
-            assert_eq!(listing.as_array().unwrap().len(), 2, "{backend}: {listing}");
-            run([&store[..], &["verify"]].concat()).ok();
-        }
+        let listing = run([&store[..], &["list", "--json"]].concat()).ok().json();
+        assert_eq!(listing.as_array().unwrap().len(), 2, "{backend}: {listing}");
         let grown = Command::new("mount")
             .args(["-o", "remount,size=256m"])
             .arg(&disk.0)

@@ -56,6 +56,7 @@ mod packs;
 mod part;
 mod recover;
 mod registry;
+mod reserve;
 mod sled_compact;
 mod sled_index;
 mod sled_record;
@@ -81,6 +82,7 @@ pub use part::{
 };
 pub use recover::{DamagedBytes, RecoverReport, recover};
 pub use registry::{open_existing_store, open_store};
+pub use reserve::RESERVE;
 pub use sled_store::{INLINE_MAX, SledStore};
 pub use store::{BatchOutcome, PartStore};
 pub use store_dir::{BackendKind, UnknownBackend, disk_usage};

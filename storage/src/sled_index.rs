@@ -40,12 +40,13 @@ pub(crate) fn shares_body(size: u64) -> bool {
 
 impl Index {
     /// Opens the sled database at `path`; a database sled cannot read (or panics on) is
-    /// [`StoreError::IndexDamaged`].
+    /// [`StoreError::IndexDamaged`], a disk too full to open it an I/O error.
     ///
     /// # Errors
     /// [`StoreError::IndexDamaged`], [`StoreError::Io`].
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         durable::ensure_dir(path)?;
+        remove_unfinished_snapshots(path)?;
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
             sled::Config::new()
                 .path(path)
@@ -54,6 +55,14 @@ impl Index {
         }));
         let db = match opened {
             Ok(Ok(db)) => db,
+            Ok(Err(sled::Error::Io(err)))
+                if matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+            {
+                return Err(StoreError::Io {
+                    context: format!("opening the index at {}", path.display()),
+                    source: err,
+                });
+            }
             Ok(Err(err)) => return Err(damaged(path, err.to_string())),
             Err(_) => return Err(damaged(path, "the index engine panicked".to_owned())),
         };
@@ -360,6 +369,29 @@ pub(crate) fn dead(packs: &mut Packs, at: BodyAt, touched: &mut Touched) {
     if packs.mark_dead(at.pack, at.len).is_some() {
         touched.insert(at.pack);
     }
+}
+
+/// Deletes the snapshots sled began and never finished (`snap.*.generating`: a crash or a full
+/// disk stopped the write before its rename). sled reads the newest snapshot file it finds,
+/// unfinished or not, and refuses to open on an empty or partial one; without it, sled opens
+/// from the snapshot before, which it keeps until a new one is in place.
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+    let mut removed = false;
+    for entry in std::fs::read_dir(path).context(|| format!("listing {}", path.display()))? {
+        let entry = entry.context(|| format!("listing {}", path.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::info!(file = %name, "removing an unfinished index snapshot");
+            std::fs::remove_file(entry.path())
+                .context(|| format!("removing {}", entry.path().display()))?;
+            removed = true;
+        }
+    }
+    if removed {
+        durable::sync_dir(path)?;
+    }
+    Ok(())
 }
 
 fn damaged(path: &Path, reason: String) -> StoreError {

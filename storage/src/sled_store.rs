@@ -24,6 +24,7 @@ use crate::error::IndexResult;
 use crate::pack_record::{Op, Record};
 use crate::pack_scan::{PackScan, Scanned};
 use crate::packs::{self, Appending, BodyAt, Compaction, Packs, Tail};
+use crate::reserve;
 use crate::sled_compact;
 use crate::sled_index::{Index, Touched, shares_body};
 use crate::sled_record::{self as key, Entry};
@@ -62,7 +63,12 @@ impl SledStore {
                 reason: "it is missing, but the packs hold records".to_owned(),
             });
         }
-        let index = Index::open(&index_path)?;
+        let index = match Index::open(&index_path) {
+            Err(err) if reserve::is_disk_full(&err) && reserve::release(dir.root()) => {
+                Index::open(&index_path)?
+            }
+            opened => opened?,
+        };
         let format = index.format()?;
         if format.is_some_and(|format| format != key::FORMAT) {
             return Err(StoreError::IndexDamaged {
@@ -100,6 +106,7 @@ impl SledStore {
         };
         store.replay(&tails)?;
         store.sweep()?;
+        reserve::keep(store._dir.root());
         Ok(store)
     }
 

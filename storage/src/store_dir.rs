@@ -7,7 +7,8 @@
 //! <db>/tmp/             fs backend: writes in progress; emptied on every open
 //! <db>/bodies/          fs backend: part bodies as files named by their blake3 hash
 //! <db>/index/           sled backend: the sled database
-//! <db>/packs/           sled backend: larger part bodies, appended to pack files
+//! <db>/packs/           sled backend: the log of record, every put and removal as a record
+//! <db>/reserve          sled backend: space kept so the store opens on a full disk
 //! <db>/names/           fs backend: one small file per part name
 //! ```
 
