@@ -121,6 +121,7 @@ fn say(round: &str, event: TransferEvent) {
     let what = match outcome {
         Outcome::Stored => format!("stored {name}"),
         Outcome::AlreadyHad => format!("already had {name}, no bytes sent"),
+        Outcome::Repaired => format!("repaired {name}"),
         Outcome::Rejected(why) => format!("rejected {name}: {why}"),
     };
     println!("peer 2 -> peer 1 ({round}): {what}");

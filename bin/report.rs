@@ -46,6 +46,7 @@ impl Report {
         match outcome {
             Outcome::Stored => self.line(format_args!("stored {name}")),
             Outcome::AlreadyHad => self.line(format_args!("already had {name}")),
+            Outcome::Repaired => self.line(format_args!("repaired {name}")),
             Outcome::Rejected(reason) => return self.rejected(name, reason),
         }
         self.tally.count(outcome);
@@ -58,10 +59,7 @@ impl Report {
                 self.tally.stored += 1;
                 self.line(format_args!("replaced {name}"));
             }
-            Ok(PutOutcome::Repaired) => {
-                self.tally.stored += 1;
-                self.line(format_args!("repaired {name}"));
-            }
+            Ok(PutOutcome::Repaired) => self.settle(name, &Outcome::Repaired),
             Ok(PutOutcome::Stored) => self.settle(name, &Outcome::Stored),
             Ok(PutOutcome::AlreadyHad) => self.settle(name, &Outcome::AlreadyHad),
             Err(reason) => self.settle(name, &Outcome::Rejected(reason.to_string())),

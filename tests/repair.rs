@@ -82,6 +82,31 @@ fn a_re_import_heals_damage_a_verify_found_on_both_backends() {
     }
 }
 
+/// A fetch from a healthy peer does not take a damaged part or file for one it has: it moves
+/// exactly the damaged chunks and part, and says what it repaired.
+#[test]
+fn a_fetch_from_a_healthy_peer_heals_damage_a_verify_found_on_both_backends() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files();
+        let (store, _) = store_of(dir.path(), "local.db", backend, &files);
+        let (healthy, _) = store_of(dir.path(), "healthy.db", backend, &files);
+        damage(&store, &files);
+        assert_verified(&store, &["plain.bin", "victim.bin"]);
+        let server = start_server(&healthy.db, backend, &[]);
+
+        let fetched = store.run(&["fetch", "--from", &server.at()]).ok().stdout();
+        let expected = "already had intact.bin\nrepaired plain.bin\nrepaired victim.bin\n";
+        assert!(fetched.starts_with(expected), "{backend:?}: {fetched}");
+        let again = store.run(&["fetch", "--from", &server.at(), "--json"]);
+        let again = again.ok().json();
+        assert_eq!(again["already_had"], 3, "{backend:?}: {again}");
+        assert_eq!(again["bytes_received"], 0, "{again}");
+        server.stop();
+        assert_verified(&store, &[]);
+    }
+}
+
 /// The server learns of the damage when a peer's export reads it; a healthy peer's send then
 /// moves exactly the damaged chunks and part (the server answered `Want` for them, `Have` for
 /// the rest) and the store verifies clean.

@@ -36,7 +36,7 @@ pub fn export_from(
     let mut collect = |event: TransferEvent| match event {
         TransferEvent::Settled {
             name,
-            outcome: Outcome::Stored | Outcome::AlreadyHad,
+            outcome: Outcome::Stored | Outcome::AlreadyHad | Outcome::Repaired,
         } => pulled.extend(PartName::new(name).ok()),
         other => observer.on_event(other),
     };

@@ -5,6 +5,9 @@
 pub enum Outcome {
     Stored,
     AlreadyHad,
+    /// Held, but unreadable (a part, or chunks of a file), and written again from the bytes
+    /// the transfer moved.
+    Repaired,
     Rejected(String),
 }
 
@@ -48,7 +51,7 @@ impl Tally {
     /// Counts a settled outcome.
     pub fn count(&mut self, outcome: &Outcome) {
         match outcome {
-            Outcome::Stored => self.stored += 1,
+            Outcome::Stored | Outcome::Repaired => self.stored += 1,
             Outcome::AlreadyHad => self.already_had += 1,
             Outcome::Rejected(_) => self.rejected += 1,
         }

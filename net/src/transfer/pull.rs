@@ -56,6 +56,7 @@ pub fn pull(
         counting,
         failed_chunks: HashMap::new(),
         reported_drops: HashSet::new(),
+        repaired_chunks: HashSet::new(),
     };
     pulling.run(&mut peers, selected)?;
     let mut report = PullReport {
@@ -162,6 +163,8 @@ struct Pulling<'a, 'o> {
     failed_chunks: HashMap<PartHash, String>,
     /// The peers whose dropping was reported.
     reported_drops: HashSet<String>,
+    /// Chunks this store held damaged and rewrote, so their files say they were repaired.
+    repaired_chunks: HashSet<PartHash>,
 }
 
 impl Pulling<'_, '_> {
@@ -170,11 +173,7 @@ impl Pulling<'_, '_> {
         let mut manifests = Vec::new();
         for info in selected {
             match self.store.lookup(&info.name)? {
-                Some(held) if held.hash == info.hash => {
-                    self.counting
-                        .settle(info.name.as_str(), Outcome::AlreadyHad);
-                }
-                Some(held) => {
+                Some(held) if held.hash != info.hash => {
                     let reason = format!(
                         "this store holds other content under that name ({})",
                         held.hash
@@ -182,8 +181,12 @@ impl Pulling<'_, '_> {
                     self.counting
                         .settle(info.name.as_str(), Outcome::Rejected(reason));
                 }
-                None if info.kind == PartKind::Manifest => manifests.push(info),
-                None => wanted.push(info),
+                Some(held) if !self.needs_repair(&held)? => {
+                    self.counting
+                        .settle(info.name.as_str(), Outcome::AlreadyHad);
+                }
+                _ if info.kind == PartKind::Manifest => manifests.push(info),
+                _ => wanted.push(info),
             }
         }
         let files = self.fetch_manifests(peers, manifests)?;
@@ -198,10 +201,7 @@ impl Pulling<'_, '_> {
                 }
             }
             for chunk in chunks {
-                let held = self.store.lookup(&chunk.name)?;
-                if held.is_none_or(|held| held.hash != chunk.hash)
-                    && seen.insert(chunk.name.clone())
-                {
+                if !self.holds_readable(&chunk)? && seen.insert(chunk.name.clone()) {
                     wanted.push(chunk);
                 }
             }
@@ -211,6 +211,40 @@ impl Pulling<'_, '_> {
             self.keep_file(part, &manifest);
         }
         Ok(())
+    }
+
+    /// Whether this store holds `info` and can read it back, as far as it can tell without
+    /// reading it whole ([`PartStore::known_damaged`]).
+    fn holds_readable(&self, info: &PartInfo) -> Result<bool, storage::StoreError> {
+        match self.store.lookup(&info.name)? {
+            Some(held) if held.hash == info.hash => Ok(!self.store.known_damaged(&held)?),
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether a part this store holds, or any chunk of a file it holds, cannot be read back:
+    /// then it is fetched, and the store rewrites what is damaged.
+    fn needs_repair(&self, held: &PartInfo) -> Result<bool, storage::StoreError> {
+        if self.store.known_damaged(held)? {
+            return Ok(true);
+        }
+        if held.kind != PartKind::Manifest {
+            return Ok(false);
+        }
+        let manifest = match self.store.get(&held.name) {
+            Ok(bytes) => Manifest::decode(&bytes).ok(),
+            Err(err) if err.is_corruption() => None,
+            Err(err) => return Err(err),
+        };
+        let Some(manifest) = manifest else {
+            return Ok(true);
+        };
+        for chunk in manifest.chunk_infos() {
+            if !self.holds_readable(&chunk)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Fetches and decodes the manifests; one that cannot be had or decoded is reported.
@@ -279,6 +313,10 @@ impl Pulling<'_, '_> {
         for (part, result) in batch.iter().zip(results) {
             let outcome = match result {
                 Ok(PutOutcome::AlreadyHad) => Ok(Outcome::AlreadyHad),
+                Ok(PutOutcome::Repaired) => {
+                    self.repaired_chunks.insert(part.hash());
+                    Ok(Outcome::Repaired)
+                }
                 Ok(_) => Ok(Outcome::Stored),
                 Err(err) => Err(err.to_string()),
             };
@@ -329,7 +367,16 @@ impl Pulling<'_, '_> {
                 .store
                 .put(&part.with_kind(PartKind::Manifest), OnConflict::Refuse)
             {
+                Ok(PutOutcome::AlreadyHad)
+                    if manifest
+                        .chunks()
+                        .iter()
+                        .any(|hash| self.repaired_chunks.contains(hash)) =>
+                {
+                    Outcome::Repaired
+                }
                 Ok(PutOutcome::AlreadyHad) => Outcome::AlreadyHad,
+                Ok(PutOutcome::Repaired) => Outcome::Repaired,
                 Ok(_) => Outcome::Stored,
                 Err(err) => Outcome::Rejected(err.to_string()),
             },

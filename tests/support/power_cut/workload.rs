@@ -54,7 +54,9 @@ pub fn push(db: &Path, backend: BackendKind, files: &[(String, PathBuf)]) -> Ran
             push_files(&mut client, &sources, CHUNK, &mut |event| {
                 if let TransferEvent::Settled { name, outcome } = event {
                     match outcome {
-                        Outcome::Stored | Outcome::AlreadyHad => ran.acked.push(name),
+                        Outcome::Stored | Outcome::AlreadyHad | Outcome::Repaired => {
+                            ran.acked.push(name);
+                        }
                         Outcome::Rejected(reason) => ran.rejected.push(format!("{name}: {reason}")),
                     }
                 }
