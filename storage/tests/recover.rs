@@ -140,6 +140,16 @@ fn a_flipped_byte_in_the_index_loses_nothing() {
     eprintln!("{refused} of 40 flips needed a recovery");
 }
 
+/// Flips `bit` of the byte `offset` bytes from the start of `victim`'s body in the first pack
+/// (before it, for a negative offset: in its record's header).
+fn flip_around_body(db: &Path, victim: &[u8], offset: isize, bit: u8) {
+    let pack = packs(db).remove(0);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let body = bytes.windows(64).position(|w| w == &victim[..64]).unwrap();
+    bytes[body.checked_add_signed(offset).unwrap()] ^= bit;
+    std::fs::write(&pack, bytes).unwrap();
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -161,14 +171,8 @@ fn a_flipped_header_byte_loses_only_its_record() {
     let db = dir.path().join("db");
     let mut expected = filled_store(&db);
     let victim = expected.remove(&name("p3")).unwrap();
-    let pack = packs(&db).remove(0);
-    let mut bytes = std::fs::read(&pack).unwrap();
-    let body_at = bytes
-        .windows(64)
-        .position(|window| window == &victim[..64])
-        .unwrap();
-    bytes[body_at - 2 - 40] ^= 0x10;
-    std::fs::write(&pack, bytes).unwrap();
+    // 42 bytes before the body: in the hash field of the header, before the 2-byte name.
+    flip_around_body(&db, &victim, -42, 0x10);
     let mut with_victim = expected.clone();
     with_victim.insert(name("p3"), victim);
     assert_holds(&db, &with_victim);
@@ -187,11 +191,7 @@ fn a_flipped_body_byte_is_named_after_a_rebuild() {
     let db = dir.path().join("db");
     let expected = filled_store(&db);
     let victim = &expected[&name("p4")];
-    let pack = packs(&db).remove(0);
-    let mut bytes = std::fs::read(&pack).unwrap();
-    let at = bytes.windows(64).position(|w| w == &victim[..64]).unwrap();
-    bytes[at + 100] ^= 0x01;
-    std::fs::write(&pack, bytes).unwrap();
+    flip_around_body(&db, victim, 100, 0x01);
     std::fs::remove_dir_all(db.join("index")).unwrap();
     let report = recover(&db).unwrap();
     assert_eq!(report.unreadable, vec![name("p4")], "{report:?}");
