@@ -298,6 +298,8 @@ impl Packs {
         {
             self.current = None;
         }
+        // The copies go to a new pack: never back into the one being compacted.
+        self.may_reuse = false;
         Some(id)
     }
 
