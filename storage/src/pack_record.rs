@@ -15,13 +15,16 @@
 //! 16  sequence number: u64 LE (puts and removes, in the order they were made)
 //! 24  blake3 hash: 32 bytes (put, body; zeros for a remove)
 //! 56  size: u64 LE (put: the part's size; body: the body's length)
-//! 64  first 8 bytes of blake3(bytes 0..64, then the name): the header's check
+//! 64  first 8 bytes of blake3(bytes 0..64, the name, the pack id and offset the record is
+//!     at, both u64 LE): the header's check
 //! 72  the name, then the body when the record carries one
 //! ```
 //!
 //! A put of a body the store already holds carries no body; a body record is a body moved by
 //! compaction after the name that brought it was removed. The body is checked by its hash, the
-//! rest by the header's check, so any flipped byte is noticed.
+//! rest by the header's check, so any flipped byte is noticed. The check covers where the
+//! record is, so record-shaped bytes anywhere else (inside a body that holds a copy of a pack,
+//! a copy of a record) are never taken for a record when a scan looks past damage.
 
 use crate::{PartHash, PartKind, PartName, check_size};
 
@@ -122,8 +125,9 @@ impl Record {
         }
     }
 
-    /// The header and name, ready to be followed by the body.
-    pub(crate) fn encode_head(&self) -> Vec<u8> {
+    /// The header and name of the record written at `offset` of pack `pack`, ready to be
+    /// followed by the body.
+    pub(crate) fn encode_head(&self, pack: u64, offset: u64) -> Vec<u8> {
         let name = self.name_bytes();
         let (op, kind, carries) = match self.op {
             Op::Put { kind, carries_body } => (1, kind.code(), u8::from(carries_body)),
@@ -139,17 +143,19 @@ impl Record {
         head.extend_from_slice(&self.seq.to_le_bytes());
         head.extend_from_slice(self.hash.as_bytes());
         head.extend_from_slice(&self.size.to_le_bytes());
-        let check = header_check(&head, name);
+        let check = header_check(&head, name, pack, offset);
         head.extend_from_slice(&check);
         head.extend_from_slice(name);
         head
     }
 }
 
-fn header_check(fixed: &[u8], name: &[u8]) -> [u8; 8] {
+fn header_check(fixed: &[u8], name: &[u8], pack: u64, offset: u64) -> [u8; 8] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(fixed);
     hasher.update(name);
+    hasher.update(&pack.to_le_bytes());
+    hasher.update(&offset.to_le_bytes());
     hasher.finalize().as_bytes()[..8]
         .try_into()
         .expect("8 bytes")
@@ -161,11 +167,17 @@ pub(crate) fn name_len(header: &[u8; HEADER_LEN as usize]) -> Option<usize> {
     (header[..4] == MAGIC).then(|| usize::from(u16::from_le_bytes([header[8], header[9]])))
 }
 
-/// Decodes a header and the name that follows it; `None` for anything that is not an intact
-/// record header (a torn append, a flipped byte, bytes in the middle of a body).
-pub(crate) fn decode(header: &[u8; HEADER_LEN as usize], name: &[u8]) -> Option<Record> {
+/// Decodes a header and the name that follows it, found at `offset` of pack `pack`; `None` for
+/// anything that is not an intact record header written there (a torn append, a flipped byte,
+/// bytes in the middle of a body).
+pub(crate) fn decode(
+    header: &[u8; HEADER_LEN as usize],
+    name: &[u8],
+    pack: u64,
+    offset: u64,
+) -> Option<Record> {
     let fixed = &header[..CHECKED_LEN];
-    if name_len(header)? != name.len() || header[64..] != header_check(fixed, name) {
+    if name_len(header)? != name.len() || header[64..] != header_check(fixed, name, pack, offset) {
         return None;
     }
     if header[7] != 0 || header[10..16] != [0; 6] {
@@ -201,10 +213,9 @@ pub(crate) fn decode(header: &[u8; HEADER_LEN as usize], name: &[u8]) -> Option<
 mod tests {
     use super::*;
 
-    fn round_trip(record: &Record) -> Option<Record> {
-        let head = record.encode_head();
+    fn decode_at(head: &[u8], pack: u64, offset: u64) -> Option<Record> {
         let header: &[u8; HEADER_LEN as usize] = head[..HEADER_LEN as usize].try_into().unwrap();
-        decode(header, &head[HEADER_LEN as usize..])
+        decode(header, &head[HEADER_LEN as usize..], pack, offset)
     }
 
     fn samples() -> Vec<Record> {
@@ -221,8 +232,20 @@ mod tests {
     #[test]
     fn records_round_trip() {
         for record in samples() {
-            assert_eq!(round_trip(&record), Some(record.clone()));
-            assert_eq!(record.encode_head().len() as u64, record.head_len());
+            let head = record.encode_head(3, 4096);
+            assert_eq!(decode_at(&head, 3, 4096), Some(record.clone()));
+            assert_eq!(head.len() as u64, record.head_len());
+        }
+    }
+
+    /// A record's bytes copied anywhere else (another offset, another pack) are not a record.
+    #[test]
+    fn a_record_is_one_only_where_it_was_written() {
+        for record in samples() {
+            let head = record.encode_head(3, 4096);
+            for (pack, offset) in [(3, 4097), (3, 0), (4, 4096), (0, 0)] {
+                assert_eq!(decode_at(&head, pack, offset), None, "{pack} {offset}");
+            }
         }
     }
 
@@ -230,7 +253,7 @@ mod tests {
     #[test]
     fn every_flipped_byte_is_noticed() {
         for record in samples() {
-            let head = record.encode_head();
+            let head = record.encode_head(0, 0);
             for at in 0..head.len() {
                 for bit in [0x01, 0x80] {
                     let mut damaged = head.clone();
@@ -240,7 +263,7 @@ mod tests {
                     let name_end = HEADER_LEN as usize + name_len(header).unwrap_or(0);
                     let decoded = damaged
                         .get(HEADER_LEN as usize..name_end)
-                        .and_then(|name| decode(header, name));
+                        .and_then(|name| decode(header, name, 0, 0));
                     assert_eq!(decoded, None, "byte {at} bit {bit:#x} of {record:?}");
                 }
             }

@@ -82,9 +82,16 @@ impl PackScan {
         Ok(found)
     }
 
-    /// Moves the cursor back to `pos`, the start of a record found not to be whole.
-    pub(crate) fn seek(&mut self, pos: u64) {
-        self.pos = pos;
+    /// Whether an intact record starts at the cursor or anywhere after it (moving the cursor
+    /// there): after damage, that tells a torn last append from damage in the middle.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub(crate) fn record_follows(&mut self) -> Result<bool, StoreError> {
+        if self.at_end() {
+            return Ok(false);
+        }
+        Ok(self.record_at(self.pos)?.is_some() || self.resync()?)
     }
 
     pub(crate) fn at_end(&self) -> bool {
@@ -92,20 +99,7 @@ impl PackScan {
     }
 
     fn record_at(&self, offset: u64) -> Result<Option<Scanned>, StoreError> {
-        if offset + HEADER_LEN > self.end {
-            return Ok(None);
-        }
-        let mut header = [0; HEADER_LEN as usize];
-        self.read_exact(&mut header, offset)?;
-        let Some(name_len) = pack_record::name_len(&header) else {
-            return Ok(None);
-        };
-        if offset + HEADER_LEN + name_len as u64 > self.end {
-            return Ok(None);
-        }
-        let mut name = vec![0; name_len];
-        self.read_exact(&mut name, offset + HEADER_LEN)?;
-        let Some(record) = pack_record::decode(&header, &name) else {
+        let Some(record) = self.header_at(offset)? else {
             return Ok(None);
         };
         let len = record.head_len() + record.body_len();
@@ -120,6 +114,33 @@ impl PackScan {
                 len,
             },
         }))
+    }
+
+    /// The intact header (and name) at `offset`, whether or not its body fits.
+    fn header_at(&self, offset: u64) -> Result<Option<Record>, StoreError> {
+        if offset + HEADER_LEN > self.end {
+            return Ok(None);
+        }
+        let mut header = [0; HEADER_LEN as usize];
+        self.read_exact(&mut header, offset)?;
+        let Some(name_len) = pack_record::name_len(&header) else {
+            return Ok(None);
+        };
+        if offset + HEADER_LEN + name_len as u64 > self.end {
+            return Ok(None);
+        }
+        let mut name = vec![0; name_len];
+        self.read_exact(&mut name, offset + HEADER_LEN)?;
+        Ok(pack_record::decode(&header, &name, self.pack, offset))
+    }
+
+    /// Whether the cursor is at an intact header whose body runs past the end: the last
+    /// append, cut short. Its body is never searched for records.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub(crate) fn at_torn_record(&self) -> Result<bool, StoreError> {
+        Ok(self.header_at(self.pos)?.is_some())
     }
 
     /// Moves the cursor to the next intact record header after it, if there is one; returns

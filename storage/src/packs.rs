@@ -87,9 +87,9 @@ pub(crate) struct Packs {
     states: BTreeMap<u64, PackState>,
     current: Option<Current>,
     next_id: u64,
-    /// Whether the next append may go on at the end of the newest pack: only the first one
-    /// after opening, when the index's length of it is its real length. Later, a pack stops
-    /// being current because it is full or about to be compacted.
+    /// Whether the next append may go on at the end of the newest pack (if the file is as
+    /// long as the index has applied): after opening, or after a failed append was cut back.
+    /// Otherwise a pack stops being current because it is full or about to be compacted.
     may_reuse: bool,
 }
 
@@ -215,6 +215,9 @@ impl Packs {
         let result = self.append_all(records, &mut before);
         if result.is_err() {
             self.current = None;
+            // Cut back, the newest pack takes the next append again: a disk that stays full
+            // does not collect a new empty pack per failed attempt.
+            self.may_reuse = true;
             for (id, len) in before {
                 if let Err(err) = self.cut_back(id, len) {
                     tracing::error!(pack = id, %err, "cannot cut back a failed append");
@@ -232,11 +235,11 @@ impl Packs {
         let mut placed = Vec::with_capacity(records.len());
         let mut buffer = Vec::new();
         for appending in records {
-            let head = appending.record.encode_head();
             let current = self.current_for()?;
             if before.last().is_none_or(|&(id, _)| id != current.id) {
                 before.push((current.id, current.len));
             }
+            let head = appending.record.encode_head(current.id, current.len);
             let at = BodyAt {
                 pack: current.id,
                 offset: current.len,
@@ -343,7 +346,10 @@ impl Packs {
                 .then(|| self.states.iter().next_back())
                 .flatten()
                 .filter(|(_, state)| state.len < PACK_TARGET && !state.worth_compacting())
-                .map(|(&id, state)| (id, state.len));
+                .map(|(&id, state)| (id, state.len))
+                .filter(|&(id, len)| {
+                    std::fs::metadata(self.path(id)).is_ok_and(|file| file.len() == len)
+                });
             let (id, len, fresh) = match reusable {
                 Some((id, len)) => (id, len, false),
                 None => {

@@ -129,11 +129,13 @@ fn scan_pack(
             break;
         }
         let from = scan.pos();
-        let resynced = scan.resync()?;
+        // An append cut short is skipped whole: its body is never searched for records.
+        let resynced = !scan.at_torn_record()? && scan.resync()?;
+        let to = if resynced { scan.pos() } else { len };
         report.damaged.push(DamagedBytes {
             pack: id,
             offset: from,
-            len: scan.pos() - from,
+            len: to - from,
         });
         if !resynced {
             break;

@@ -117,8 +117,9 @@ impl SledStore {
     }
 
     /// Applies the records the index had not caught up with when the store was last closed;
-    /// an append the crash cut short is cut off. Bytes that are not records followed by
-    /// records are damage, not a crash: the store refuses to guess and asks for a recovery.
+    /// an append the crash cut short is cut off. A crash tears only the last append, so a
+    /// record found after the damage (past a torn record's extent, never inside its body)
+    /// means damage, not a crash: the store refuses to guess and asks for a recovery.
     fn replay(&self, tails: &[Tail]) -> Result<(), StoreError> {
         let mut writer = self.lock();
         let writer = &mut *writer;
@@ -127,23 +128,35 @@ impl SledStore {
         let mut replayed = 0;
         for tail in tails {
             let mut scan = PackScan::open(&self.packs_dir, tail.pack, tail.from, tail.to)?;
-            while let Some(scanned) = scan.next_record()? {
-                if !intact(&scan, &scanned)? {
-                    scan.seek(scanned.at.offset);
-                    break;
+            // Where the damage starts, and whether it is the last append cut short.
+            let mut cut = None;
+            loop {
+                match scan.next_record()? {
+                    Some(scanned) if intact(&scan, &scanned)? => {
+                        writer.next_seq = writer.next_seq.max(scanned.record.seq + 1);
+                        released.extend(self.index.apply(
+                            &mut writer.packs,
+                            &scanned,
+                            &mut touched,
+                        )?);
+                        writer.packs.indexed(tail.pack, scan.pos());
+                        touched.insert(tail.pack);
+                        replayed += 1;
+                    }
+                    // A whole header over a body that does not hash: the scan is past it.
+                    Some(scanned) => {
+                        cut = Some((scanned.at.offset, scan.at_end()));
+                        break;
+                    }
+                    None if scan.at_end() => break,
+                    None => {
+                        cut = Some((scan.pos(), scan.at_torn_record()?));
+                        break;
+                    }
                 }
-                writer.next_seq = writer.next_seq.max(scanned.record.seq + 1);
-                released.extend(
-                    self.index
-                        .apply(&mut writer.packs, &scanned, &mut touched)?,
-                );
-                writer.packs.indexed(tail.pack, scan.pos());
-                touched.insert(tail.pack);
-                replayed += 1;
             }
-            if !scan.at_end() {
-                let torn_at = scan.pos();
-                if scan.resync()? {
+            if let Some((torn_at, last)) = cut {
+                if !last && scan.record_follows()? {
                     return Err(StoreError::PackDamaged {
                         pack: tail.pack,
                         offset: torn_at,

@@ -289,3 +289,52 @@ fn a_flipped_byte_in_the_marker_file_is_recovered() {
         }
     }
 }
+
+/// Record-shaped bytes inside a body (here a copy of another store's pack, whose records
+/// would give `victim` other bytes and add `evil`) are never taken for records: not when a
+/// damaged header makes `recover` look past it, nor when an append of it was cut short.
+#[test]
+fn records_inside_a_body_are_never_taken_for_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    {
+        let store = open_store(&other, Some(BackendKind::Sled)).unwrap();
+        for (n, bytes) in [("victim", b"ATTACKER".repeat(100)), ("evil", vec![6; 100])] {
+            let part = VerifiedPart::hashing(name(n), bytes).unwrap();
+            store.put(&part, OnConflict::Refuse).unwrap();
+        }
+    }
+    let mut backup = std::fs::read(&packs(&other)[0]).unwrap();
+    backup.extend(bytes_of(3, 30_000));
+    let victim = bytes_of(4, 800);
+
+    let db = dir.path().join("db");
+    drop(open_store(&db, Some(BackendKind::Sled)).unwrap());
+    let early_index = dir.path().join("early-index");
+    copy_dir(&db.join("index"), &early_index);
+    {
+        let store = open_store(&db, None).unwrap();
+        let victim = VerifiedPart::hashing(name("victim"), victim.clone()).unwrap();
+        store.put(&victim, OnConflict::Refuse).unwrap();
+        let backup = VerifiedPart::hashing(name("backup"), backup.clone()).unwrap();
+        store.put(&backup, OnConflict::Refuse).unwrap();
+    }
+    let pack = packs(&db).remove(0);
+    let clean = std::fs::read(&pack).unwrap();
+    let only_victim = BTreeMap::from([(name("victim"), victim)]);
+
+    // The append of the backup cut short in the middle of its body, the index from before it.
+    let body_at = clean.windows(64).position(|w| w == &backup[..64]).unwrap();
+    std::fs::write(&pack, &clean[..body_at + backup.len() / 2]).unwrap();
+    std::fs::remove_dir_all(db.join("index")).unwrap();
+    copy_dir(&early_index, &db.join("index"));
+    assert_holds(&db, &only_victim);
+
+    // A flipped byte in the backup's name, then a rebuild.
+    std::fs::write(&pack, &clean).unwrap();
+    flip_around_body(&db, &backup, -3, 0x01);
+    std::fs::remove_dir_all(db.join("index")).unwrap();
+    let report = recover(&db).unwrap();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert_holds(&db, &only_victim);
+}
