@@ -20,10 +20,17 @@ pub fn run(db: &Path) -> anyhow::Result<Status> {
     if report.marker_rewritten {
         println!("rewrote the damaged p2p-store.meta");
     }
-    println!(
-        "rebuilt the index from {} packs: {} records, {} parts",
-        report.packs, report.records, report.parts
-    );
+    if report.backend == storage::BackendKind::Fs {
+        println!(
+            "an fs store has no index apart from its files: {} parts",
+            report.parts
+        );
+    } else {
+        println!(
+            "rebuilt the index from {} packs: {} records, {} parts",
+            report.packs, report.records, report.parts
+        );
+    }
     for damaged in &report.damaged {
         println!(
             "skipped {} damaged bytes at offset {} of pack {:016x}",

@@ -4,8 +4,9 @@
 //! wins, and each shared body is taken from the first copy whose bytes match its hash. Bytes
 //! that are not records (a flipped byte in a header) are skipped up to the next intact record
 //! and reported, and left in place as dead bytes for a compaction to drop; a part whose body
-//! is damaged keeps its entry, so `verify` names it and a repair can heal it. The old index is
-//! kept beside the new one, never deleted.
+//! is damaged keeps its entry, so `verify` names it and a repair can heal it. The new index is
+//! built beside the old one and swapped in once whole; the old one is kept as `index.old`
+//! (replacing the one an earlier recovery kept).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ use crate::{BackendKind, PartHash, PartInfo, PartName, StoreError, durable};
 /// What a recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoverReport {
+    /// The store's backend: only sled keeps an index to rebuild.
+    pub backend: BackendKind,
     /// Pack files read.
     pub packs: usize,
     /// Intact records found in them.
@@ -68,12 +71,13 @@ struct Found {
 /// [`StoreError::NoStore`], [`StoreError::Locked`], [`StoreError::Io`], and index failures
 /// while writing the new index.
 pub fn recover(path: &Path) -> Result<RecoverReport, StoreError> {
-    let marker_rewritten = crate::store_dir::repair_marker(path)?.is_some();
+    let marker_rewritten = crate::store_dir::repair_marker_locked(path)?.is_some();
     let dir = crate::registry::open_existing_dir(path, None)?;
     if dir.kind() == BackendKind::Fs {
         let store = crate::fs_store::FsStore::open(dir)?;
         let parts = crate::PartStore::list(&store)?.len() as u64;
         return Ok(RecoverReport {
+            backend: BackendKind::Fs,
             parts,
             marker_rewritten,
             ..RecoverReport::default()
@@ -83,18 +87,8 @@ pub fn recover(path: &Path) -> Result<RecoverReport, StoreError> {
         marker_rewritten,
         ..RecoverReport::default()
     };
-    let index_path = dir.root().join("index");
-    if index_path.exists() {
-        let aside = dir.root().join("index.old");
-        if aside.exists() {
-            std::fs::remove_dir_all(&aside).context(|| format!("removing {}", aside.display()))?;
-        }
-        std::fs::rename(&index_path, &aside)
-            .context(|| format!("moving {} aside", index_path.display()))?;
-        durable::sync_dir(dir.root())?;
-        report.old_index = Some(aside);
-    }
-    let packs_dir = dir.root().join("packs");
+    let root = dir.root();
+    let packs_dir = root.join("packs");
     durable::ensure_dir(&packs_dir)?;
     let mut found = Found::default();
     for (id, pack_path) in packs::pack_files(&packs_dir)? {
@@ -104,9 +98,30 @@ pub fn recover(path: &Path) -> Result<RecoverReport, StoreError> {
         scan_pack(&packs_dir, id, len, &mut found, &mut report)?;
         report.packs += 1;
     }
-    let index = Index::open(&index_path)?;
+    // Built beside the old index and swapped in only once whole: a recovery that fails leaves
+    // the store as it found it.
+    let building = root.join("index.new");
+    if building.exists() {
+        std::fs::remove_dir_all(&building)
+            .context(|| format!("removing {}", building.display()))?;
+    }
+    let index = Index::open(&building)?;
     write_index(&index, &found, &mut report)?;
     index.initialise()?;
+    drop(index);
+    let index_path = root.join("index");
+    if index_path.exists() {
+        let aside = root.join("index.old");
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).context(|| format!("removing {}", aside.display()))?;
+        }
+        std::fs::rename(&index_path, &aside)
+            .context(|| format!("moving {} aside", index_path.display()))?;
+        report.old_index = Some(aside);
+    }
+    std::fs::rename(&building, &index_path)
+        .context(|| format!("moving {} into place", building.display()))?;
+    durable::sync_dir(root)?;
     drop(dir);
     Ok(report)
 }

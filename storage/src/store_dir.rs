@@ -278,12 +278,20 @@ fn write_marker(root: &Path, kind: BackendKind, existing: Existing) -> Result<()
     durable::sync_dir(root)
 }
 
-/// Rewrites a damaged marker file of the store at `root`, telling the backend by the
-/// directories only it makes; returns the backend when it could tell.
+/// Rewrites a damaged marker file of the store at `root`, under the store's lock, telling the
+/// backend by the directories only it makes; returns the backend when it could tell.
 ///
 /// # Errors
-/// [`StoreError::Io`].
-pub(crate) fn repair_marker(root: &Path) -> Result<Option<BackendKind>, StoreError> {
+/// [`StoreError::Locked`] while another process has the store open, [`StoreError::Io`].
+pub(crate) fn repair_marker_locked(root: &Path) -> Result<Option<BackendKind>, StoreError> {
+    if !root.join(MARKER).is_file() {
+        return Ok(None);
+    }
+    let _lock = lock(root)?;
+    repair_marker(root)
+}
+
+fn repair_marker(root: &Path) -> Result<Option<BackendKind>, StoreError> {
     match read_marker(root) {
         Err(StoreError::UnsupportedFormat { found, .. }) if !is_intact_marker(&found) => {}
         _ => return Ok(None),

@@ -338,3 +338,19 @@ fn records_inside_a_body_are_never_taken_for_records() {
     assert_eq!(report.damaged.len(), 1, "{report:?}");
     assert_holds(&db, &only_victim);
 }
+
+/// A recovery that fails part-way (here: it cannot build its new index) leaves the store as it
+/// was, its index in place.
+#[test]
+fn a_failed_recovery_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let expected = filled_store(&db);
+    std::fs::write(db.join("index.new"), b"in the way").unwrap();
+    assert!(recover(&db).is_err());
+    assert_holds(&db, &expected);
+    std::fs::remove_file(db.join("index.new")).unwrap();
+    let report = recover(&db).unwrap();
+    assert_eq!(report.old_index, Some(db.join("index.old")));
+    assert_holds(&db, &expected);
+}
