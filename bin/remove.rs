@@ -30,6 +30,14 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
             Removal::Removed { chunks_released } => {
                 println!("removed {name} and {chunks_released} chunks no other file uses");
             }
+            Removal::RemovedKeepingChunks { unreadable } => {
+                let files: Vec<&str> = unreadable.iter().map(PartName::as_str).collect();
+                println!(
+                    "removed {name}, keeping its chunks: the manifests of {} cannot be read \
+                     (repair them, then run gc)",
+                    files.join(", ")
+                );
+            }
             Removal::NotFound => {
                 failed += 1;
                 println!("not found {name}");

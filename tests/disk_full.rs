@@ -106,8 +106,8 @@ fn fill(path: &Path) {
 }
 
 /// A file too large for the disk fails to import without filling it: the failed append is cut
-/// back at once (the chunks of earlier batches stay, and `gc` collects them), the store opens
-/// on the full disk and after it, and the file stored before reads back intact.
+/// back at once (the chunks of earlier batches stay), the store opens on a disk with no byte
+/// left, `gc` collects the chunks there, and the file stored before reads back intact.
 #[test]
 fn a_failed_import_is_cut_back_and_the_store_opens_on_a_full_disk() {
     for backend in [BackendKind::Sled, BackendKind::Fs] {
@@ -142,16 +142,17 @@ fn a_failed_import_is_cut_back_and_the_store_opens_on_a_full_disk() {
             assert_eq!(listing.as_array().unwrap().len(), 1, "{backend}: {listing}");
             run([&store[..], &["verify"]].concat()).ok();
         }
-        std::fs::remove_file(&filler).unwrap();
-        let other = dir.path().join("other.txt");
-        std::fs::write(&other, random_bytes(3, 20_000)).unwrap();
-        run([&store[..], &["import", p(&other)]].concat()).ok();
+        // Removing is how a full store makes room: gc works on the full disk.
         run([&store[..], &["gc"]].concat()).ok();
         let used = storage::disk_usage(&db).unwrap();
         assert!(
             used < 8 << 20,
             "{backend}: {used} bytes still used after gc"
         );
+        std::fs::remove_file(&filler).unwrap();
+        let other = dir.path().join("other.txt");
+        std::fs::write(&other, random_bytes(3, 20_000)).unwrap();
+        run([&store[..], &["import", p(&other)]].concat()).ok();
         let listing = run([&store[..], &["list", "--json"]].concat()).ok().json();
         assert_eq!(listing.as_array().unwrap().len(), 2, "{backend}: {listing}");
         let grown = Command::new("mount")

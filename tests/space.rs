@@ -113,3 +113,33 @@ fn gc_refuses_while_a_manifest_is_damaged() {
     let listing = store.run(&["list", "--all", "--json"]).ok().json();
     assert_eq!(listing.as_array().unwrap().len(), 4, "{listing}");
 }
+
+/// A file's chunks are released only when every other file's manifest can be read: one that
+/// cannot may list them, so removing the file keeps them (and gc refuses) until it is repaired.
+#[test]
+fn removing_a_file_keeps_chunks_a_damaged_manifest_may_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = random_bytes(6, MIB);
+    let first = [shared.clone(), random_bytes(7, MIB)].concat();
+    let second = [shared.clone(), random_bytes(8, MIB)].concat();
+    let (first_path, second_path) = (dir.path().join("first.bin"), dir.path().join("second.bin"));
+    std::fs::write(&first_path, &first).unwrap();
+    std::fs::write(&second_path, &second).unwrap();
+    for backend in support::BACKENDS {
+        let store = Store::new(dir.path(), &format!("{backend}.db"), backend);
+        store.run(&["import", p(&first_path), p(&second_path)]).ok();
+        let manifest = manifest_of(&second, MIB).encode();
+        support::files::flip_a_byte_of_the_body(&store.db, &manifest);
+
+        let removed = store.run(&["remove", "first.bin"]).ok().stdout();
+        assert!(
+            removed.contains("keeping its chunks"),
+            "{backend}: {removed}"
+        );
+        let chunk = chunk_name(&shared);
+        let kept = store.run(&["remove", &chunk]).fails(1).stdout();
+        assert!(kept.contains("second.bin"), "{backend}: {kept}");
+        let listing = store.run(&["list", "--all", "--json"]).ok().json();
+        assert_eq!(listing.as_array().unwrap().len(), 4, "{backend}: {listing}");
+    }
+}

@@ -444,7 +444,19 @@ impl PartStore for SledStore {
             return Ok(false);
         }
         let record = Record::remove(name.clone()).with_seq(Self::next_seq(&mut writer.next_seq));
-        self.commit(&mut writer, vec![Appending { record, body: &[] }])?;
+        let removal = || {
+            vec![Appending {
+                record: record.clone(),
+                body: &[],
+            }]
+        };
+        match self.commit(&mut writer, removal()) {
+            // Removing is how a full store makes room: it may use the space kept for opening.
+            Err(err) if reserve::is_disk_full(&err) && reserve::release(self._dir.root()) => {
+                self.commit(&mut writer, removal())?;
+            }
+            committed => committed?,
+        }
         self.compact_quietly(&mut writer);
         Ok(true)
     }

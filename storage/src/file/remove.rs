@@ -10,9 +10,13 @@ use crate::{Manifest, PartKind, PartName, PartStore, StoreError};
 pub enum Removal {
     /// Removed; for a file, with this many of its chunks no other file lists.
     Removed { chunks_released: usize },
+    /// A file removed with its chunks kept: the manifests of these files cannot be read, so
+    /// which chunks they list is unknown. `gc` releases the chunks once they are repaired.
+    RemovedKeepingChunks { unreadable: Vec<PartName> },
     /// Nothing by that name.
     NotFound,
-    /// A chunk these files list: removing it would break them.
+    /// A chunk these files list (or may list: their manifests cannot be read): removing it
+    /// would break them.
     InUse { by: Vec<PartName> },
 }
 
@@ -26,16 +30,30 @@ pub fn remove_parts(
     store: &dyn PartStore,
     names: &[PartName],
 ) -> Result<Vec<(PartName, Removal)>, StoreError> {
-    let mut users = chunk_users(store)?;
+    let (mut users, unreadable) = chunk_users(store)?;
     let mut outcomes = Vec::with_capacity(names.len());
     for name in names {
+        let others_unreadable: Vec<PartName> = unreadable
+            .iter()
+            .filter(|file| *file != name)
+            .cloned()
+            .collect();
         let removal = match store.lookup(name)? {
             None => Removal::NotFound,
             Some(_) if users.get(name).is_some_and(|files| !files.is_empty()) => Removal::InUse {
                 by: users[name].iter().cloned().collect(),
             },
+            Some(_) if name.is_chunk() && !others_unreadable.is_empty() => Removal::InUse {
+                by: others_unreadable,
+            },
+            Some(info) if info.kind == PartKind::Manifest && !others_unreadable.is_empty() => {
+                store.remove(name)?;
+                Removal::RemovedKeepingChunks {
+                    unreadable: others_unreadable,
+                }
+            }
             Some(info) if info.kind == PartKind::Manifest => {
-                let chunks = listed_chunks(store, name)?;
+                let chunks = listed_chunks(store, name)?.unwrap_or_default();
                 store.remove(name)?;
                 let mut released = 0;
                 for chunk in chunks {
@@ -59,30 +77,39 @@ pub fn remove_parts(
     Ok(outcomes)
 }
 
-/// For each chunk, the files whose manifests list it.
-fn chunk_users(
-    store: &dyn PartStore,
-) -> Result<BTreeMap<PartName, BTreeSet<PartName>>, StoreError> {
-    let mut users: BTreeMap<PartName, BTreeSet<PartName>> = BTreeMap::new();
+/// Files by chunk name.
+type Users = BTreeMap<PartName, BTreeSet<PartName>>;
+
+/// For each chunk, the files whose manifests list it; and the files whose manifests cannot
+/// be read.
+fn chunk_users(store: &dyn PartStore) -> Result<(Users, Vec<PartName>), StoreError> {
+    let mut users = Users::new();
+    let mut unreadable = Vec::new();
     for info in store.list()? {
-        if info.kind == PartKind::Manifest {
-            for chunk in listed_chunks(store, &info.name)? {
-                users.entry(chunk).or_default().insert(info.name.clone());
+        if info.kind != PartKind::Manifest {
+            continue;
+        }
+        match listed_chunks(store, &info.name)? {
+            Some(chunks) => {
+                for chunk in chunks {
+                    users.entry(chunk).or_default().insert(info.name.clone());
+                }
             }
+            None => unreadable.push(info.name),
         }
     }
-    Ok(users)
+    Ok((users, unreadable))
 }
 
-/// The chunks the manifest `name` lists, each once; none when it cannot be read (a damaged
-/// manifest protects nothing, and `verify` reports it).
-fn listed_chunks(store: &dyn PartStore, name: &PartName) -> Result<BTreeSet<PartName>, StoreError> {
+/// The chunks the manifest `name` lists, each once; `None` when it cannot be read.
+fn listed_chunks(
+    store: &dyn PartStore,
+    name: &PartName,
+) -> Result<Option<BTreeSet<PartName>>, StoreError> {
     let manifest = match store.get(name) {
         Ok(bytes) => Manifest::decode(&bytes).ok(),
         Err(err) if err.is_corruption() => None,
         Err(err) => return Err(err),
     };
-    Ok(manifest
-        .map(|manifest| manifest.chunk_infos().map(|chunk| chunk.name).collect())
-        .unwrap_or_default())
+    Ok(manifest.map(|manifest| manifest.chunk_infos().map(|chunk| chunk.name).collect()))
 }
