@@ -4,6 +4,10 @@
 //! packs' indexed lengths are written after them; so a crash part-way leaves records that the
 //! next open applies again, and applying a record that is already applied changes nothing.
 //!
+//! sled's background flusher is off: the store flushes the index itself (`INDEX_LAG` in
+//! `sled_store`), and without that thread a closed index lets go of its files at once, so the
+//! same process can open the store again straight away.
+//!
 //! A put that carries a shared body places it only if the store holds none (the same bytes
 //! under another name are kept once); a body record always becomes the place of its bytes:
 //! it is written to move a body (compaction) or to replace a damaged one (repair).
@@ -40,7 +44,8 @@ pub(crate) fn shares_body(size: u64) -> bool {
 
 impl Index {
     /// Opens the sled database at `path`; a database sled cannot read (or panics on) is
-    /// [`StoreError::IndexDamaged`], a disk too full to open it an I/O error.
+    /// [`StoreError::IndexDamaged`]; a failure of the disk or the system (a full disk, no
+    /// permission) is an I/O error.
     ///
     /// # Errors
     /// [`StoreError::IndexDamaged`], [`StoreError::Io`].
@@ -51,13 +56,13 @@ impl Index {
             sled::Config::new()
                 .path(path)
                 .cache_capacity(CACHE_BYTES)
+                .flush_every_ms(None)
                 .open()
         }));
         let db = match opened {
             Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(err)))
-                if matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
-            {
+            // The environment (a full disk, permissions), not the index's contents.
+            Ok(Err(sled::Error::Io(err))) => {
                 return Err(StoreError::Io {
                     context: format!("opening the index at {}", path.display()),
                     source: err,

@@ -17,6 +17,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::batch::{self, Step};
 use crate::damage::DamageLog;
@@ -50,7 +51,13 @@ pub struct SledStore {
 pub(crate) struct Writer {
     pub(crate) packs: Packs,
     pub(crate) next_seq: u64,
+    /// When the index was last made durable: what a crash would make the next open replay.
+    flushed_at: Instant,
 }
+
+/// How far the index may lag behind the packs before a commit makes it durable: bounds what
+/// an open after a crash replays (sled's own background flusher is off, see `sled_index`).
+const INDEX_LAG: Duration = Duration::from_secs(1);
 
 impl SledStore {
     pub(crate) fn open(dir: StoreDir) -> Result<Self, StoreError> {
@@ -102,7 +109,11 @@ impl SledStore {
             _dir: dir,
             index,
             packs_dir,
-            writer: Mutex::new(Writer { packs, next_seq }),
+            writer: Mutex::new(Writer {
+                packs,
+                next_seq,
+                flushed_at: Instant::now(),
+            }),
         };
         store.replay(&tails)?;
         store.sweep()?;
@@ -232,7 +243,12 @@ impl SledStore {
         self.index
             .release(&mut writer.packs, &released, &mut touched)?;
         self.index
-            .write_states(&writer.packs, &touched, writer.next_seq)
+            .write_states(&writer.packs, &touched, writer.next_seq)?;
+        if writer.flushed_at.elapsed() >= INDEX_LAG {
+            self.index.durable_flush()?;
+            writer.flushed_at = Instant::now();
+        }
+        Ok(())
     }
 
     fn next_seq(next: &mut u64) -> u64 {
