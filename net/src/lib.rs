@@ -53,5 +53,6 @@ pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use exporter::{Exporter, ExporterPanicked};
 pub use limits::Limits;
 pub use server::{
-    Access, BindError, ConfigError, ServeSummary, Server, ServerConfig, ServerEvent, ShutdownHandle,
+    Access, BindError, ConfigError, CountersSnapshot, ServeSummary, Server, ServerConfig,
+    ServerCounters, ServerEvent, ShutdownHandle,
 };
