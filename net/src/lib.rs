@@ -44,6 +44,7 @@ pub mod auth;
 pub mod client;
 mod exporter;
 pub mod frame;
+pub mod http;
 mod limits;
 pub mod message;
 pub mod server;
