@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use net::http::{HttpConfig, HttpView};
 use net::{Access, Exporter, Limits, Server, ServerConfig, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -22,7 +23,8 @@ use crate::{Status, open, peer};
 #[command(after_help = "Examples:
   p2p-store --db ./peer1.db serve --export-dir ./recebidas
   p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
-  p2p-store --key-file peers.key serve --listen 127.0.0.1:0")]
+  p2p-store --key-file peers.key serve --listen 127.0.0.1:0
+  p2p-store serve --http 127.0.0.1:8080")]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port. The first line on stdout says which.
     #[arg(long, default_value = "127.0.0.1:6881", value_name = "ADDR")]
@@ -78,6 +80,10 @@ pub struct Args {
     /// the server is not working on its requests.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
     idle_timeout: u64,
+
+    /// Also serve a read-only web view (page, files, JSON API, /metrics) on ADDR.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6880")]
+    http: Option<SocketAddr>,
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
@@ -101,6 +107,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .with_access(access)
         .with_peer_name(format!("p2p-store {}", env!("CARGO_PKG_VERSION")));
     let mut server = Server::bind(config, Arc::clone(&store))?;
+    let http = (args.http.map(HttpConfig::new))
+        .map(|config| HttpView::spawn(config, Arc::clone(&store), server.counters()))
+        .transpose()
+        .context("cannot start the web view")?;
     let options = crate::export::options(args.force)?;
     let exporter = args
         .export_dir
@@ -110,6 +120,9 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     stop_on_signals(server.shutdown_handle())?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", server.local_addr())?;
+    if let Some(http) = &http {
+        writeln!(stdout, "http on http://{}", http.local_addr())?;
+    }
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
     if let Some(exporter) = exporter {

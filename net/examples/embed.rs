@@ -1,15 +1,19 @@
 //! Everything the `p2p-store` command does, from a Rust program: two peers served in-process,
-//! a file pushed to both, fetched from both at once into a third store, exported and checked.
+//! each with its web view, a file pushed to both, fetched from both at once into a third
+//! store, exported and checked, and a range of it read over HTTP.
 //!
 //! ```sh
 //! cargo run --release -p net --example embed
 //! ```
 
 use std::error::Error;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use net::http::{HttpConfig, HttpView};
 use net::transfer::{self, Dialer, Outcome, TransferEvent};
 use net::{ServeSummary, Server, ServerConfig, ShutdownHandle};
 use storage::{BackendKind, ExportOptions, FileSource, PartName, PartStore};
@@ -81,6 +85,26 @@ fn main() -> Result<()> {
         written.display()
     );
 
+    // The web view serves any range of the file, verified chunk by chunk, as curl -r would ask.
+    let web = peers[0].web.local_addr();
+    let mut http = TcpStream::connect(web)?;
+    http.write_all(b"GET /files/report.bin HTTP/1.1\r\nRange: bytes=1048570-1048579\r\n\r\n")?;
+    let mut answer = Vec::new();
+    http.read_to_end(&mut answer)?;
+    let body_at = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no head")?
+        + 4;
+    check(answer.starts_with(b"HTTP/1.1 206 "), "the range is served")?;
+    check(
+        answer[body_at..] == bytes[1_048_570..1_048_580],
+        "the range holds the file's bytes",
+    )?;
+    println!("read 10 bytes across a chunk boundary from http://{web}/files/report.bin");
+    let counters = peers[0].counters.snapshot();
+    println!("{} has received {} bytes", peers[0].addr, counters.bytes_in);
+
     for peer in peers {
         let addr = peer.addr.clone();
         let summary = peer.stop()?;
@@ -89,15 +113,18 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A server running on its own thread.
+/// A server running on its own thread, and its web view.
 struct Running {
     addr: String,
     stop: ShutdownHandle,
     thread: JoinHandle<std::io::Result<ServeSummary>>,
+    web: HttpView,
+    counters: Arc<net::ServerCounters>,
 }
 
 impl Running {
     fn stop(self) -> Result<ServeSummary> {
+        self.web.shutdown();
         self.stop.shutdown()?;
         let summary = self.thread.join().map_err(|_| "a server panicked")??;
         Ok(summary)
@@ -108,14 +135,24 @@ fn open(db: &Path) -> Result<Box<dyn PartStore>> {
     Ok(storage::open_store(db, Some(BackendKind::Sled))?)
 }
 
-/// Serves a new sled store at `db` on a free port of 127.0.0.1.
+/// Serves a new sled store at `db` on a free port of 127.0.0.1, and its web view on another.
 fn serve(db: &Path) -> Result<Running> {
     let config = ServerConfig::new("127.0.0.1:0".parse()?);
-    let server = Server::bind(config, Arc::from(open(db)?))?;
+    let store: Arc<dyn PartStore> = Arc::from(open(db)?);
+    let server = Server::bind(config, Arc::clone(&store))?;
+    let counters = server.counters();
+    let web_config = HttpConfig::new("127.0.0.1:0".parse()?);
+    let web = HttpView::spawn(web_config, store, Arc::clone(&counters))?;
     let addr = server.local_addr().to_string();
     let stop = server.shutdown_handle();
     let thread = std::thread::spawn(move || server.run());
-    Ok(Running { addr, stop, thread })
+    Ok(Running {
+        addr,
+        stop,
+        thread,
+        web,
+        counters,
+    })
 }
 
 fn check(holds: bool, what: &str) -> Result<()> {

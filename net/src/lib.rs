@@ -44,6 +44,7 @@ pub mod auth;
 pub mod client;
 mod exporter;
 pub mod frame;
+pub mod http;
 mod limits;
 pub mod message;
 pub mod server;
@@ -53,5 +54,6 @@ pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use exporter::{Exporter, ExporterPanicked};
 pub use limits::Limits;
 pub use server::{
-    Access, BindError, ConfigError, ServeSummary, Server, ServerConfig, ServerEvent, ShutdownHandle,
+    Access, BindError, ConfigError, CountersSnapshot, ServeSummary, Server, ServerConfig,
+    ServerCounters, ServerEvent, ShutdownHandle,
 };

@@ -70,7 +70,7 @@ pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, e
 pub use file::{
     Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, Garbage, ImportOptions,
     LocalFile, MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError, Removal,
-    check_file, collect_garbage, display_name, import_files, open_file, remove_parts,
+    check_file, collect_garbage, display_name, import_files, open_file, read_range, remove_parts,
 };
 pub use fs_store::FsStore;
 pub use hash::{ParseHashError, PartHash};

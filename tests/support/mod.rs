@@ -136,8 +136,9 @@ pub struct Server {
     addr: SocketAddr,
     /// Where the server's stderr goes: a file never fills up and blocks the server.
     log: NamedTempFile,
-    /// Held open so a late write to stdout cannot fail for want of a reader.
-    _stdout: BufReader<ChildStdout>,
+    /// Held open so a late write to stdout cannot fail for want of a reader; the lines after
+    /// `listening on` are read from it ([`Server::next_line`]).
+    stdout: BufReader<ChildStdout>,
 }
 
 /// Starts `p2p-store --db DB --backend BACKEND serve --listen 127.0.0.1:0 EXTRA` and waits for
@@ -213,7 +214,7 @@ fn launch(mut command: Command, db: &Path, backend: BackendKind, extra: &[&str])
         addr: addr.parse().unwrap(),
         child: Some(child),
         log,
-        _stdout: stdout,
+        stdout,
     }
 }
 
@@ -229,6 +230,13 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// The next line the server prints on stdout after `listening on` (`http on URL`, ...).
+    pub fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
     }
 
     /// What the server logged so far.

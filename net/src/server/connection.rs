@@ -259,6 +259,11 @@ impl Connection {
         }
     }
 
+    /// Bytes read since [`Connection::new_turn`].
+    pub(crate) fn read_this_turn(&self) -> usize {
+        self.read_this_turn
+    }
+
     /// Bytes queued and not yet written.
     pub(crate) fn pending_output(&self) -> usize {
         self.output.pending()

@@ -27,6 +27,7 @@
 mod admission;
 mod config;
 mod connection;
+mod counters;
 mod event_loop;
 mod events;
 mod fd_limit;
@@ -48,6 +49,7 @@ use storage::PartStore;
 use tracing::{error, info};
 
 pub use config::{Access, ConfigError, MAX_PEER_NAME, ServerConfig};
+pub use counters::{CountersSnapshot, ServerCounters};
 use event_loop::{EventLoop, LISTENER, WAKER};
 use events::EventSender;
 pub use events::ServerEvent;
@@ -100,6 +102,7 @@ pub struct Server {
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
     events: Option<Sender<ServerEvent>>,
+    counters: Arc<ServerCounters>,
 }
 
 /// Why a server could not be made.
@@ -140,6 +143,7 @@ impl Server {
             waker,
             shutdown: Arc::new(AtomicBool::new(false)),
             events: None,
+            counters: Arc::default(),
         })
     }
 
@@ -155,6 +159,11 @@ impl Server {
     /// The address actually bound (the real port when asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The live totals of this server, readable from any thread while it runs.
+    pub fn counters(&self) -> Arc<ServerCounters> {
+        Arc::clone(&self.counters)
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -192,6 +201,7 @@ impl Server {
             read_jobs,
             uploads,
             memory: memory::Memory::new(self.config.limits.max_memory),
+            counters: Arc::clone(&self.counters),
             shutting_down: false,
         };
         info!(addr = %self.local_addr, "serving");
@@ -205,7 +215,7 @@ impl Server {
             self.shutdown,
         );
         let result = event_loop.run();
-        let summary = event_loop.summary;
+        let summary = self.counters.summary();
         let workers = std::mem::take(&mut event_loop.workers);
         drop(event_loop);
         for handle in workers {

@@ -186,6 +186,11 @@ impl Manifest {
         self.file_size
     }
 
+    /// Length of every chunk but the last.
+    pub fn chunk_size(&self) -> u64 {
+        self.chunk_size
+    }
+
     /// blake3 of the whole file.
     pub fn file_hash(&self) -> PartHash {
         self.file_hash

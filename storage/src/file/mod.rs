@@ -11,7 +11,7 @@ mod import;
 pub(crate) mod manifest;
 mod remove;
 
-pub use assemble::check_file;
+pub use assemble::{check_file, read_range};
 pub use chunker::{Chunker, LocalFile, display_name, open_file};
 pub use error::FileError;
 pub use gc::{Garbage, collect_garbage};

@@ -27,7 +27,7 @@ use super::admission::{self, Admission, Verdict};
 use super::connection::Connection;
 use super::session::{Session, Shared};
 use super::workers::{ConnId, Done, ToReaders};
-use super::{ServeSummary, WorkerStopped};
+use super::{ServerCounters, WorkerStopped};
 use crate::message::Response;
 
 pub(crate) const LISTENER: Token = Token(0);
@@ -65,7 +65,6 @@ pub(crate) struct EventLoop {
     again: Vec<usize>,
     /// The memory held at the end of the last turn, to see it go down.
     memory_mark: u64,
-    pub(crate) summary: ServeSummary,
 }
 
 impl EventLoop {
@@ -93,7 +92,6 @@ impl EventLoop {
             resumed_last: 0,
             again: Vec::new(),
             memory_mark: 0,
-            summary: ServeSummary::default(),
         }
     }
 
@@ -203,7 +201,7 @@ impl EventLoop {
             serial: self.next_serial,
         };
         self.next_serial += 1;
-        self.summary.connections += 1;
+        self.shared.counters.opened();
         self.admission.opened(peer);
         debug!(%peer, slot, "accepted");
         let session = entry.insert(Session::new(Connection::new(stream, peer, now), id, now));
@@ -241,8 +239,7 @@ impl EventLoop {
         let mut touched = Vec::new();
         while let Ok(done) = self.done.try_recv() {
             if let Response::Stored { .. } = done.response {
-                self.summary.parts_stored += 1;
-                self.summary.bytes_stored += done.released;
+                self.shared.counters.stored(done.released);
             }
             match self.sessions.get_mut(done.conn.slot) {
                 Some(session) if session.id == done.conn => {
@@ -306,6 +303,7 @@ impl EventLoop {
         self.shared.memory.release(session.releasable());
         self.shared.memory.give_back();
         self.admission.closed(session.conn.peer);
+        self.shared.counters.closed();
         if let Err(err) = self.poll.registry().deregister(&mut session.conn.stream) {
             debug!(%err, "deregistering a closed connection");
         }
@@ -328,7 +326,7 @@ impl EventLoop {
             if session.expire(&self.shared.limits) {
                 self.close(slot);
             } else {
-                let result = flush(&self.poll, session, now);
+                let result = flush(&self.poll, session, &self.shared.counters, now);
                 self.settle(slot, result);
             }
         }
@@ -339,19 +337,27 @@ impl EventLoop {
 /// output budget that had stopped the reading.
 fn drive(poll: &Poll, shared: &mut Shared, session: &mut Session, now: Instant) -> io::Result<()> {
     session.service(shared, now)?;
-    flush(poll, session, now)?;
+    shared.counters.read(session.conn.read_this_turn());
+    flush(poll, session, &shared.counters, now)?;
     if session.stalled {
         session.service(shared, now)?;
-        flush(poll, session, now)?;
+        shared.counters.read(session.conn.read_this_turn());
+        flush(poll, session, &shared.counters, now)?;
     }
     Ok(())
 }
 
 /// Writes what the session has queued and keeps write interest only while output remains.
-fn flush(poll: &Poll, session: &mut Session, now: Instant) -> io::Result<()> {
+fn flush(
+    poll: &Poll,
+    session: &mut Session,
+    counters: &ServerCounters,
+    now: Instant,
+) -> io::Result<()> {
     let before = session.conn.pending_output();
     let pending = session.conn.flush()?;
     if session.conn.pending_output() < before {
+        counters.written(before - session.conn.pending_output());
         session.note_written(now);
     }
     if pending != session.wants_write {

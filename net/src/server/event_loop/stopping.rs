@@ -53,7 +53,7 @@ impl EventLoop {
         for slot in slots {
             let session = &mut self.sessions[slot];
             session.shut_down();
-            let result = flush(&self.poll, session, now);
+            let result = flush(&self.poll, session, &self.shared.counters, now);
             self.settle(slot, result);
         }
     }

@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) uploads: Sender<Upload>,
     /// Everything held for the peers, against `limits.max_memory`.
     pub(crate) memory: Memory,
+    /// What the loop counts for the outside world.
+    pub(crate) counters: std::sync::Arc<super::ServerCounters>,
     pub(crate) shutting_down: bool,
 }
 
