@@ -47,6 +47,7 @@ pub mod frame;
 mod limits;
 pub mod message;
 pub mod server;
+pub mod tls;
 pub mod transfer;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};

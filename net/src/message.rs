@@ -1,4 +1,5 @@
-//! The messages of protocol version 1, exactly as they travel inside a frame's header.
+//! The messages of protocol version 2, exactly as they travel inside a frame's header (inside
+//! TLS; version 1 sent the same frames in the clear).
 //!
 //! Names travel as plain strings and hashes as 32 raw bytes: a peer's bad name must reach
 //! [`storage::PartName`] validation and be answered with a reason, not fail decoding and cost
@@ -12,7 +13,7 @@ use storage::{PartHash, PartInfo, PartKind, PartName};
 pub const MAGIC: [u8; 4] = *b"P2PS";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Every version this build can serve; an unknown one is refused with this list.
 pub const SUPPORTED_VERSIONS: [u16; 1] = [PROTOCOL_VERSION];

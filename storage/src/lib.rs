@@ -80,5 +80,5 @@ pub use recover::{DamagedBytes, RecoverReport, recover};
 pub use registry::{open_existing_store, open_store};
 pub use sled_store::{INLINE_MAX, SledStore};
 pub use store::{BatchOutcome, PartStore};
-pub use store_dir::{BackendKind, UnknownBackend, disk_usage};
+pub use store_dir::{BackendKind, UnknownBackend, disk_usage, is_store};
 pub use verify::{VerifyReport, verify};

@@ -34,6 +34,7 @@ mod listener;
 mod memory;
 mod output;
 mod session;
+mod transport;
 mod workers;
 
 use std::io;
@@ -53,6 +54,8 @@ use events::EventSender;
 pub use events::ServerEvent;
 pub use fd_limit::raise_fd_limit;
 use session::Shared;
+
+use crate::tls::{self, Identity, IdentityError, PeerId, Trust};
 use workers::Outbox;
 
 /// Totals of one `run`.
@@ -100,6 +103,8 @@ pub struct Server {
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
     events: Option<Sender<ServerEvent>>,
+    id: PeerId,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Why a server could not be made.
@@ -109,6 +114,10 @@ pub enum BindError {
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {cause}")]
     Listen { addr: SocketAddr, cause: io::Error },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] rustls::Error),
 }
 
 impl Server {
@@ -120,11 +129,28 @@ impl Server {
     /// when the address cannot be bound or the poller cannot be made.
     pub fn bind(config: ServerConfig, store: Arc<dyn PartStore>) -> Result<Self, BindError> {
         config.validate()?;
+        let identity = match &config.identity {
+            Some(identity) => Arc::clone(identity),
+            None => Arc::new(Identity::generate()?),
+        };
+        let trust = match config.access.trusted.as_slice() {
+            [] => Trust::Anyone,
+            ids => Trust::Only(Arc::new(ids.iter().copied().collect())),
+        };
+        let tls = (!config.plaintext)
+            .then(|| tls::server_config(&identity, trust))
+            .transpose()?;
         let addr = config.listen;
-        Self::listen(config, store).map_err(|cause| BindError::Listen { addr, cause })
+        Self::listen(config, store, identity.id(), tls)
+            .map_err(|cause| BindError::Listen { addr, cause })
     }
 
-    fn listen(config: ServerConfig, store: Arc<dyn PartStore>) -> io::Result<Self> {
+    fn listen(
+        config: ServerConfig,
+        store: Arc<dyn PartStore>,
+        id: PeerId,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let mut listener = listener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
@@ -140,7 +166,14 @@ impl Server {
             waker,
             shutdown: Arc::new(AtomicBool::new(false)),
             events: None,
+            id,
+            tls,
         })
+    }
+
+    /// The ID of the key this server shows its peers.
+    pub fn id(&self) -> PeerId {
+        self.id
     }
 
     /// What the server does, as [`ServerEvent`]s, from now until `run` returns (then the
@@ -187,6 +220,8 @@ impl Server {
         let shared = Shared {
             limits: self.config.limits.clone(),
             peer_name: self.config.peer_name.clone(),
+            own_id: self.id,
+            tls: self.tls,
             key: self.config.access.key.clone(),
             read_only: self.config.access.read_only,
             read_jobs,
@@ -194,7 +229,7 @@ impl Server {
             memory: memory::Memory::new(self.config.limits.max_memory),
             shutting_down: false,
         };
-        info!(addr = %self.local_addr, "serving");
+        info!(addr = %self.local_addr, id = %self.id, "serving");
         let mut event_loop = EventLoop::new(
             self.poll,
             self.listener,

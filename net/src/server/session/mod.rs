@@ -23,6 +23,11 @@ use crate::Limits;
 use crate::auth::Key;
 use crate::frame::FrameError;
 use crate::message::{ErrorCode, Request, RequestId, Response, WireHash};
+use crate::tls::PeerId;
+
+/// What a plaintext peer of version 1 is told, in a version-1 `Error` frame.
+const VERSION_1_REFUSAL: &str = "this peer speaks protocol version 2, which begins with a TLS 1.3 handshake; \
+     plaintext version 1 is not served: upgrade p2p-store (supported versions: [2])";
 
 /// Time a failed connection gets to take its error reply before it is closed regardless.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -41,6 +46,10 @@ const LIST_COST: u64 = crate::frame::MAX_PAGE_ENTRIES as u64 * (PartName::MAX_LE
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) peer_name: String,
+    /// This server's ID, bound into the key proofs.
+    pub(crate) own_id: PeerId,
+    /// TLS for every connection; `None` only for a loopback benchmark.
+    pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     pub(crate) key: Option<Key>,
     pub(crate) read_only: bool,
     pub(crate) read_jobs: Sender<ToReaders>,
@@ -121,7 +130,12 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(conn: Connection, id: ConnId, now: Instant) -> Self {
-        let span = tracing::info_span!("conn", peer = %conn.peer, slot = id.slot);
+        let span = tracing::info_span!(
+            "conn",
+            peer = %conn.peer,
+            slot = id.slot,
+            peer_id = tracing::field::Empty
+        );
         Self {
             conn,
             id,
@@ -173,6 +187,10 @@ impl Session {
                     self.conn.trim();
                     self.recharge(shared);
                     self.stalled = !self.may_read(shared);
+                    return Ok(());
+                }
+                ReadEnd::Version1 => {
+                    self.fail(ErrorCode::UnsupportedVersion, VERSION_1_REFUSAL.into());
                     return Ok(());
                 }
                 ReadEnd::Closed => {
