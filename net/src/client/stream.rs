@@ -79,17 +79,26 @@ pub fn secure(
     let name = ServerName::try_from(tls::SERVER_NAME).expect("a valid DNS name");
     let mut conn = ClientConnection::new(config, name).map_err(tls_error)?;
     conn.set_buffer_limit(Some(SEND_LIMIT));
+    let timed_out = |err: io::Error| match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            ClientError::TimedOut { after: timeout }
+        }
+        _ => ClientError::Io(err),
+    };
     while conn.wants_write() {
-        conn.write_tls(&mut socket)?;
+        conn.write_tls(&mut socket).map_err(timed_out)?;
     }
-    refused_in_plaintext(&socket, timeout)?;
+    refused_in_plaintext(&socket, timeout).map_err(|err| match err {
+        ClientError::Io(err) => timed_out(err),
+        other => other,
+    })?;
     while conn.is_handshaking() {
         if let Err(err) = conn.complete_io(&mut socket) {
             return Err(match (verifier.seen(), pin) {
                 (Some(found), Some(expected)) if found != expected => {
                     ClientError::WrongPeer { expected, found }
                 }
-                _ => refusal(&err, identity.id()).unwrap_or(ClientError::Io(err)),
+                _ => refusal(&err, identity.id()).unwrap_or_else(|| timed_out(err)),
             });
         }
     }

@@ -81,6 +81,10 @@ impl Transport {
         match tls::starts_tls(&first[..seen]) {
             None => Ok(Sniffed::Waiting),
             Some(false) => {
+                // Its Hello is taken and dropped: closing on unread bytes would reset the
+                // connection and could lose the refusal on its way.
+                let mut hello = [0; 4096];
+                let _ = (&*stream).read(&mut hello);
                 self.state = State::Plain;
                 Ok(Sniffed::Version1)
             }

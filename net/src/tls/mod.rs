@@ -9,6 +9,7 @@
 
 mod identity;
 mod peer_id;
+mod trust_file;
 mod verify;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use rustls::{ClientConfig, ServerConfig};
 
 pub use identity::{IDENTITY_FILE, Identity, IdentityError};
 pub use peer_id::{ID_BYTES, PeerId, PeerIdError};
+pub use trust_file::{TrustFileError, read_trust_file};
 pub(crate) use verify::{PeerVerifier, Trust};
 
 /// The ALPN protocol both sides name, so a TLS peer of another protocol is told apart.
@@ -79,6 +81,29 @@ pub(crate) fn client_config(
     config.resumption = rustls::client::Resumption::disabled();
     config.enable_sni = false;
     Ok((Arc::new(config), verifier))
+}
+
+/// A blocking server end of TLS, as [`accept`] makes it.
+pub type TlsServerStream = rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>;
+
+/// The server's end of the TLS handshake on a blocking socket, admitting any client: for
+/// programs and tests that play a server by hand (the [`Server`](crate::Server) drives TLS
+/// from its event loop instead). Returns the stream and the client's ID.
+///
+/// # Errors
+/// When the handshake fails.
+pub fn accept(
+    mut socket: std::net::TcpStream,
+    identity: &Identity,
+) -> std::io::Result<(TlsServerStream, PeerId)> {
+    let config = server_config(identity, Trust::Anyone).map_err(std::io::Error::other)?;
+    let mut conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut socket)?;
+    }
+    let id = peer_id_of(conn.peer_certificates())
+        .ok_or_else(|| std::io::Error::other("the client showed no certificate"))?;
+    Ok((rustls::StreamOwned::new(conn, socket), id))
 }
 
 /// Whether the first bytes a peer sent begin a TLS record (a handshake or an alert), as no
