@@ -8,6 +8,7 @@ pub mod attacks;
 pub mod files;
 pub mod power_cut;
 pub mod relay;
+pub mod wiretap;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -99,6 +100,22 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout())
             .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout()))
+    }
+
+    /// The `--json` tally of a `send`, without its `peer_id` (checked to be an ID first).
+    pub fn tally(&self) -> serde_json::Value {
+        let mut json = self.json();
+        let id = json.as_object_mut().unwrap().remove("peer_id");
+        let id = id
+            .as_ref()
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        assert!(
+            id.parse::<PeerId>().is_ok(),
+            "no peer ID in {}",
+            self.stdout()
+        );
+        json
     }
 
     pub fn ok(self) -> Self {
