@@ -314,6 +314,15 @@ mod tests {
                 "14000000 00000000 50325053 0100 0200000000000000 7032".replace(' ', ""),
             ),
             (
+                // The Hello of this version (PROTOCOL.md §12.1), inside TLS.
+                Request::Hello {
+                    magic: MAGIC,
+                    version: PROTOCOL_VERSION,
+                    peer: "p2".into(),
+                },
+                "14000000 00000000 50325053 0200 0200000000000000 7032".replace(' ', ""),
+            ),
+            (
                 Request::Offer {
                     id: 7,
                     name: "a".into(),
@@ -386,6 +395,16 @@ mod tests {
                     max_in_flight: 8,
                 },
                 "1c000000 00000000 0100 0200000000000000 7031 0004000000000000 08000000"
+                    .replace(' ', ""),
+            ),
+            (
+                Response::Welcome {
+                    version: PROTOCOL_VERSION,
+                    peer: "p1".into(),
+                    max_part_size: 268_435_456,
+                    max_in_flight: 4096,
+                },
+                "1c000000 00000000 0200 0200000000000000 7031 0000001000000000 00100000"
                     .replace(' ', ""),
             ),
             (

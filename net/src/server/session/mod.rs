@@ -416,3 +416,26 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plaintext refusal a version-1 peer gets (PROTOCOL.md §1.1), byte for byte.
+    #[test]
+    fn the_version_1_refusal_is_pinned() {
+        let refusal = Response::Error {
+            code: ErrorCode::UnsupportedVersion,
+            message: VERSION_1_REFUSAL.into(),
+        };
+        let hex: String = crate::frame::encode_response(&refusal)
+            .unwrap()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "aa00000008000000040000009a0000000000000074686973207065657220737065616b732070726f746f636f6c2076657273696f6e20322c20776869636820626567696e732077697468206120544c5320312e332068616e647368616b653b20706c61696e746578742076657273696f6e2031206973206e6f74207365727665643a2075706772616465207032702d73746f72652028737570706f727465642076657273696f6e733a205b325d29"
+        );
+    }
+}
