@@ -381,13 +381,17 @@ impl RawPeer {
     /// Gives up on a write after `timeout`, so an attacker the server stops reading does not
     /// wait for it forever.
     pub fn set_write_timeout(&mut self, timeout: Duration) {
-        self.tls().sock.set_write_timeout(Some(timeout)).unwrap();
+        if let Some(tls) = self.stream.as_mut() {
+            tls.sock.set_write_timeout(Some(timeout)).unwrap();
+        }
     }
 
     /// Writes as much of `bytes` as the server takes before the write timeout; returns how
     /// much that was (what TLS took: its buffer holds a little more than the socket did).
     pub fn send_until_blocked(&mut self, bytes: &[u8]) -> usize {
-        let tls = self.tls();
+        let Some(tls) = self.stream.as_mut() else {
+            return 0;
+        };
         let mut written = 0;
         loop {
             while tls.conn.wants_write() {
