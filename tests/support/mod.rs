@@ -300,7 +300,7 @@ pub fn signal(pid: u32, signal: &str) {
 /// one-time identity. A refusal the server sends in plaintext before TLS (its address rules,
 /// a full server) is kept and given as the first response.
 pub struct RawPeer {
-    stream: Option<TlsStream>,
+    stream: Option<Box<TlsStream>>,
     refusal: Option<Response>,
 }
 
@@ -329,7 +329,7 @@ impl RawPeer {
         socket.set_write_timeout(Some(PATIENCE)).unwrap();
         match net::client::secure(socket, identity, pin, PATIENCE) {
             Ok((stream, _)) => Self {
-                stream: Some(stream),
+                stream: Some(Box::new(stream)),
                 refusal: None,
             },
             Err(ClientError::Refused { code, message }) => Self {
