@@ -65,9 +65,9 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         None => net::transfer::push_files(&mut client, &files, args.part_size.bytes, &mut report),
     }
     .with_context(|| format!("pushing to {} failed", args.to))?;
-    let peer_id = client.server_id().map(|id| id.to_string());
+    let peer_id = client.server_id().map(|id| id.to_string()).into();
     Ok(report.finish([
         ("bytes_sent", pushed.bytes_sent.into()),
-        ("peer_id", peer_id.into()),
+        ("peer_id", peer_id),
     ]))
 }

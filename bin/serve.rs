@@ -94,11 +94,15 @@ pub struct Args {
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     net::server::raise_fd_limit(args.max_connections);
     let store: Arc<dyn PartStore> = Arc::from(open::store(db, backend)?);
-    let identity = peer::identity(db, backend, true)?;
+    let identity = Arc::new(net::tls::Identity::load_or_create(db)?);
     let mut trusted = args.trust;
-    if let Some(file) = &args.trust_file {
-        trusted.extend(net::tls::read_trust_file(file)?);
-    }
+    trusted.extend(
+        args.trust_file
+            .map(|file| net::tls::read_trust_file(&file))
+            .transpose()?
+            .into_iter()
+            .flatten(),
+    );
     let limits = Limits::default()
         .with_max_part_size(args.max_part_size)
         .with_max_connections(args.max_connections)
@@ -113,14 +117,11 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .with_key(peer::key().cloned())
         .with_read_only(args.read_only)
         .with_allow(args.allow);
-    let mut config = ServerConfig::new(args.listen)
+    let config = ServerConfig::new(args.listen)
         .with_limits(limits)
         .with_access(access)
         .with_identity(identity)
-        .with_peer_name(format!("p2p-store {}", env!("CARGO_PKG_VERSION")));
-    if peer::plaintext() {
-        config = config.with_plaintext_on_loopback();
-    }
+        .with_plaintext_on_loopback(peer::plaintext());
     let mut server = Server::bind(config, Arc::clone(&store))?;
     let options = crate::export::options(args.force)?;
     let exporter = args

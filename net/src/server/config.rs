@@ -54,14 +54,14 @@ impl ServerConfig {
         self
     }
 
-    /// Serves frames without TLS, for benchmarks that measure what TLS costs; only on a
-    /// loopback address, and with no key or trusted IDs, which need TLS ([`Server::bind`]
-    /// refuses anything else).
+    /// With `plaintext`, serves frames without TLS, for benchmarks that measure what TLS
+    /// costs; only on a loopback address, and with no key or trusted IDs, which need TLS
+    /// ([`Server::bind`] refuses anything else).
     ///
     /// [`Server::bind`]: super::Server::bind
     #[must_use]
-    pub fn with_plaintext_on_loopback(mut self) -> Self {
-        self.plaintext = true;
+    pub fn with_plaintext_on_loopback(mut self, plaintext: bool) -> Self {
+        self.plaintext = plaintext;
         self
     }
 

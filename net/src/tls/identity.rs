@@ -96,6 +96,20 @@ impl Identity {
         Ok(identity)
     }
 
+    /// The identity of the store at `dir`, made on first use, or a one-time one when no store
+    /// is there: an identity file is never written into a directory that is not a store.
+    ///
+    /// # Errors
+    /// As [`Identity::load_or_create`].
+    pub fn of_store(dir: &Path) -> Result<Self, IdentityError> {
+        if storage::is_store(dir) {
+            Self::load_or_create(dir)
+        } else {
+            tracing::info!(db = %dir.display(), "no store here: showing a one-time identity");
+            Self::generate()
+        }
+    }
+
     /// The identity kept in `dir`, `None` when there is none yet.
     ///
     /// # Errors
