@@ -46,6 +46,8 @@ impl Client {
             (Stream::Plain(socket), None)
         } else {
             let (stream, id) = stream::secure(socket, how.identity, how.pin, how.timeout)?;
+            let pinned = how.pin.is_some();
+            tracing::info!(peer = how.addr, peer_id = %id, pinned, own_id = %how.identity.id(), "TLS up");
             (Stream::Tls(Box::new(stream)), Some(id))
         };
         let mut client = Self {

@@ -20,15 +20,22 @@ use crate::tls::{self, PeerId};
 /// Encrypted bytes queued for the socket at most; a write past it waits for the socket.
 pub(crate) const TLS_SEND_LIMIT: usize = 256 * 1024;
 
-/// Ciphertext taken from the socket in one read: rustls takes a record at a time, and a
-/// system call per 16 KiB record would cost more than the copy out of this buffer.
+/// Ciphertext taken from the socket in one read at most: rustls takes a record at a time, and
+/// a system call per 16 KiB record would cost more than the copy out of this buffer.
 const READ_AHEAD: usize = 256 * 1024;
+
+/// Ciphertext taken in one read at first: the read-ahead doubles while reads fill it, up to
+/// [`READ_AHEAD`], so a handshake or a small request holds as little as a plaintext one would,
+/// and only a bulk upload holds the large buffer (all of it charged to the budget).
+const FIRST_READ_AHEAD: usize = 16 * 1024;
 
 pub(crate) struct Transport {
     state: State,
     /// Ciphertext read from the socket and not yet given to rustls, from `ahead_at` on.
     ahead: Vec<u8>,
     ahead_at: usize,
+    /// Bytes the next socket read may take.
+    ahead_size: usize,
 }
 
 enum State {
@@ -60,6 +67,7 @@ impl Transport {
             state: config.map_or(State::Plain, State::Sniffing),
             ahead: Vec::new(),
             ahead_at: 0,
+            ahead_size: FIRST_READ_AHEAD,
         }
     }
 
@@ -137,6 +145,7 @@ impl Transport {
         if self.ahead_at == self.ahead.len() {
             self.ahead = Vec::new();
             self.ahead_at = 0;
+            self.ahead_size = FIRST_READ_AHEAD;
         }
     }
 
@@ -178,6 +187,7 @@ impl Transport {
             let mut ahead = ReadAhead {
                 buf: &mut self.ahead,
                 at: &mut self.ahead_at,
+                size: &mut self.ahead_size,
                 stream,
             };
             ended = conn.read_tls(&mut ahead)? == 0;
@@ -250,17 +260,18 @@ fn send_records(conn: &mut ServerConnection, stream: &mut TcpStream) -> io::Resu
     Ok(())
 }
 
-/// The socket, read [`READ_AHEAD`] bytes at a time into `buf`, given out as rustls asks.
+/// The socket, read up to `size` bytes at a time into `buf`, given out as rustls asks.
 struct ReadAhead<'a> {
     buf: &'a mut Vec<u8>,
     at: &'a mut usize,
+    size: &'a mut usize,
     stream: &'a mut TcpStream,
 }
 
 impl Read for ReadAhead<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if *self.at == self.buf.len() {
-            self.buf.resize(READ_AHEAD, 0);
+            self.buf.resize(*self.size, 0);
             *self.at = 0;
             let read = loop {
                 match self.stream.read(self.buf) {
@@ -268,8 +279,11 @@ impl Read for ReadAhead<'_> {
                     other => break other,
                 }
             };
-            self.buf.truncate(*read.as_ref().unwrap_or(&0));
-            read?;
+            let read = read.inspect_err(|_| self.buf.clear())?;
+            if read == *self.size {
+                *self.size = (*self.size * 2).min(READ_AHEAD);
+            }
+            self.buf.truncate(read);
         }
         let count = out.len().min(self.buf.len() - *self.at);
         out[..count].copy_from_slice(&self.buf[*self.at..*self.at + count]);
