@@ -132,7 +132,6 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     stop_on_signals(server.shutdown_handle())?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", server.local_addr())?;
-    writeln!(stdout, "id {}", server.id())?;
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
     if let Some(exporter) = exporter {
