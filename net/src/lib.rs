@@ -49,6 +49,7 @@ pub mod frame;
 mod limits;
 pub mod message;
 pub mod server;
+mod socket;
 pub mod tls;
 pub mod transfer;
 
@@ -58,3 +59,4 @@ pub use limits::Limits;
 pub use server::{
     Access, BindError, ConfigError, ServeSummary, Server, ServerConfig, ServerEvent, ShutdownHandle,
 };
+pub use socket::Socket;

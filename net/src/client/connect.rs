@@ -43,7 +43,7 @@ impl Client {
                     "plaintext is for loopback benchmarks only, without a key".into(),
                 ));
             }
-            (Stream::Plain(socket), None)
+            (Stream::Plain(crate::Socket(socket)), None)
         } else {
             let (stream, id) = stream::secure(socket, how.identity, how.pin, how.timeout)?;
             let pinned = how.pin.is_some();

@@ -10,6 +10,7 @@ use rustls::pki_types::ServerName;
 use rustls::{AlertDescription, ClientConnection, StreamOwned};
 
 use super::ClientError;
+use crate::Socket;
 use crate::frame::{self, MAX_RESPONSE_HEADER};
 use crate::message::{ErrorCode, Response};
 use crate::tls::{self, Identity, PeerId, Trust};
@@ -20,12 +21,12 @@ const SEND_LIMIT: usize = 1024 * 1024;
 
 /// A blocking TLS connection to a peer, as [`secure`] makes it: for programs and tests that
 /// speak frames by hand.
-pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+pub type TlsStream = StreamOwned<ClientConnection, Socket>;
 
 /// The plaintext of a connection: TLS, or bare frames for a loopback benchmark.
 pub(crate) enum Stream {
     Tls(Box<TlsStream>),
-    Plain(TcpStream),
+    Plain(Socket),
 }
 
 impl Read for Stream {
@@ -69,7 +70,7 @@ impl Write for Stream {
 /// rules, a full server); [`ClientError::WrongPeer`] when the server's ID is not the pinned
 /// one; [`ClientError::Tls`] when the handshake fails otherwise.
 pub fn secure(
-    mut socket: TcpStream,
+    socket: TcpStream,
     identity: &Identity,
     pin: Option<PeerId>,
     timeout: Duration,
@@ -78,6 +79,7 @@ pub fn secure(
     let (config, verifier) = tls::client_config(identity, trust).map_err(tls_error)?;
     let name = ServerName::try_from(tls::SERVER_NAME).expect("a valid DNS name");
     let mut conn = ClientConnection::new(config, name).map_err(tls_error)?;
+    let mut socket = Socket(socket);
     conn.set_buffer_limit(Some(SEND_LIMIT));
     let timed_out = |err: io::Error| match err.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {

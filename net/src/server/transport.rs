@@ -15,6 +15,7 @@ use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 use tracing::warn;
 
+use crate::socket::NoSigPipe;
 use crate::tls::{self, PeerId};
 
 /// Encrypted bytes queued for the socket at most; a write past it waits for the socket.
@@ -194,7 +195,7 @@ impl Transport {
             if let Err(err) = conn.process_new_packets() {
                 warn!(%err, "TLS failed; closing the connection");
                 // The alert that says why, if the socket takes it now.
-                let _ = conn.write_tls(stream);
+                let _ = conn.write_tls(&mut NoSigPipe(&*stream));
                 return Err(io::Error::new(ErrorKind::InvalidData, err));
             }
         }
@@ -220,7 +221,7 @@ impl Write for Wire<'_> {
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let conn = match &mut self.transport.state {
-            State::Plain => return self.stream.write_vectored(bufs),
+            State::Plain => return NoSigPipe(&*self.stream).write_vectored(bufs),
             State::Sniffing(_) => return Err(ErrorKind::WouldBlock.into()),
             State::Tls(conn) => conn,
         };
@@ -250,7 +251,7 @@ fn pass_would_block(result: io::Result<()>) -> io::Result<()> {
 /// Writes TLS records until none is left.
 fn send_records(conn: &mut ServerConnection, stream: &mut TcpStream) -> io::Result<()> {
     while conn.wants_write() {
-        match conn.write_tls(stream) {
+        match conn.write_tls(&mut NoSigPipe(&*stream)) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(_) => {}
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
