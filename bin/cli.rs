@@ -6,7 +6,7 @@ use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use storage::{BackendKind, FileSource, PartName};
 
 use crate::{
-    completions, demo, export, fetch, gc, import, list, recover, remove, send, serve, verify,
+    completions, demo, export, fetch, gc, id, import, list, recover, remove, send, serve, verify,
 };
 
 /// Keep file parts in an embedded database and exchange them with other peers, verified.
@@ -26,11 +26,14 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "sled|fs")]
     pub backend: Option<BackendKind>,
 
-    /// A pre-shared key file (16 bytes or more, e.g. from `head -c 32 /dev/urandom`) that both
-    /// ends of every connection must prove they hold. It controls who may read and write; it
-    /// does not encrypt the traffic.
+    /// A group key file (16 bytes or more, e.g. from `head -c 32 /dev/urandom`) that both ends
+    /// of every connection must prove they hold, inside TLS: every peer holding it is trusted.
     #[arg(long, global = true, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
+
+    /// Benchmarks only: frames without TLS, refused off loopback and with a key or --trust.
+    #[arg(long, global = true, hide = true)]
+    pub plaintext_on_loopback: bool,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
@@ -65,6 +68,7 @@ pub enum Command {
     Verify(verify::Args),
     Remove(remove::Args),
     Gc(gc::Args),
+    Id(id::Args),
     Recover(recover::Args),
     Serve(serve::Args),
     Send(send::Args),

@@ -84,7 +84,7 @@ fn export_remote(
     options: &ExportOptions,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let dialer = peer::dialer(peer::TIMEOUT);
+    let dialer = peer::dialer(peer::TIMEOUT)?;
     let exported =
         net::transfer::export_from(&dialer, addr, &args.names, &args.out, options, report)
             .with_context(|| format!("exporting from {addr} failed"))?;

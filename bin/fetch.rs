@@ -38,7 +38,7 @@ pub struct Args {
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let store = open::store(db, backend)?;
-    let dialer = peer::dialer(Duration::from_secs(args.timeout));
+    let dialer = peer::dialer(Duration::from_secs(args.timeout))?;
     let mut report = Report::new("fetch", Words::Transfer, args.json);
     let pulled = net::transfer::pull(
         &dialer,

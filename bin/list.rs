@@ -33,7 +33,7 @@ pub struct Args {
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let entries = match &args.from {
         Some(addr) => {
-            let mut client = peer::dialer(peer::TIMEOUT)
+            let mut client = peer::dialer(peer::TIMEOUT)?
                 .dial(addr)
                 .with_context(|| format!("cannot talk to the peer at {addr}"))?;
             net::transfer::list_files(&mut client, args.all)

@@ -10,6 +10,7 @@ mod demo;
 mod export;
 mod fetch;
 mod gc;
+mod id;
 mod import;
 mod list;
 mod logging;
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
         quiet_on_closed_stdout();
     }
     let _logs = logging::init(cli.verbose, cli.quiet, serving);
-    if let Err(err) = peer::load_key(cli.key_file.as_deref()) {
+    if let Err(err) = peer::load(cli.key_file.as_deref(), &cli.db, cli.plaintext_on_loopback) {
         eprintln!("error: {err:#}");
         return ExitCode::from(1);
     }
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&cli.db, cli.backend, args),
         Command::Remove(args) => remove::run(&cli.db, cli.backend, args),
         Command::Gc(args) => gc::run(&cli.db, cli.backend, args),
+        Command::Id(args) => id::run(&cli.db, cli.backend, args),
         Command::Recover(_) => recover::run(&cli.db),
         Command::Serve(args) => serve::run(&cli.db, cli.backend, args),
         Command::Send(args) => send::run(&cli.db, cli.backend, args),

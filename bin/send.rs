@@ -17,7 +17,7 @@ use crate::{Status, cli, open, peer};
   p2p-store --db ./peer2.db send --to 127.0.0.1:6881
   p2p-store --db ./peer2.db send --to 10.0.0.2:6881 --part part2.txt --json")]
 pub struct Args {
-    /// The peer to push to, as HOST:PORT.
+    /// The peer to push to, as HOST:PORT, or HOST:PORT#ID to refuse any peer but that ID.
     #[arg(long, value_name = "ADDR")]
     to: String,
 
@@ -33,7 +33,8 @@ pub struct Args {
     #[arg(long = "part", value_name = "NAME", conflicts_with = "files")]
     parts: Vec<PartName>,
 
-    /// Print one JSON object {"stored","already_had","rejected","bytes_sent"} instead of lines.
+    /// Print one JSON object {"stored","already_had","rejected","bytes_sent","peer_id"} instead
+    /// of lines.
     #[arg(long)]
     json: bool,
 
@@ -51,7 +52,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .is_empty()
         .then(|| open::existing(db, backend))
         .transpose()?;
-    let dialer = peer::dialer(Duration::from_secs(args.timeout));
+    let dialer = peer::dialer(Duration::from_secs(args.timeout))?;
     let mut client = dialer
         .dial(&args.to)
         .with_context(|| format!("cannot talk to the peer at {}", args.to))?;
@@ -64,5 +65,9 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         None => net::transfer::push_files(&mut client, &files, args.part_size.bytes, &mut report),
     }
     .with_context(|| format!("pushing to {} failed", args.to))?;
-    Ok(report.finish([("bytes_sent", pushed.bytes_sent.into())]))
+    let peer_id = client.server_id().map(|id| id.to_string()).into();
+    Ok(report.finish([
+        ("bytes_sent", pushed.bytes_sent.into()),
+        ("peer_id", peer_id),
+    ]))
 }

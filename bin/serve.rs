@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use net::http::{HttpConfig, HttpView};
+use net::tls::PeerId;
 use net::{Access, Exporter, Limits, Server, ServerConfig, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -24,7 +25,8 @@ use crate::{Status, open, peer};
   p2p-store --db ./peer1.db serve --export-dir ./recebidas
   p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
   p2p-store --key-file peers.key serve --listen 127.0.0.1:0
-  p2p-store serve --http 127.0.0.1:8080")]
+  p2p-store serve --http 127.0.0.1:8080
+  p2p-store serve --listen 0.0.0.0:6881 --trust SQEEK6XP2BY-45QJHYH4YKO-MTBBQ22G5J2")]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port. The first line on stdout says which.
     #[arg(long, default_value = "127.0.0.1:6881", value_name = "ADDR")]
@@ -76,6 +78,15 @@ pub struct Args {
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<ipnet::IpNet>,
 
+    /// Let in only the peer with this ID (`p2p-store id` prints it), refused in the TLS
+    /// handshake otherwise (repeatable; with --trust-file, both lists count).
+    #[arg(long = "trust", value_name = "ID")]
+    trust: Vec<PeerId>,
+
+    /// A file of trusted IDs, one a line (`#` starts a comment), as for --trust.
+    #[arg(long, value_name = "FILE")]
+    trust_file: Option<PathBuf>,
+
     /// Seconds a connection may go without sending a whole frame (or 64 KiB of a body) while
     /// the server is not working on its requests.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
@@ -89,6 +100,15 @@ pub struct Args {
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     net::server::raise_fd_limit(args.max_connections);
     let store: Arc<dyn PartStore> = Arc::from(open::store(db, backend)?);
+    let identity = Arc::new(net::tls::Identity::load_or_create(db)?);
+    let mut trusted = args.trust;
+    trusted.extend(
+        args.trust_file
+            .map(|file| net::tls::read_trust_file(&file))
+            .transpose()?
+            .into_iter()
+            .flatten(),
+    );
     let limits = Limits::default()
         .with_max_part_size(args.max_part_size)
         .with_max_connections(args.max_connections)
@@ -99,13 +119,15 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .with_handshake_timeout(Duration::from_secs(args.handshake_timeout))
         .with_idle_timeout(Duration::from_secs(args.idle_timeout));
     let access = Access::default()
+        .with_trusted(trusted)
         .with_key(peer::key().cloned())
         .with_read_only(args.read_only)
         .with_allow(args.allow);
     let config = ServerConfig::new(args.listen)
         .with_limits(limits)
         .with_access(access)
-        .with_peer_name(format!("p2p-store {}", env!("CARGO_PKG_VERSION")));
+        .with_identity(identity)
+        .with_plaintext_on_loopback(peer::plaintext());
     let mut server = Server::bind(config, Arc::clone(&store))?;
     let http = (args.http.map(HttpConfig::new))
         .map(|config| HttpView::spawn(config, Arc::clone(&store), server.counters()))

@@ -32,12 +32,14 @@ pub struct Args {
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let store = open::existing(db, backend)?;
     let report = storage::verify(store.as_ref()).context("cannot verify the store")?;
-    let dialer = peer::dialer(peer::TIMEOUT);
-    let warn = &mut report::warn_about_peers;
-    let repair = (args.repair)
-        .then(|| net::transfer::repair(&dialer, &args.from, store.as_ref(), &report, warn))
-        .transpose()
-        .context("cannot repair the store")?;
+    let repair = if args.repair {
+        let dialer = peer::dialer(peer::TIMEOUT)?;
+        let warn = &mut report::warn_about_peers;
+        let repaired = net::transfer::repair(&dialer, &args.from, store.as_ref(), &report, warn);
+        Some(repaired.context("cannot repair the store")?)
+    } else {
+        None
+    };
     if args.json {
         let corrupt: Vec<_> = (report.corrupt.iter())
             .map(|(name, err)| json!({"name": name, "error": err.to_string()}))

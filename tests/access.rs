@@ -65,7 +65,7 @@ fn a_keyed_server_answers_nothing_before_the_proof() {
     let server = start_server(&db, BackendKind::Fs, &["--key-file", p(&key)]);
 
     let mut peer = RawPeer::connect(server.addr());
-    peer.send(&support::hello(1), &[]);
+    peer.send(&support::hello(net::message::PROTOCOL_VERSION), &[]);
     let Response::Challenge { .. } = peer.expect() else {
         panic!("a keyed server challenges first");
     };
@@ -79,7 +79,7 @@ fn a_keyed_server_answers_nothing_before_the_proof() {
     assert!(message.contains("--key-file"), "{message}");
 
     let mut forger = RawPeer::connect(server.addr());
-    forger.send(&support::hello(1), &[]);
+    forger.send(&support::hello(net::message::PROTOCOL_VERSION), &[]);
     forger.expect();
     let forged = Request::Prove {
         nonce: [7; 32],

@@ -26,8 +26,10 @@ fn fake_peer(
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let thread = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let (socket, _) = listener.accept().unwrap();
+        socket.set_read_timeout(Some(PATIENCE)).unwrap();
+        let identity = net::tls::Identity::generate().unwrap();
+        let (mut stream, _) = net::tls::accept(socket, &identity).unwrap();
         let mut answered = 0;
         while answered < MAX_ANSWERS {
             let Ok(Some(request)) = frame::read::<Request, MAX_REQUEST_HEADER>(&mut stream) else {
@@ -49,7 +51,9 @@ fn fake_peer(
                 },
             };
             let bytes = frame::encode_response(&response).unwrap();
-            if std::io::Write::write_all(&mut stream, &bytes).is_err() {
+            let sent = std::io::Write::write_all(&mut stream, &bytes)
+                .and_then(|()| std::io::Write::flush(&mut stream));
+            if sent.is_err() {
                 break;
             }
             answered += 1;

@@ -92,7 +92,7 @@ fn files_of_every_size_round_trip_through_send_fetch_and_export_from_on_both_bac
         let send = ["send", "--to", &at, "--part-size", PART_SIZE, "--json"];
         let moved = bytes_moved(&files, PART);
 
-        let sent = run(with_paths(&send, &paths)).ok().json();
+        let sent = run(with_paths(&send, &paths)).ok().tally();
         let all_new = json!({"stored": 5, "already_had": 0, "rejected": 0, "bytes_sent": moved});
         assert_eq!(
             sent, all_new,
@@ -119,7 +119,7 @@ fn files_of_every_size_round_trip_through_send_fetch_and_export_from_on_both_bac
         assert!(exported.ends_with("5 exported, 0 failed\n"), "{exported}");
         assert_exported_exactly(&out, &files);
 
-        let again = run(with_paths(&send, &paths)).ok().json();
+        let again = run(with_paths(&send, &paths)).ok().tally();
         let none_new = json!({"stored": 0, "already_had": 5, "rejected": 0, "bytes_sent": 0});
         assert_eq!(
             again, none_new,
@@ -157,7 +157,7 @@ fn a_300_megabyte_file_round_trips_with_the_default_part_size() {
 
     let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
     let at = server.at();
-    let sent = run(["send", "--to", &at, "--json", p(&path)]).ok().json();
+    let sent = run(["send", "--to", &at, "--json", p(&path)]).ok().tally();
     let moved = SIZE + 94 + 32 * chunks;
     let expected = json!({"stored": 1, "already_had": 0, "rejected": 0, "bytes_sent": moved});
     assert_eq!(sent, expected);
@@ -232,7 +232,7 @@ fn files_sharing_chunks_store_and_send_the_shared_chunks_once() {
         let pushed = store
             .run(&["send", "--to", &empty.at(), "--json"])
             .ok()
-            .json();
+            .tally();
         let once = all_of_first + own;
         let expected = json!({"stored": 2, "already_had": 0, "rejected": 0, "bytes_sent": once});
         assert_eq!(pushed, expected, "{backend:?}");
@@ -271,7 +271,7 @@ fn a_file_repeating_one_chunk_is_stored_and_fetched_with_it_once() {
         let server = start_server(&dir.path().join("served.db"), backend, &[]);
         let at = server.at();
         let once = PART + tail.len() + manifest_len(files[0].1.len(), PART);
-        let pushed = store.run(&["send", "--to", &at, "--json"]).ok().json();
+        let pushed = store.run(&["send", "--to", &at, "--json"]).ok().tally();
         let expected = json!({"stored": 1, "already_had": 0, "rejected": 0, "bytes_sent": once});
         assert_eq!(pushed, expected, "{backend:?}: pushed from the store");
         let fetched = Store::new(dir.path(), "fetched.db", backend);
@@ -293,7 +293,7 @@ fn a_file_repeating_one_chunk_is_stored_and_fetched_with_it_once() {
             PART_SIZE,
             "--json",
         ];
-        let sent = run(with_paths(&send, &paths)).ok().json();
+        let sent = run(with_paths(&send, &paths)).ok().tally();
         assert_eq!((&sent["stored"], &sent["rejected"]), (&json!(1), &json!(0)));
         let out = dir.path().join("out-sent");
         run(["export", "--from", &other.at(), p(&out)]).ok();

@@ -13,7 +13,7 @@ use net::frame::{self, MAX_RESPONSE_HEADER};
 use net::message::{ErrorCode, Response};
 use storage::BackendKind;
 use support::{
-    hello, list_from, names_in, p, raise_fd_limit, random_bytes, run, start_server,
+    list_from, names_in, p, raise_fd_limit, random_bytes, run, start_server,
     start_server_with_fd_limit, write_files,
 };
 
@@ -39,7 +39,8 @@ fn dribbling_connections_are_closed_at_their_deadline_and_others_are_served() {
             &max,
         ],
     );
-    let greeting = frame::encode_request(&hello(1)).unwrap();
+    // The start of a TLS ClientHello record, as the handshake begins.
+    let greeting = [0x16, 0x03, 0x01, 0x02, 0x00];
     let mut dribblers: Vec<TcpStream> = (0..DRIBBLERS)
         .map(|_| TcpStream::connect(server.addr()).unwrap())
         .collect();
@@ -66,8 +67,8 @@ fn dribbling_connections_are_closed_at_their_deadline_and_others_are_served() {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
+        // Mid-handshake there is no channel to say why: the server just closes.
         match frame::read::<Response, MAX_RESPONSE_HEADER>(stream) {
-            Ok(Some(Response::Error { code, .. })) => assert_eq!(code, ErrorCode::Timeout),
             Ok(None) => {}
             Err(frame::FrameError::Io(err)) if err.kind() == ErrorKind::ConnectionReset => {}
             other => panic!("a dribbler got {other:?}"),

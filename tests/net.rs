@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use net::frame::{LEN_PREFIX, MAX_REQUEST_HEADER, encode_request, encode_response};
@@ -122,7 +122,9 @@ fn sending_again_moves_no_bytes() {
         assert_eq!(first["stored"], 3);
         assert_eq!(first["bytes_sent"], total_len(&files));
 
-        let again = send(&server, &paths, true).ok().json();
+        let mut again = send(&server, &paths, true).ok().json();
+        let peer_id = again.as_object_mut().unwrap().remove("peer_id").unwrap();
+        assert_eq!(peer_id.as_str().map(str::len), Some(35));
         let nothing_moved = serde_json::json!({
             "stored": 0, "already_had": 3, "rejected": 0, "bytes_sent": 0,
         });
@@ -133,7 +135,12 @@ fn sending_again_moves_no_bytes() {
         let import = ["--db", p(&local), "import"];
         run(import.into_iter().chain(paths.iter().map(|path| p(path)))).ok();
         let from_store = run(["--db", p(&local), "send", "--to", &server.at(), "--json"]);
-        assert_eq!(from_store.ok().json(), nothing_moved, "{backend:?}");
+        let mut from_store = from_store.ok().json();
+        assert_eq!(
+            from_store.as_object_mut().unwrap().remove("peer_id"),
+            Some(peer_id)
+        );
+        assert_eq!(from_store, nothing_moved, "{backend:?}");
         server.stop();
     }
 }
@@ -792,8 +799,10 @@ fn fetch_and_export_refuse_bytes_that_do_not_match_the_listing() {
     let liar = TcpListener::bind("127.0.0.1:0").unwrap();
     let at = liar.local_addr().unwrap().to_string();
     let serving = std::thread::spawn(move || {
+        let identity = net::tls::Identity::generate().unwrap();
         for _ in 0..2 {
-            serve_a_lie(liar.accept().unwrap().0);
+            let socket = liar.accept().unwrap().0;
+            serve_a_lie(net::tls::accept(socket, &identity).unwrap().0);
         }
     });
 
@@ -812,7 +821,7 @@ fn fetch_and_export_refuse_bytes_that_do_not_match_the_listing() {
 
 /// Plays a server that lists `lie.bin` with the hash of some bytes and sends others of the
 /// same length when asked for it.
-fn serve_a_lie(mut stream: TcpStream) {
+fn serve_a_lie(mut stream: net::tls::TlsServerStream) {
     use std::io::Write;
 
     let genuine = b"the bytes the listing promises";
@@ -820,8 +829,8 @@ fn serve_a_lie(mut stream: TcpStream) {
     assert_eq!(genuine.len(), forged.len());
     let hash = *PartHash::of(genuine).as_bytes();
     let size = genuine.len() as u64;
-    while let Some(request) = net::frame::read::<Request, MAX_REQUEST_HEADER>(&mut stream).unwrap()
-    {
+    // The client leaves without a TLS close_notify: any end of the stream ends the lie.
+    while let Ok(Some(request)) = net::frame::read::<Request, MAX_REQUEST_HEADER>(&mut stream) {
         let (response, body): (Response, &[u8]) = match request {
             Request::Hello { .. } => {
                 let welcome = Response::Welcome {
@@ -851,5 +860,6 @@ fn serve_a_lie(mut stream: TcpStream) {
             .write_all(&encode_response(&response).unwrap())
             .unwrap();
         stream.write_all(body).unwrap();
+        stream.flush().unwrap();
     }
 }

@@ -5,49 +5,34 @@
 
 mod support;
 
-use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use net::Limits;
-use net::frame::{self, FrameError, MAX_RESPONSE_HEADER};
 use net::message::{ErrorCode, PROTOCOL_VERSION, Response};
-use socket2::{Domain, Socket, Type};
 use storage::BackendKind;
-use support::{Server, hello, p, raise_fd_limit, random_bytes, run, start_server, write_files};
+use support::{
+    RawPeer, Server, hello, p, raise_fd_limit, random_bytes, run, start_server, write_files,
+};
 
 /// Serve's peak resident memory must stay under this during an attack.
 const MAX_PEAK_RSS_KIB: u64 = 512 * 1024;
 
-/// Longest any one connect, write or read of an attacking connection may take.
-const STEP: Duration = Duration::from_secs(10);
-
 /// How a connection from an attacking host fared.
 enum Greeting {
-    Welcomed(TcpStream),
+    Welcomed(RawPeer),
     Refused(ErrorCode),
 }
 
 /// Connects to `server` from the local address `from` (any of 127.0.0.0/8 is this machine)
-/// and says `Hello`: the server answers `Welcome`, or an `Error` and closes.
+/// and says `Hello`: the server answers `Welcome`, or an `Error` (before TLS, at the door) and
+/// closes.
 fn greet_from(from: Ipv4Addr, server: SocketAddr) -> Greeting {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::new(IpAddr::V4(from), 0).into())
-        .unwrap();
-    socket.connect_timeout(&server.into(), STEP).unwrap();
-    let mut stream = TcpStream::from(socket);
-    stream.set_read_timeout(Some(STEP)).unwrap();
-    stream.set_write_timeout(Some(STEP)).unwrap();
-    // A refused connection may be closed before the hello is written; its error frame or its
-    // close is what the read below sees.
-    let _ = std::io::Write::write_all(
-        &mut stream,
-        &frame::encode_request(&hello(PROTOCOL_VERSION)).unwrap(),
-    );
-    match frame::read::<Response, MAX_RESPONSE_HEADER>(&mut stream) {
-        Ok(Some(Response::Welcome { .. })) => Greeting::Welcomed(stream),
-        Ok(Some(Response::Error { code, .. })) => Greeting::Refused(code),
+    let mut peer = RawPeer::connect_from(from, server);
+    peer.send(&hello(PROTOCOL_VERSION), &[]);
+    match peer.receive() {
+        Some(Response::Welcome { .. }) => Greeting::Welcomed(peer),
+        Some(Response::Error { code, .. }) => Greeting::Refused(code),
         other => panic!("expected Welcome or an Error, got {other:?}"),
     }
 }
@@ -152,21 +137,14 @@ fn a_full_server_evicts_an_idle_connection_to_let_a_newcomer_in() {
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut evicted = 0;
-    for stream in &mut held {
-        stream.set_nonblocking(true).unwrap();
-        let waiting = match stream.peek(&mut [0]) {
-            Ok(read) => read > 0,
-            Err(err) if err.kind() == ErrorKind::WouldBlock => false,
-            Err(err) => panic!("cannot look at a held connection: {err}"),
-        };
-        stream.set_nonblocking(false).unwrap();
-        if waiting {
-            match frame::read::<Response, MAX_RESPONSE_HEADER>(stream) {
-                Ok(Some(Response::Error {
+    for peer in &mut held {
+        if peer.has_waiting_bytes() {
+            match peer.receive() {
+                Some(Response::Error {
                     code: ErrorCode::Evicted,
                     ..
-                })) => evicted += 1,
-                Err(FrameError::Io(err)) if err.kind() == ErrorKind::ConnectionReset => {}
+                }) => evicted += 1,
+                None => {}
                 other => panic!("a held connection got {other:?}"),
             }
         }

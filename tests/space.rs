@@ -41,7 +41,7 @@ fn removing_a_file_frees_what_only_it_used(backend: BackendKind) {
     // Chunks of a transfer that never sent its manifest.
     let server = start_server(&store.db, backend, &[]);
     let mut peer = RawPeer::connect(server.addr());
-    peer.send(&support::hello(1), &[]);
+    peer.send(&support::hello(net::message::PROTOCOL_VERSION), &[]);
     peer.expect();
     for i in 0..3 {
         let chunk = random_bytes(10 + i, MIB);

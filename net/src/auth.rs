@@ -1,16 +1,23 @@
-//! Mutual proof of a pre-shared key, in the handshake, before any other request.
+//! Mutual proof of a group key (`--key-file`), inside TLS, before any other request.
 //!
 //! Each side sends a fresh random nonce and proves it knows the key by a blake3 keyed hash
-//! over both nonces and its role, so a proof is good for one connection and one direction
-//! only: recording one side's proof and replaying it, or reflecting it back, proves nothing.
-//! Proofs are compared in constant time (`blake3::Hash`'s equality). The key never travels.
-//!
-//! What the key protects: who may read and write the store. What it does not: the traffic
-//! itself, which is not encrypted; anyone on the path can read the parts going by.
+//! over its role, both nonces and both sides' IDs, so a proof is good for one connection and
+//! one direction only: replayed, reflected, or relayed by a man in the middle (whose TLS
+//! sessions show his own ID to each side) it proves nothing. Proofs are compared in constant
+//! time (`blake3::Hash`'s equality). The key never travels, and the proofs travel encrypted,
+//! so a recorded connection gives nothing to test guesses of the key against.
 
 use std::path::Path;
 
 use crate::message::WireHash;
+use crate::tls::PeerId;
+
+/// The two ends of the TLS connection a proof is made on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ids {
+    pub server: PeerId,
+    pub client: PeerId,
+}
 
 /// Key material shorter than this is refused: it could be guessed.
 pub const MIN_KEY_FILE_BYTES: usize = 16;
@@ -59,21 +66,33 @@ impl Key {
         )))
     }
 
-    /// The client's proof: over the server's nonce, then its own.
-    pub fn client_proof(&self, server_nonce: &WireHash, client_nonce: &WireHash) -> WireHash {
-        self.proof(b"client", server_nonce, client_nonce)
+    /// The client's proof: over the server's nonce, then its own, then both IDs.
+    pub fn client_proof(
+        &self,
+        server_nonce: &WireHash,
+        client_nonce: &WireHash,
+        ids: &Ids,
+    ) -> WireHash {
+        self.proof(b"client", server_nonce, client_nonce, ids)
     }
 
-    /// The server's proof: over the client's nonce, then its own.
-    pub fn server_proof(&self, client_nonce: &WireHash, server_nonce: &WireHash) -> WireHash {
-        self.proof(b"server", client_nonce, server_nonce)
+    /// The server's proof: over the client's nonce, then its own, then both IDs.
+    pub fn server_proof(
+        &self,
+        client_nonce: &WireHash,
+        server_nonce: &WireHash,
+        ids: &Ids,
+    ) -> WireHash {
+        self.proof(b"server", client_nonce, server_nonce, ids)
     }
 
-    fn proof(&self, role: &[u8], first: &WireHash, second: &WireHash) -> WireHash {
+    fn proof(&self, role: &[u8], first: &WireHash, second: &WireHash, ids: &Ids) -> WireHash {
         let mut hasher = blake3::Hasher::new_keyed(&self.0);
         hasher.update(role);
         hasher.update(first);
         hasher.update(second);
+        hasher.update(ids.server.as_bytes());
+        hasher.update(ids.client.as_bytes());
         *hasher.finalize().as_bytes()
     }
 }
@@ -104,18 +123,52 @@ mod tests {
         Key::from_file(&path).unwrap()
     }
 
+    fn ids(server: &[u8], client: &[u8]) -> Ids {
+        Ids {
+            server: PeerId::of_public_key(server),
+            client: PeerId::of_public_key(client),
+        }
+    }
+
     #[test]
-    fn proofs_bind_the_key_the_role_and_both_nonces() {
+    fn proofs_bind_the_key_the_role_both_nonces_and_both_ids() {
         let (a, b) = (
             key("a shared secret of some length"),
             key("another secret entirely"),
         );
         let (n1, n2) = ([1; 32], [2; 32]);
-        let client = a.client_proof(&n1, &n2);
-        assert!(proofs_match(&client, &a.client_proof(&n1, &n2)));
-        assert!(!proofs_match(&client, &b.client_proof(&n1, &n2)));
-        assert!(!proofs_match(&client, &a.client_proof(&n2, &n1)));
-        assert!(!proofs_match(&client, &a.server_proof(&n1, &n2)));
+        let real = ids(b"server", b"client");
+        let client = a.client_proof(&n1, &n2, &real);
+        assert!(proofs_match(&client, &a.client_proof(&n1, &n2, &real)));
+        assert!(!proofs_match(&client, &b.client_proof(&n1, &n2, &real)));
+        assert!(!proofs_match(&client, &a.client_proof(&n2, &n1, &real)));
+        assert!(!proofs_match(&client, &a.server_proof(&n1, &n2, &real)));
+        let relayed = ids(b"server", b"man in the middle");
+        assert!(!proofs_match(&client, &a.client_proof(&n1, &n2, &relayed)));
+    }
+
+    /// The worked example of PROTOCOL.md §12.5.
+    #[test]
+    fn the_worked_example_is_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, (0..32u8).collect::<Vec<_>>()).unwrap();
+        let key = Key::from_file(&path).unwrap();
+        let spki = |first: u8| {
+            let mut spki = b"\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00".to_vec();
+            spki.extend(first..first + 32);
+            spki
+        };
+        let ids = ids(&spki(0), &spki(32));
+        let hex = |hash: WireHash| blake3::Hash::from_bytes(hash).to_hex().to_string();
+        assert_eq!(
+            hex(key.client_proof(&[0x11; 32], &[0x22; 32], &ids)),
+            "5dba4676188759d5948ede1ded4ef94121a8a11b1fdba6fac7c4b10f9d922598"
+        );
+        assert_eq!(
+            hex(key.server_proof(&[0x22; 32], &[0x11; 32], &ids)),
+            "305a5d119fc45c1dd470b53fa8a8efc296874818bdaae8115d797a665f96d263"
+        );
     }
 
     #[test]

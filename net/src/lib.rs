@@ -1,6 +1,8 @@
 //! The p2p-store wire protocol, the two ends that speak it, and the transfers built on them.
 //!
-//! [`frame`] and [`message`] are the protocol (PROTOCOL.md describes it byte by byte);
+//! [`frame`] and [`message`] are the protocol (PROTOCOL.md describes it byte by byte), carried
+//! over TLS 1.3 ([`tls`]: every peer has a key pair and is known by its ID, and trusts by ID
+//! or by a group key);
 //! [`Server`] is the peer that accepts parts, [`Client`] the blocking peer that pushes and
 //! fetches them, and [`transfer`] moves files and parts between a store and its peers (push,
 //! pull, one fetch from several peers at once), reporting to an observer.
@@ -48,6 +50,8 @@ pub mod http;
 mod limits;
 pub mod message;
 pub mod server;
+mod socket;
+pub mod tls;
 pub mod transfer;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
@@ -57,3 +61,4 @@ pub use server::{
     Access, BindError, ConfigError, CountersSnapshot, ServeSummary, Server, ServerConfig,
     ServerCounters, ServerEvent, ShutdownHandle,
 };
+pub use socket::Socket;

@@ -1,4 +1,5 @@
-//! The messages of protocol version 1, exactly as they travel inside a frame's header.
+//! The messages of protocol version 2, exactly as they travel inside a frame's header (inside
+//! TLS; version 1 sent the same frames in the clear).
 //!
 //! Names travel as plain strings and hashes as 32 raw bytes: a peer's bad name must reach
 //! [`storage::PartName`] validation and be answered with a reason, not fail decoding and cost
@@ -12,7 +13,7 @@ use storage::{PartHash, PartInfo, PartKind, PartName};
 pub const MAGIC: [u8; 4] = *b"P2PS";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Every version this build can serve; an unknown one is refused with this list.
 pub const SUPPORTED_VERSIONS: [u16; 1] = [PROTOCOL_VERSION];
@@ -313,6 +314,15 @@ mod tests {
                 "14000000 00000000 50325053 0100 0200000000000000 7032".replace(' ', ""),
             ),
             (
+                // The Hello of this version (PROTOCOL.md §12.1), inside TLS.
+                Request::Hello {
+                    magic: MAGIC,
+                    version: PROTOCOL_VERSION,
+                    peer: "p2".into(),
+                },
+                "14000000 00000000 50325053 0200 0200000000000000 7032".replace(' ', ""),
+            ),
+            (
                 Request::Offer {
                     id: 7,
                     name: "a".into(),
@@ -385,6 +395,16 @@ mod tests {
                     max_in_flight: 8,
                 },
                 "1c000000 00000000 0100 0200000000000000 7031 0004000000000000 08000000"
+                    .replace(' ', ""),
+            ),
+            (
+                Response::Welcome {
+                    version: PROTOCOL_VERSION,
+                    peer: "p1".into(),
+                    max_part_size: 268_435_456,
+                    max_in_flight: 4096,
+                },
+                "1c000000 00000000 0200 0200000000000000 7031 0000001000000000 00100000"
                     .replace(' ', ""),
             ),
             (

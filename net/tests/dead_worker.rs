@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use net::client::TlsStream;
 use net::frame::{self, FrameError, MAX_RESPONSE_HEADER};
 use net::message::{ErrorCode, MAGIC, PROTOCOL_VERSION, Request, Response};
 use net::server::WorkerStopped;
+use net::tls::Identity;
 use net::{Server, ServerConfig};
 use storage::{
     BatchOutcome, MemStore, OnConflict, PartInfo, PartName, PartStore, StoreError, StoreStats,
@@ -78,9 +80,11 @@ impl PartStore for Fragile {
 }
 
 /// A connection that has done the handshake.
-fn greeted(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+fn greeted(addr: SocketAddr) -> TlsStream {
+    let socket = TcpStream::connect(addr).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    let identity = Identity::generate().unwrap();
+    let (mut stream, _) = net::client::secure(socket, &identity, None, PATIENCE).unwrap();
     send(
         &mut stream,
         &Request::Hello {
@@ -96,24 +100,32 @@ fn greeted(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-fn send(stream: &mut TcpStream, request: &Request) {
+fn send(stream: &mut TlsStream, request: &Request) {
     stream
         .write_all(&frame::encode_request(request).unwrap())
         .unwrap();
+    stream.flush().unwrap();
 }
 
 /// The next response, `None` once the server has closed (a reset counts as a close); a read
 /// timing out fails the test.
-fn receive(stream: &mut TcpStream) -> Option<Response> {
+fn receive(stream: &mut TlsStream) -> Option<Response> {
     match frame::read::<Response, MAX_RESPONSE_HEADER>(stream) {
         Ok(response) => response,
-        Err(FrameError::Io(err)) if err.kind() == ErrorKind::ConnectionReset => None,
+        Err(FrameError::Io(err))
+            if matches!(
+                err.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+            ) =>
+        {
+            None
+        }
         Err(err) => panic!("no answer from the server: {err}"),
     }
 }
 
 /// A connection must end with `Error ShuttingDown`, or a bare close, and nothing else.
-fn expect_ended(stream: &mut TcpStream) {
+fn expect_ended(stream: &mut TlsStream) {
     match receive(stream) {
         Some(Response::Error {
             code: ErrorCode::ShuttingDown,

@@ -85,5 +85,5 @@ pub use registry::{open_existing_store, open_store};
 pub use reserve::RESERVE;
 pub use sled_store::{INLINE_MAX, SledStore};
 pub use store::{BatchOutcome, PartStore};
-pub use store_dir::{BackendKind, UnknownBackend, disk_usage};
+pub use store_dir::{BackendKind, UnknownBackend, disk_usage, is_store};
 pub use verify::{VerifyReport, verify, verify_parts};

@@ -72,6 +72,13 @@ impl FromStr for BackendKind {
 }
 
 pub(crate) const MARKER: &str = "p2p-store.meta";
+
+/// Whether a store has been made at `path` (it holds a store's marker file), without opening
+/// or locking it: for files kept beside a store, such as a peer's identity, that must never be
+/// written into a directory that is not one.
+pub fn is_store(path: &Path) -> bool {
+    path.join(MARKER).is_file()
+}
 const LOCK: &str = "LOCK";
 
 impl BackendKind {

@@ -8,6 +8,7 @@ pub mod attacks;
 pub mod files;
 pub mod power_cut;
 pub mod relay;
+pub mod wiretap;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -17,8 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use net::client::{ClientError, TlsStream};
 use net::frame::{self, FrameError, MAX_RESPONSE_HEADER};
 use net::message::{ErrorCode, MAGIC, PROTOCOL_VERSION, Request, Response};
+use net::tls::{Identity, PeerId};
 use storage::{BackendKind, PartHash};
 use tempfile::NamedTempFile;
 
@@ -111,6 +114,22 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout())
             .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout()))
+    }
+
+    /// The `--json` tally of a `send`, without its `peer_id` (checked to be an ID first).
+    pub fn tally(&self) -> serde_json::Value {
+        let mut json = self.json();
+        let id = json.as_object_mut().unwrap().remove("peer_id");
+        let id = id
+            .as_ref()
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        assert!(
+            id.parse::<PeerId>().is_ok(),
+            "no peer ID in {}",
+            self.stdout()
+        );
+        json
     }
 
     pub fn ok(self) -> Self {
@@ -299,31 +318,53 @@ pub fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill {signal} {pid} failed");
 }
 
-/// A peer driven by hand, one frame at a time, over a plain blocking socket.
+/// A peer driven by hand, one frame at a time, over TLS on a blocking socket, showing a
+/// one-time identity. A refusal the server sends in plaintext before TLS (its address rules,
+/// a full server) is kept and given as the first response.
 pub struct RawPeer {
-    stream: TcpStream,
+    stream: Option<Box<TlsStream>>,
+    refusal: Option<Response>,
 }
 
 impl RawPeer {
     pub fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        stream.set_write_timeout(Some(PATIENCE)).unwrap();
-        Self { stream }
+        Self::secure(TcpStream::connect(addr).unwrap(), None)
+    }
+
+    /// Connects as `identity` does, requiring the server's ID to be `pin` when given.
+    pub fn connect_as(addr: SocketAddr, identity: &Identity, pin: Option<PeerId>) -> Self {
+        Self::secure_as(TcpStream::connect(addr).unwrap(), identity, pin)
     }
 
     /// Connects from `source`, another address of this machine (any of 127.0.0.0/8), as a
     /// second host would.
     pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> Self {
-        use socket2::{Domain, Socket, Type};
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        let from = SocketAddr::new(std::net::IpAddr::V4(source), 0);
-        socket.bind(&from.into()).unwrap();
-        socket.connect_timeout(&addr.into(), PATIENCE).unwrap();
-        let stream = TcpStream::from(socket);
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        stream.set_write_timeout(Some(PATIENCE)).unwrap();
-        Self { stream }
+        Self::secure(plain_from(source, addr), None)
+    }
+
+    fn secure(socket: TcpStream, pin: Option<PeerId>) -> Self {
+        Self::secure_as(socket, &Identity::generate().unwrap(), pin)
+    }
+
+    fn secure_as(socket: TcpStream, identity: &Identity, pin: Option<PeerId>) -> Self {
+        socket.set_read_timeout(Some(PATIENCE)).unwrap();
+        socket.set_write_timeout(Some(PATIENCE)).unwrap();
+        match net::client::secure(socket, identity, pin, PATIENCE) {
+            Ok((stream, _)) => Self {
+                stream: Some(Box::new(stream)),
+                refusal: None,
+            },
+            Err(ClientError::Refused { code, message }) => Self {
+                stream: None,
+                refusal: Some(Response::Error { code, message }),
+            },
+            // Closed at the door without a word.
+            Err(ClientError::Io(err)) if is_closed(&err) => Self {
+                stream: None,
+                refusal: None,
+            },
+            Err(err) => panic!("no TLS with the server: {err}"),
+        }
     }
 
     /// A peer that has done the handshake.
@@ -331,6 +372,12 @@ impl RawPeer {
         let mut peer = Self::connect(addr);
         peer.hello();
         peer
+    }
+
+    fn tls(&mut self) -> &mut TlsStream {
+        self.stream
+            .as_mut()
+            .expect("the server refused the connection before TLS")
     }
 
     /// Sends a request's frame; for a `Body`, `body` are the bytes after its header.
@@ -343,7 +390,10 @@ impl RawPeer {
     /// Writes bytes as they are. The server may close on the first bad byte, so a reset or a
     /// broken pipe is not a failure here: the reading side tells what happened.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        match self.stream.write_all(bytes) {
+        let Some(tls) = self.stream.as_mut() else {
+            return;
+        };
+        match tls.write_all(bytes).and_then(|()| tls.flush()) {
             Ok(()) => {}
             Err(err) if is_closed(&err) => {}
             Err(err) => panic!("cannot write to the server: {err}"),
@@ -353,33 +403,69 @@ impl RawPeer {
     /// Gives up on a write after `timeout`, so an attacker the server stops reading does not
     /// wait for it forever.
     pub fn set_write_timeout(&mut self, timeout: Duration) {
-        self.stream.set_write_timeout(Some(timeout)).unwrap();
+        if let Some(tls) = self.stream.as_mut() {
+            tls.sock.set_write_timeout(Some(timeout)).unwrap();
+        }
     }
 
     /// Writes as much of `bytes` as the server takes before the write timeout; returns how
-    /// much that was.
+    /// much that was (what TLS took: its buffer holds a little more than the socket did).
     pub fn send_until_blocked(&mut self, bytes: &[u8]) -> usize {
+        let Some(tls) = self.stream.as_mut() else {
+            return 0;
+        };
         let mut written = 0;
-        while written < bytes.len() {
-            match self.stream.write(&bytes[written..]) {
-                Ok(0) => break,
+        loop {
+            while tls.conn.wants_write() {
+                match tls.conn.write_tls(&mut tls.sock) {
+                    Ok(_) => {}
+                    Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                    Err(err) if is_closed(&err) || is_timeout(&err) => return written,
+                    Err(err) => panic!("cannot write to the server: {err}"),
+                }
+            }
+            if written == bytes.len() {
+                return written;
+            }
+            match tls.conn.writer().write(&bytes[written..]) {
+                Ok(0) => return written,
                 Ok(count) => written += count,
-                Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) if is_closed(&err) || is_timeout(&err) => break,
                 Err(err) => panic!("cannot write to the server: {err}"),
             }
         }
-        written
+    }
+
+    /// Whether the server has sent something not yet read, without waiting for it.
+    pub fn has_waiting_bytes(&mut self) -> bool {
+        let Some(tls) = self.stream.as_mut() else {
+            return self.refusal.is_some();
+        };
+        tls.sock.set_nonblocking(true).unwrap();
+        let waiting = match tls.sock.peek(&mut [0]) {
+            Ok(read) => read > 0,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => false,
+            Err(err) if is_closed(&err) => true,
+            Err(err) => panic!("cannot look at the connection: {err}"),
+        };
+        tls.sock.set_nonblocking(false).unwrap();
+        waiting
     }
 
     /// Closes the sending side, as a client that has said all it has to say.
     pub fn finish_sending(&mut self) {
-        self.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let tls = self.tls();
+        tls.conn.send_close_notify();
+        tls.flush().unwrap();
+        tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
     }
 
     /// The next response, or `None` once the server has closed the connection.
     pub fn receive(&mut self) -> Option<Response> {
-        match frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.stream) {
+        if let Some(refusal) = self.refusal.take() {
+            return Some(refusal);
+        }
+        let tls = self.stream.as_mut()?;
+        match frame::read::<Response, MAX_RESPONSE_HEADER>(tls) {
             Ok(response) => response,
             Err(FrameError::Io(err)) if is_closed(&err) => None,
             Err(err) => panic!("no valid response from the server: {err}"),
@@ -436,8 +522,21 @@ fn is_timeout(err: &io::Error) -> bool {
 fn is_closed(err: &io::Error) -> bool {
     matches!(
         err.kind(),
-        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+        ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::UnexpectedEof
     )
+}
+
+/// A plain socket to `addr` from `source`, another address of this machine.
+pub fn plain_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let from = SocketAddr::new(std::net::IpAddr::V4(source), 0);
+    socket.bind(&from.into()).unwrap();
+    socket.connect_timeout(&addr.into(), PATIENCE).unwrap();
+    TcpStream::from(socket)
 }
 
 pub fn hello(version: u16) -> Request {

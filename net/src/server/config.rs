@@ -6,12 +6,14 @@
 //! with their constructors and `with_*` methods.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 use crate::Limits;
 use crate::auth::Key;
+use crate::tls::{Identity, PeerId};
 
 /// Longest peer name a server gives in its handshake, in bytes.
 pub const MAX_PEER_NAME: usize = 1024;
@@ -25,6 +27,10 @@ pub struct ServerConfig {
     /// The name this peer gives in its handshake.
     pub peer_name: String,
     pub access: Access,
+    /// The key pair the server shows; a new one, kept nowhere, when not given.
+    pub identity: Option<Arc<Identity>>,
+    /// Frames without TLS, to measure what TLS costs: refused off loopback.
+    pub plaintext: bool,
 }
 
 impl ServerConfig {
@@ -36,7 +42,27 @@ impl ServerConfig {
             limits: Limits::default(),
             peer_name: format!("p2p-store {}", env!("CARGO_PKG_VERSION")),
             access: Access::default(),
+            identity: None,
+            plaintext: false,
         }
+    }
+
+    /// Shows `identity` (a store's, from [`Identity::load_or_create`]) to every peer.
+    #[must_use]
+    pub fn with_identity(mut self, identity: Arc<Identity>) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// With `plaintext`, serves frames without TLS, for benchmarks that measure what TLS
+    /// costs; only on a loopback address, and with no key or trusted IDs, which need TLS
+    /// ([`Server::bind`] refuses anything else).
+    ///
+    /// [`Server::bind`]: super::Server::bind
+    #[must_use]
+    pub fn with_plaintext_on_loopback(mut self, plaintext: bool) -> Self {
+        self.plaintext = plaintext;
+        self
     }
 
     #[must_use]
@@ -95,6 +121,12 @@ impl ServerConfig {
                 min: MIN_TIMEOUT,
             });
         }
+        if self.plaintext && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::PlaintextOffLoopback { addr: self.listen });
+        }
+        if self.plaintext && (self.access.key.is_some() || !self.access.trusted.is_empty()) {
+            return Err(ConfigError::PlaintextWithTrust);
+        }
         if self.peer_name.len() > MAX_PEER_NAME {
             return Err(ConfigError::PeerName {
                 len: self.peer_name.len(),
@@ -120,12 +152,18 @@ pub enum ConfigError {
     Timeout { name: &'static str, min: Duration },
     #[error("the peer name is {len} bytes long, the limit is {max}")]
     PeerName { len: usize, max: usize },
+    #[error("plaintext is for loopback benchmarks only, and {addr} is not a loopback address")]
+    PlaintextOffLoopback { addr: SocketAddr },
+    #[error("a key or trusted IDs need TLS, and plaintext has none")]
+    PlaintextWithTrust,
 }
 
 /// Who may connect, and what they may do. Everyone, for reads and writes, by default.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Access {
+    /// When not empty, only peers whose key has one of these IDs get past the TLS handshake.
+    pub trusted: Vec<PeerId>,
     /// Peers must prove knowledge of this key in the handshake.
     pub key: Option<Key>,
     /// Serve lists and gets; refuse pushes.
@@ -135,6 +173,13 @@ pub struct Access {
 }
 
 impl Access {
+    /// Admits only peers with these IDs (everyone when empty).
+    #[must_use]
+    pub fn with_trusted(mut self, trusted: Vec<PeerId>) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
     #[must_use]
     pub fn with_key(mut self, key: Option<Key>) -> Self {
         self.key = key;

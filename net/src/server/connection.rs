@@ -1,5 +1,5 @@
-//! One peer's socket and buffers: bytes in, frames out of them, bytes out. No protocol
-//! decisions are made here; `session` makes them.
+//! One peer's socket and buffers: bytes in, frames out of them, bytes out, through its
+//! transport (TLS, `transport.rs`). No protocol decisions are made here; `session` makes them.
 
 use std::io::{self, ErrorKind, Read};
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::output::Output;
+use super::transport::{Sniffed, Transport, Wire};
 use crate::frame::{self, FrameError, MAX_REQUEST_HEADER};
 use crate::message::{Request, RequestId};
 
@@ -84,11 +85,14 @@ pub(crate) enum ReadEnd {
     Closed,
     /// This turn's share is read; more may be waiting.
     Yield,
+    /// The peer speaks plaintext version 1, and must be told to upgrade.
+    Version1,
 }
 
 pub(crate) struct Connection {
     pub(crate) stream: TcpStream,
     pub(crate) peer: SocketAddr,
+    transport: Transport,
     input: Vec<u8>,
     parsed: usize,
     body: Option<PendingBody>,
@@ -100,10 +104,16 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Self {
+    pub(crate) fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        transport: Transport,
+        now: Instant,
+    ) -> Self {
         Self {
             stream,
             peer,
+            transport,
             input: Vec::new(),
             parsed: 0,
             body: None,
@@ -119,6 +129,12 @@ impl Connection {
     /// # Errors
     /// The socket's errors other than `WouldBlock` and `Interrupted`.
     pub(crate) fn read(&mut self, now: Instant) -> io::Result<ReadEnd> {
+        match self.transport.sniff(&self.stream)? {
+            Sniffed::Waiting => return Ok(ReadEnd::Drained),
+            Sniffed::Closed => return Ok(ReadEnd::Closed),
+            Sniffed::Version1 => return Ok(ReadEnd::Version1),
+            Sniffed::Ready => {}
+        }
         let mut grown = false;
         loop {
             if self.read_this_turn >= READ_PER_TURN {
@@ -143,12 +159,26 @@ impl Connection {
                     }
                     // Never past the body's end: what follows it is the next frame.
                     let room = body.missing().min(4 * READ_CHUNK);
-                    read_spare(&self.stream, &mut body.bytes, room)
+                    if self.transport.is_plain() {
+                        read_spare(&self.stream, &mut body.bytes, room)
+                    } else {
+                        let room = room.min(body.bytes.capacity() - body.bytes.len());
+                        let limit = body.bytes.len() + room;
+                        let mut wire = Wire {
+                            transport: &mut self.transport,
+                            stream: &mut self.stream,
+                        };
+                        read_into(&mut wire, &mut body.bytes, limit)
+                    }
                 }
                 _ => {
                     self.compact();
                     let limit = self.input.len() + READ_CHUNK;
-                    read_into(&mut self.stream, &mut self.input, limit)
+                    let mut wire = Wire {
+                        transport: &mut self.transport,
+                        stream: &mut self.stream,
+                    };
+                    read_into(&mut wire, &mut self.input, limit)
                 }
             };
             match result {
@@ -222,7 +252,17 @@ impl Connection {
     /// yet to write.
     pub(crate) fn held(&self) -> u64 {
         let body = self.body.as_ref().map_or(0, |body| body.bytes.capacity());
-        (self.input.capacity() + body + self.output.held()) as u64
+        (self.input.capacity() + body + self.output.held() + self.transport.held()) as u64
+    }
+
+    /// Whether the TLS handshake is still under way.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.transport.is_handshaking()
+    }
+
+    /// The ID the peer proved in the TLS handshake; `None` before it, or without TLS.
+    pub(crate) fn peer_id(&self) -> Option<crate::tls::PeerId> {
+        self.transport.peer_id()
     }
 
     /// Whether the peer sent bytes that are not yet a whole frame or body.
@@ -248,11 +288,17 @@ impl Connection {
     /// # Errors
     /// The socket's errors other than `WouldBlock` and `Interrupted`.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
-        self.output.flush(&mut self.stream)
+        let mut wire = Wire {
+            transport: &mut self.transport,
+            stream: &mut self.stream,
+        };
+        let pending = self.output.flush(&mut wire)?;
+        Ok(self.transport.send_records(&mut self.stream)? || pending)
     }
 
     /// Gives back the input buffer's memory if everything in it was parsed.
     pub(crate) fn trim(&mut self) {
+        self.transport.trim();
         if self.parsed == self.input.len() && self.body.is_none() {
             release(&mut self.input);
             self.parsed = 0;
@@ -264,9 +310,9 @@ impl Connection {
         self.read_this_turn
     }
 
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written (encrypted bytes waiting count as one).
     pub(crate) fn pending_output(&self) -> usize {
-        self.output.pending()
+        self.output.pending() + usize::from(self.transport.has_unsent())
     }
 
     fn pending_input(&self) -> usize {
@@ -309,7 +355,7 @@ fn read_spare(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<u
 }
 
 /// Reads once into `buf`'s spare room, growing it to at most `limit` bytes.
-fn read_into(stream: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+fn read_into(stream: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
     let start = buf.len();
     let room = (limit - start).min(4 * READ_CHUNK);
     buf.resize(start + room, 0);

@@ -35,6 +35,7 @@ mod listener;
 mod memory;
 mod output;
 mod session;
+mod transport;
 mod workers;
 
 use std::io;
@@ -55,6 +56,8 @@ use events::EventSender;
 pub use events::ServerEvent;
 pub use fd_limit::raise_fd_limit;
 use session::Shared;
+
+use crate::tls::{self, Identity, IdentityError, PeerId, Trust};
 use workers::Outbox;
 
 /// Totals of one `run`.
@@ -103,6 +106,8 @@ pub struct Server {
     shutdown: Arc<AtomicBool>,
     events: Option<Sender<ServerEvent>>,
     counters: Arc<ServerCounters>,
+    id: PeerId,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Why a server could not be made.
@@ -112,6 +117,10 @@ pub enum BindError {
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {cause}")]
     Listen { addr: SocketAddr, cause: io::Error },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] rustls::Error),
 }
 
 impl Server {
@@ -123,11 +132,28 @@ impl Server {
     /// when the address cannot be bound or the poller cannot be made.
     pub fn bind(config: ServerConfig, store: Arc<dyn PartStore>) -> Result<Self, BindError> {
         config.validate()?;
+        let identity = match &config.identity {
+            Some(identity) => Arc::clone(identity),
+            None => Arc::new(Identity::generate()?),
+        };
+        let trust = match config.access.trusted.as_slice() {
+            [] => Trust::Anyone,
+            ids => Trust::Only(Arc::new(ids.iter().copied().collect())),
+        };
+        let tls = (!config.plaintext)
+            .then(|| tls::server_config(&identity, trust))
+            .transpose()?;
         let addr = config.listen;
-        Self::listen(config, store).map_err(|cause| BindError::Listen { addr, cause })
+        Self::listen(config, store, identity.id(), tls)
+            .map_err(|cause| BindError::Listen { addr, cause })
     }
 
-    fn listen(config: ServerConfig, store: Arc<dyn PartStore>) -> io::Result<Self> {
+    fn listen(
+        config: ServerConfig,
+        store: Arc<dyn PartStore>,
+        id: PeerId,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let mut listener = listener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
@@ -144,7 +170,14 @@ impl Server {
             shutdown: Arc::new(AtomicBool::new(false)),
             events: None,
             counters: Arc::default(),
+            id,
+            tls,
         })
+    }
+
+    /// The ID of the key this server shows its peers.
+    pub fn id(&self) -> PeerId {
+        self.id
     }
 
     /// What the server does, as [`ServerEvent`]s, from now until `run` returns (then the
@@ -196,6 +229,8 @@ impl Server {
         let shared = Shared {
             limits: self.config.limits.clone(),
             peer_name: self.config.peer_name.clone(),
+            own_id: self.id,
+            tls: self.tls,
             key: self.config.access.key.clone(),
             read_only: self.config.access.read_only,
             read_jobs,
@@ -204,7 +239,7 @@ impl Server {
             counters: Arc::clone(&self.counters),
             shutting_down: false,
         };
-        info!(addr = %self.local_addr, "serving");
+        info!(addr = %self.local_addr, id = %self.id, "serving");
         let mut event_loop = EventLoop::new(
             self.poll,
             self.listener,

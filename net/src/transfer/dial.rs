@@ -1,8 +1,12 @@
-//! Reaching a peer: the name this side gives, how long to wait, and the group key, set once.
+//! Reaching a peer: the name this side gives, how long to wait, the identity it shows, the
+//! group key, set once; and addresses of the form `HOST:PORT#ID` that pin the peer's ID.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Key;
+use crate::client::Connect;
+use crate::tls::{Identity, PeerId};
 use crate::{Client, ClientError};
 
 /// How long a [`Dialer`] waits for a connect or any answer by default.
@@ -14,15 +18,37 @@ pub struct Dialer {
     name: String,
     timeout: Duration,
     key: Option<Key>,
+    identity: Option<Arc<Identity>>,
+    plaintext: bool,
 }
 
 impl Dialer {
-    /// Connections that give `name` in the handshake, wait 60 s at most, and use no key.
+    /// Connections that give `name` in the handshake, wait 60 s at most, use no key, and show
+    /// a one-time identity (a new key pair per connection) until [`Dialer::identity`] sets one.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             timeout: DEFAULT_TIMEOUT,
             key: None,
+            identity: None,
+            plaintext: false,
+        }
+    }
+
+    /// Shows `identity` (a store's) to every peer, so peers that trust its ID let it in.
+    pub fn identity(self, identity: Arc<Identity>) -> Self {
+        Self {
+            identity: Some(identity),
+            ..self
+        }
+    }
+
+    /// Speaks bare frames without TLS, to measure what TLS costs: only to loopback addresses,
+    /// without a key; a server must have been started the same way.
+    pub fn plaintext_on_loopback(self) -> Self {
+        Self {
+            plaintext: true,
+            ..self
         }
     }
 
@@ -39,11 +65,50 @@ impl Dialer {
         Self { key, ..self }
     }
 
-    /// Connects to `addr` (`HOST:PORT`) and does the handshake.
+    /// Connects to `addr` (`HOST:PORT`, or `HOST:PORT#ID` to require the peer's ID) and does
+    /// the handshake.
     ///
     /// # Errors
-    /// As [`Client::connect_with_key`].
+    /// [`ClientError::Connect`] for an address that does not parse or answer;
+    /// [`ClientError::WrongPeer`] when the peer's ID is not the pinned one;
+    /// [`ClientError::NotTrusted`] when the peer does not trust ours; [`ClientError::Refused`]
+    /// and [`ClientError::Auth`] when the handshake is refused.
     pub fn dial(&self, addr: &str) -> Result<Client, ClientError> {
-        Client::connect_with_key(addr, &self.name, self.timeout, self.key.as_ref())
+        let (host, pin) = split_pin(addr).map_err(|cause| ClientError::Connect {
+            addr: addr.to_owned(),
+            cause,
+        })?;
+        let one_time;
+        let identity = match &self.identity {
+            Some(identity) => identity.as_ref(),
+            None => {
+                one_time = Identity::generate()
+                    .map_err(|err| ClientError::Tls(format!("no key pair: {err}")))?;
+                &one_time
+            }
+        };
+        Client::open(&Connect {
+            addr: host,
+            pin,
+            name: &self.name,
+            timeout: self.timeout,
+            key: self.key.as_ref(),
+            identity,
+            plaintext: self.plaintext,
+        })
+    }
+}
+
+/// `HOST:PORT#ID` as the address and the pinned ID; `HOST:PORT` alone pins nothing.
+///
+/// # Errors
+/// When the ID after `#` is not one.
+pub fn split_pin(addr: &str) -> Result<(&str, Option<PeerId>), std::io::Error> {
+    match addr.split_once('#') {
+        None => Ok((addr, None)),
+        Some((host, id)) => id
+            .parse::<PeerId>()
+            .map(|id| (host, Some(id)))
+            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err)),
     }
 }

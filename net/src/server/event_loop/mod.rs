@@ -26,6 +26,7 @@ use tracing::{debug, error, info, warn};
 use super::admission::{self, Admission, Verdict};
 use super::connection::Connection;
 use super::session::{Session, Shared};
+use super::transport::Transport;
 use super::workers::{ConnId, Done, ToReaders};
 use super::{ServerCounters, WorkerStopped};
 use crate::message::Response;
@@ -204,7 +205,9 @@ impl EventLoop {
         self.shared.counters.opened();
         self.admission.opened(peer);
         debug!(%peer, slot, "accepted");
-        let session = entry.insert(Session::new(Connection::new(stream, peer, now), id, now));
+        let transport = Transport::new(self.shared.tls.clone());
+        let conn = Connection::new(stream, peer, transport, now);
+        let session = entry.insert(Session::new(conn, id, now));
         if let Some(deadline) = session.deadline(&self.shared.limits) {
             self.next_sweep = self.next_sweep.min(deadline);
         }

@@ -54,7 +54,8 @@ impl Session {
     /// Acts on a passed deadline: a first time, an error reply; after the grace, the end.
     /// Returns whether the connection must be dropped now.
     pub(crate) fn expire(&mut self, limits: &Limits) -> bool {
-        if self.closing_since.is_some() {
+        // Mid-handshake there is no channel to say anything on.
+        if self.closing_since.is_some() || self.conn.is_handshaking() {
             return true;
         }
         let message = if self.greeted {

@@ -1,7 +1,8 @@
-//! The handshake: `Hello`, and with a key the `Challenge`/`Prove`/`Proven` exchange, up to
-//! the `Welcome` that lets requests in.
+//! The handshake inside TLS: `Hello`, and with a key the `Challenge`/`Prove`/`Proven`
+//! exchange, bound to both sides' IDs, up to the `Welcome` that lets requests in. Who the peer
+//! is was settled by the TLS handshake before the `Hello` could be read.
 
-use tracing::debug;
+use tracing::info;
 
 use super::{Session, Shared};
 use crate::auth;
@@ -31,7 +32,13 @@ impl Session {
                 ),
             );
         }
-        debug!(client = %peer.escape_debug(), version, "handshake");
+        match self.conn.peer_id() {
+            Some(id) => {
+                self.span.record("peer_id", tracing::field::display(id));
+                info!(client = %peer.escape_debug(), peer_id = %id, version, "handshake");
+            }
+            None => info!(client = %peer.escape_debug(), version, "handshake without TLS"),
+        }
         if shared.key.is_none() {
             return self.welcome(version, shared);
         }
@@ -64,13 +71,20 @@ impl Session {
                 "this server needs proof of its key before anything else (--key-file)".into(),
             );
         };
-        if !auth::proofs_match(&key.client_proof(&nonce, &client_nonce), &proof) {
+        let Some(client) = self.conn.peer_id() else {
+            return self.fail(ErrorCode::AuthFailed, "a key needs TLS".into());
+        };
+        let ids = auth::Ids {
+            server: shared.own_id,
+            client,
+        };
+        if !auth::proofs_match(&key.client_proof(&nonce, &client_nonce, &ids), &proof) {
             return self.fail(
                 ErrorCode::AuthFailed,
                 "wrong key: the proof does not match this server's key".into(),
             );
         }
-        let proof = key.server_proof(&client_nonce, &nonce);
+        let proof = key.server_proof(&client_nonce, &nonce, &ids);
         self.respond(&Response::Proven { proof }, Vec::new());
         self.welcome(version, shared);
     }

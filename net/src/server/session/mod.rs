@@ -23,6 +23,11 @@ use crate::Limits;
 use crate::auth::Key;
 use crate::frame::FrameError;
 use crate::message::{ErrorCode, Request, RequestId, Response, WireHash};
+use crate::tls::PeerId;
+
+/// What a plaintext peer of version 1 is told, in a version-1 `Error` frame.
+const VERSION_1_REFUSAL: &str = "this peer speaks protocol version 2, which begins with a TLS 1.3 handshake; \
+     plaintext version 1 is not served: upgrade p2p-store (supported versions: [2])";
 
 /// Time a failed connection gets to take its error reply before it is closed regardless.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -41,6 +46,10 @@ const LIST_COST: u64 = crate::frame::MAX_PAGE_ENTRIES as u64 * (PartName::MAX_LE
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) peer_name: String,
+    /// This server's ID, bound into the key proofs.
+    pub(crate) own_id: PeerId,
+    /// TLS for every connection; `None` only for a loopback benchmark.
+    pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     pub(crate) key: Option<Key>,
     pub(crate) read_only: bool,
     pub(crate) read_jobs: Sender<ToReaders>,
@@ -123,7 +132,12 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(conn: Connection, id: ConnId, now: Instant) -> Self {
-        let span = tracing::info_span!("conn", peer = %conn.peer, slot = id.slot);
+        let span = tracing::info_span!(
+            "conn",
+            peer = %conn.peer,
+            slot = id.slot,
+            peer_id = tracing::field::Empty
+        );
         Self {
             conn,
             id,
@@ -175,6 +189,10 @@ impl Session {
                     self.conn.trim();
                     self.recharge(shared);
                     self.stalled = !self.may_read(shared);
+                    return Ok(());
+                }
+                ReadEnd::Version1 => {
+                    self.fail(ErrorCode::UnsupportedVersion, VERSION_1_REFUSAL.into());
                     return Ok(());
                 }
                 ReadEnd::Closed => {
@@ -398,5 +416,28 @@ impl Session {
         if let Err(err) = self.conn.queue(response, body) {
             tracing::error!(%err, "cannot encode a response");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plaintext refusal a version-1 peer gets (PROTOCOL.md §1.1), byte for byte.
+    #[test]
+    fn the_version_1_refusal_is_pinned() {
+        let refusal = Response::Error {
+            code: ErrorCode::UnsupportedVersion,
+            message: VERSION_1_REFUSAL.into(),
+        };
+        let hex: String = crate::frame::encode_response(&refusal)
+            .unwrap()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "aa00000008000000040000009a0000000000000074686973207065657220737065616b732070726f746f636f6c2076657273696f6e20322c20776869636820626567696e732077697468206120544c5320312e332068616e647368616b653b20706c61696e746578742076657273696f6e2031206973206e6f74207365727665643a2075706772616465207032702d73746f72652028737570706f727465642076657273696f6e733a205b325d29"
+        );
     }
 }

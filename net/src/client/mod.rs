@@ -1,21 +1,27 @@
-//! The blocking client: one `TcpStream`, many requests in flight on it.
+//! The blocking client: one connection (TLS 1.3 over TCP), many requests in flight on it.
 //!
-//! Requests are written through a buffer that is flushed only before the client waits for an
-//! answer, so a window of small offers leaves in a few large writes; part bytes go to the
-//! socket straight from their buffer. Every part fetched is verified against its hash before
+//! `connect.rs` opens it (`stream.rs` does TLS). Requests are written through a buffer that is
+//! flushed only before the client waits for an answer, so a window of small offers leaves in a
+//! few large writes; part bytes go to TLS straight from their buffer. Every part fetched is verified against its hash before
 //! it is handed to the caller.
 
+mod connect;
+mod stream;
+
 use std::collections::HashMap;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::mem::size_of;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use storage::{PartHash, PartInfo, PartName, StoreError, VerifiedPart};
 
-use crate::auth::{self, Key};
+pub(crate) use connect::Connect;
+use stream::Stream;
+pub use stream::{TlsStream, secure};
+
 use crate::frame::{self, FrameError, MAX_PAGE_ENTRIES, MAX_REQUEST_HEADER, MAX_RESPONSE_HEADER};
-use crate::message::{ErrorCode, MAGIC, PROTOCOL_VERSION, Request, RequestId, Response};
+use crate::message::{ErrorCode, Request, RequestId, Response};
+use crate::tls::PeerId;
 
 /// Requests kept in flight at most, whatever the server allows.
 const MAX_WINDOW: u32 = 1024;
@@ -43,6 +49,14 @@ pub enum ClientError {
     Closed,
     #[error("authentication failed: {0}")]
     Auth(String),
+    #[error("the peer's ID is {found}, not {expected} as pinned: it may be an impostor")]
+    WrongPeer { expected: PeerId, found: PeerId },
+    #[error(
+        "the peer refused this side's ID {own}: it trusts only the IDs it was given (serve --trust)"
+    )]
+    NotTrusted { own: PeerId },
+    #[error("the TLS handshake failed: {0}")]
+    Tls(String),
     #[error("the peer broke the protocol: {0}")]
     Protocol(String),
     #[error("bad frame from the peer: {0}")]
@@ -118,106 +132,37 @@ impl PushSummary {
 
 /// A handshaken connection to a peer.
 pub struct Client {
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    reader: BufReader<Stream>,
+    /// Requests not yet handed to the stream.
+    out: Vec<u8>,
     next_id: RequestId,
     window: u32,
     max_part_size: u64,
     server_name: String,
+    server_id: Option<PeerId>,
     /// Longest wait for the peer on any one read or write.
     timeout: Duration,
 }
 
 impl Client {
-    /// Connects to `addr` and does the handshake, giving `peer` as this side's name. `timeout`
-    /// bounds the connect and every later wait for the peer.
+    /// Connects to `addr` (`HOST:PORT`, or `HOST:PORT#ID` to require the server's ID) with a
+    /// one-time identity and no key, and does the handshake, giving `peer` as this side's
+    /// name. `timeout` bounds the connect and every later wait for the peer. A
+    /// [`Dialer`](crate::transfer::Dialer) sets a lasting identity and a key.
     ///
     /// # Errors
     /// [`ClientError::Connect`] when no address of `addr` answers; [`ClientError::Refused`]
     /// when the handshake is refused.
     pub fn connect(addr: &str, peer: &str, timeout: Duration) -> Result<Self, ClientError> {
-        Self::connect_with_key(addr, peer, timeout, None)
+        crate::transfer::Dialer::new(peer)
+            .timeout(timeout)
+            .dial(addr)
     }
 
-    /// [`Client::connect`], proving knowledge of `key` to the server and requiring its proof
-    /// back, so neither side talks to an impostor.
-    ///
-    /// # Errors
-    /// As [`Client::connect`]; [`ClientError::Auth`] when a key is needed and not given, or
-    /// the server cannot prove it holds the same one.
-    pub fn connect_with_key(
-        addr: &str,
-        peer: &str,
-        timeout: Duration,
-        key: Option<&Key>,
-    ) -> Result<Self, ClientError> {
-        let stream = connect_any(addr, timeout).map_err(|cause| ClientError::Connect {
-            addr: addr.to_owned(),
-            cause,
-        })?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        let mut client = Self {
-            reader: BufReader::with_capacity(IO_BUFFER, stream.try_clone()?),
-            writer: BufWriter::with_capacity(IO_BUFFER, stream),
-            next_id: 1,
-            window: 1,
-            max_part_size: 0,
-            server_name: String::new(),
-            timeout,
-        };
-        client.send(&Request::Hello {
-            magic: MAGIC,
-            version: PROTOCOL_VERSION,
-            peer: peer.to_owned(),
-        })?;
-        let mut answer = client.receive()?;
-        match (answer, key) {
-            (Response::Challenge { nonce }, Some(key)) => {
-                let own = auth::nonce()?;
-                client.send(&Request::Prove {
-                    nonce: own,
-                    proof: key.client_proof(&nonce, &own),
-                })?;
-                match client.receive()? {
-                    Response::Proven { proof }
-                        if auth::proofs_match(&key.server_proof(&own, &nonce), &proof) => {}
-                    Response::Proven { .. } => {
-                        return Err(ClientError::Auth(
-                            "the peer's proof does not match our key".into(),
-                        ));
-                    }
-                    other => return Err(unexpected(&other)),
-                }
-                answer = client.receive()?;
-            }
-            (Response::Challenge { .. }, None) => {
-                return Err(ClientError::Auth(
-                    "the peer requires a key: pass --key-file".into(),
-                ));
-            }
-            (Response::Welcome { .. }, Some(_)) => {
-                return Err(ClientError::Auth(
-                    "the peer did not ask for our key, so it cannot prove it holds it".into(),
-                ));
-            }
-            (other, _) => answer = other,
-        }
-        match answer {
-            Response::Welcome {
-                peer,
-                max_part_size,
-                max_in_flight,
-                ..
-            } => {
-                client.server_name = peer;
-                client.max_part_size = max_part_size.min(storage::MAX_PART_SIZE);
-                client.window = max_in_flight.clamp(1, MAX_WINDOW);
-                Ok(client)
-            }
-            other => Err(unexpected(&other)),
-        }
+    /// The ID the server proved in the TLS handshake (`None` only on a plaintext benchmark
+    /// connection).
+    pub fn server_id(&self) -> Option<PeerId> {
+        self.server_id
     }
 
     /// The name the server gave in its handshake.
@@ -486,21 +431,33 @@ impl Client {
     }
 
     fn send(&mut self, request: &Request) -> Result<(), ClientError> {
-        let mut header = Vec::with_capacity(64);
-        frame::encode_into::<MAX_REQUEST_HEADER>(request, &mut header)?;
-        self.writer
-            .write_all(&header)
-            .map_err(|err| self.timed_out(err.into()))
+        frame::encode_into::<MAX_REQUEST_HEADER>(request, &mut self.out)?;
+        if self.out.len() >= IO_BUFFER {
+            self.write_out().map_err(|err| self.timed_out(err.into()))?;
+        }
+        Ok(())
     }
 
+    /// Sends a body's header and bytes; large bytes go to the stream from their own buffer.
     fn send_body(&mut self, id: RequestId, bytes: &[u8]) -> Result<(), ClientError> {
         self.send(&Request::Body {
             id,
             size: bytes.len() as u64,
         })?;
-        self.writer
-            .write_all(bytes)
+        if self.out.len() + bytes.len() <= IO_BUFFER {
+            self.out.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.write_out()
+            .and_then(|()| self.reader.get_mut().write_all(bytes))
             .map_err(|err| self.timed_out(err.into()))
+    }
+
+    /// Hands the buffered requests to the stream.
+    fn write_out(&mut self) -> io::Result<()> {
+        self.reader.get_mut().write_all(&self.out)?;
+        self.out.clear();
+        Ok(())
     }
 
     /// Names a socket timeout as what it is: the peer did not answer in time. With a timeout
@@ -522,8 +479,8 @@ impl Client {
     /// Flushes what is buffered and waits for the next response; a connection-ending `Error`
     /// becomes [`ClientError::Refused`].
     fn receive(&mut self) -> Result<Response, ClientError> {
-        self.writer
-            .flush()
+        self.write_out()
+            .and_then(|()| self.reader.get_mut().flush())
             .map_err(|err| self.timed_out(err.into()))?;
         let read = frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.reader);
         match read.map_err(|err| self.timed_out(err.into()))? {
@@ -562,21 +519,6 @@ impl Client {
         }
         Ok(bytes)
     }
-}
-
-fn connect_any(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(
-        io::ErrorKind::InvalidInput,
-        "the address resolves to nothing",
-    );
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(stream) => return Ok(stream),
-            Err(err) => last = err,
-        }
-    }
-    Err(last)
 }
 
 fn response_id(response: &Response) -> Option<RequestId> {
