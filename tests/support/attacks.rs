@@ -303,7 +303,14 @@ pub fn honest_push(server: &Server, dir: &std::path::Path, tag: &str) {
         p(&chunked),
         "--json",
     ]);
-    let summary = sent.ok().json();
+    assert_eq!(
+        sent.code(),
+        0,
+        "the honest push failed: {}\nserve's log:\n{}",
+        sent.stderr(),
+        server.log()
+    );
+    let summary = sent.json();
     assert_eq!(summary["stored"], 2, "{summary}");
 }
 

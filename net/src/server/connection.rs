@@ -159,17 +159,8 @@ impl Connection {
                     }
                     // Never past the body's end: what follows it is the next frame.
                     let room = body.missing().min(4 * READ_CHUNK);
-                    if self.transport.is_plain() {
-                        read_spare(&self.stream, &mut body.bytes, room)
-                    } else {
-                        let room = room.min(body.bytes.capacity() - body.bytes.len());
-                        let limit = body.bytes.len() + room;
-                        let mut wire = Wire {
-                            transport: &mut self.transport,
-                            stream: &mut self.stream,
-                        };
-                        read_into(&mut wire, &mut body.bytes, limit)
-                    }
+                    self.transport
+                        .read_append(&mut self.stream, &mut body.bytes, room)
                 }
                 _ => {
                     self.compact();
@@ -338,20 +329,6 @@ fn release(buffer: &mut Vec<u8>) {
     } else {
         buffer.clear();
     }
-}
-
-/// Reads once into `buf`'s spare capacity, at most `max` bytes, without zero-filling it first.
-fn read_spare(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let spare = buf.spare_capacity_mut();
-    let len = spare.len().min(max);
-    // SAFETY: recv writes at most `len` bytes into the spare capacity, which `buf` owns and
-    // which is at least `len` long; the descriptor is open while `stream` is borrowed.
-    let read = unsafe { libc::recv(stream.as_raw_fd(), spare.as_mut_ptr().cast(), len, 0) };
-    let read = usize::try_from(read).map_err(|_| io::Error::last_os_error())?;
-    // SAFETY: the kernel initialised the first `read` bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + read) };
-    Ok(read)
 }
 
 /// Reads once into `buf`'s spare room, growing it to at most `limit` bytes.

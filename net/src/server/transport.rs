@@ -8,7 +8,8 @@
 //! waiting for the socket are capped at [`TLS_SEND_LIMIT`], past which writes wait. The
 //! read-ahead and the unsent records are charged to the memory budget as held.
 
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::io::{self, BufRead, ErrorKind, IoSlice, Read, Write};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
@@ -32,11 +33,7 @@ const FIRST_READ_AHEAD: usize = 16 * 1024;
 
 pub(crate) struct Transport {
     state: State,
-    /// Ciphertext read from the socket and not yet given to rustls, from `ahead_at` on.
-    ahead: Vec<u8>,
-    ahead_at: usize,
-    /// Bytes the next socket read may take.
-    ahead_size: usize,
+    ahead: ReadAhead,
 }
 
 enum State {
@@ -66,9 +63,7 @@ impl Transport {
     pub(crate) fn new(config: Option<Arc<ServerConfig>>) -> Self {
         Self {
             state: config.map_or(State::Plain, State::Sniffing),
-            ahead: Vec::new(),
-            ahead_at: 0,
-            ahead_size: FIRST_READ_AHEAD,
+            ahead: ReadAhead::new(),
         }
     }
 
@@ -107,11 +102,6 @@ impl Transport {
         }
     }
 
-    /// Whether reads land in a caller's buffer straight from the socket.
-    pub(crate) fn is_plain(&self) -> bool {
-        matches!(self.state, State::Plain)
-    }
-
     /// Whether the TLS handshake is still going on (or has not begun).
     pub(crate) fn is_handshaking(&self) -> bool {
         match &self.state {
@@ -138,15 +128,13 @@ impl Transport {
     /// waiting for the socket.
     pub(crate) fn held(&self) -> usize {
         let unsent = if self.has_unsent() { TLS_SEND_LIMIT } else { 0 };
-        self.ahead.capacity() + unsent
+        self.ahead.buf.capacity() + unsent
     }
 
     /// Gives back the read-ahead's memory once it is used up.
     pub(crate) fn trim(&mut self) {
-        if self.ahead_at == self.ahead.len() {
-            self.ahead = Vec::new();
-            self.ahead_at = 0;
-            self.ahead_size = FIRST_READ_AHEAD;
+        if self.ahead.at == self.ahead.filled {
+            self.ahead = ReadAhead::new();
         }
     }
 
@@ -165,17 +153,58 @@ impl Transport {
         }
     }
 
+    /// Appends up to `max` bytes of plaintext to `buf`, within its spare capacity and without
+    /// zero-filling it first: `Ok(0)` once the peer has closed.
+    pub(crate) fn read_append(
+        &mut self,
+        stream: &mut TcpStream,
+        buf: &mut Vec<u8>,
+        max: usize,
+    ) -> io::Result<usize> {
+        let max = max.min(buf.capacity() - buf.len());
+        match self.state {
+            State::Plain => read_spare(stream, buf, max),
+            _ => self.pull(stream, |chunk| {
+                let count = chunk.len().min(max);
+                buf.extend_from_slice(&chunk[..count]);
+                count
+            }),
+        }
+    }
+
     /// Reads plaintext: `Ok(0)` once the peer has closed.
     fn read(&mut self, stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        let conn = match &mut self.state {
-            State::Plain => return stream.read(buf),
-            State::Sniffing(_) => return Err(ErrorKind::WouldBlock.into()),
-            State::Tls(conn) => conn,
+        match self.state {
+            State::Plain => stream.read(buf),
+            _ => self.pull(stream, |chunk| {
+                let count = chunk.len().min(buf.len());
+                buf[..count].copy_from_slice(&chunk[..count]);
+                count
+            }),
+        }
+    }
+
+    /// Hands `take` the next plaintext rustls holds, reading and decrypting more when it holds
+    /// none; `take` says how much it took. `Ok(0)` once the peer has closed.
+    fn pull(
+        &mut self,
+        stream: &mut TcpStream,
+        mut take: impl FnMut(&[u8]) -> usize,
+    ) -> io::Result<usize> {
+        let State::Tls(conn) = &mut self.state else {
+            return Err(ErrorKind::WouldBlock.into());
         };
         let mut ended = false;
         loop {
-            match conn.reader().read(buf) {
-                Ok(read) => return Ok(read),
+            let mut reader = conn.reader();
+            match reader.fill_buf() {
+                Ok(chunk) if !chunk.is_empty() => {
+                    let taken = take(chunk);
+                    reader.consume(taken);
+                    return Ok(taken);
+                }
+                // Closed with close_notify.
+                Ok(_) => return Ok(0),
                 Err(err) if err.kind() == ErrorKind::WouldBlock && !ended => {}
                 // Closed without close_notify: a cut, which loses only what was cut.
                 Err(err)
@@ -185,10 +214,8 @@ impl Transport {
                 }
                 Err(err) => return Err(err),
             }
-            let mut ahead = ReadAhead {
-                buf: &mut self.ahead,
-                at: &mut self.ahead_at,
-                size: &mut self.ahead_size,
+            let mut ahead = AheadReader {
+                ahead: &mut self.ahead,
                 stream,
             };
             ended = conn.read_tls(&mut ahead)? == 0;
@@ -261,34 +288,67 @@ fn send_records(conn: &mut ServerConnection, stream: &mut TcpStream) -> io::Resu
     Ok(())
 }
 
-/// The socket, read up to `size` bytes at a time into `buf`, given out as rustls asks.
-struct ReadAhead<'a> {
-    buf: &'a mut Vec<u8>,
-    at: &'a mut usize,
-    size: &'a mut usize,
+/// Ciphertext read from the socket ahead of rustls, which takes it a few KiB at a time.
+struct ReadAhead {
+    /// Zero-filled once, when it grows; `filled` bytes of it were read, `at` given out.
+    buf: Vec<u8>,
+    filled: usize,
+    at: usize,
+    /// Bytes the next socket read may take.
+    size: usize,
+}
+
+impl ReadAhead {
+    fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            filled: 0,
+            at: 0,
+            size: FIRST_READ_AHEAD,
+        }
+    }
+}
+
+/// The socket seen through a [`ReadAhead`], as rustls reads it.
+struct AheadReader<'a> {
+    ahead: &'a mut ReadAhead,
     stream: &'a mut TcpStream,
 }
 
-impl Read for ReadAhead<'_> {
+impl Read for AheadReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if *self.at == self.buf.len() {
-            self.buf.resize(*self.size, 0);
-            *self.at = 0;
-            let read = loop {
-                match self.stream.read(self.buf) {
+        let ahead = &mut *self.ahead;
+        if ahead.at == ahead.filled {
+            if ahead.buf.len() != ahead.size {
+                ahead.buf.resize(ahead.size, 0);
+            }
+            (ahead.at, ahead.filled) = (0, 0);
+            ahead.filled = loop {
+                match self.stream.read(&mut ahead.buf) {
                     Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                    other => break other,
+                    other => break other?,
                 }
             };
-            let read = read.inspect_err(|_| self.buf.clear())?;
-            if read == *self.size {
-                *self.size = (*self.size * 2).min(READ_AHEAD);
+            if ahead.filled == ahead.size {
+                ahead.size = (ahead.size * 2).min(READ_AHEAD);
             }
-            self.buf.truncate(read);
         }
-        let count = out.len().min(self.buf.len() - *self.at);
-        out[..count].copy_from_slice(&self.buf[*self.at..*self.at + count]);
-        *self.at += count;
+        let count = out.len().min(ahead.filled - ahead.at);
+        out[..count].copy_from_slice(&ahead.buf[ahead.at..ahead.at + count]);
+        ahead.at += count;
         Ok(count)
     }
+}
+
+/// Reads once into `buf`'s spare capacity, at most `max` bytes, without zero-filling it first.
+fn read_spare(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(max);
+    // SAFETY: recv writes at most `len` bytes into the spare capacity, which `buf` owns and
+    // which is at least `len` long; the descriptor is open while `stream` is borrowed.
+    let read = unsafe { libc::recv(stream.as_raw_fd(), spare.as_mut_ptr().cast(), len, 0) };
+    let read = usize::try_from(read).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel initialised the first `read` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + read) };
+    Ok(read)
 }

@@ -119,9 +119,10 @@ impl EventLoop {
                     self.drive_slot(slot, now);
                 }
             }
+            let mut listener_ready = false;
             for event in &events {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => listener_ready = true,
                     // The workers' answers are taken right after this loop.
                     WAKER => {}
                     Token(token) => {
@@ -130,6 +131,12 @@ impl EventLoop {
                         self.on_socket(token - FIRST_CONNECTION, gone, now);
                     }
                 }
+            }
+            // Accepted only once this batch's events are handled: a slot freed by one of them
+            // and reused by a newcomer would otherwise get the rest of its old socket's events
+            // (a reset taken for the newcomer's, which would then be closed).
+            if listener_ready {
+                self.accept(now);
             }
             self.take_done(now);
             if let Some(worker) = self.dead_worker() {
