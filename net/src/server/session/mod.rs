@@ -14,7 +14,7 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use storage::{PartHash, PartKind, PartName};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::connection::{Connection, Incoming, ReadEnd};
 use super::memory::{Memory, REQUEST_COST};
@@ -403,7 +403,12 @@ impl Session {
         if self.closing_since.is_some() {
             return;
         }
-        warn!(?code, %message, "closing the connection");
+        // A stop closing its connections is what was asked for, not a problem to warn about.
+        if code == ErrorCode::ShuttingDown {
+            info!(?code, %message, "closing the connection");
+        } else {
+            warn!(?code, %message, "closing the connection");
+        }
         self.respond(&Response::Error { code, message }, Vec::new());
         self.closing_since = Some(Instant::now());
     }
