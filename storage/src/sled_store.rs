@@ -40,7 +40,8 @@ use crate::{
 pub const INLINE_MAX: u64 = 16 * 1024;
 
 pub struct SledStore {
-    _dir: StoreDir,
+    /// Holds the store's lock while open.
+    dir: StoreDir,
     index: Index,
     packs_dir: PathBuf,
     damage: DamageLog,
@@ -106,7 +107,7 @@ impl SledStore {
         let next_seq = index.next_seq()?;
         let store = Self {
             damage: DamageLog::open(dir.damage_log()),
-            _dir: dir,
+            dir,
             index,
             packs_dir,
             writer: Mutex::new(Writer {
@@ -117,7 +118,7 @@ impl SledStore {
         };
         store.replay(&tails)?;
         store.sweep()?;
-        reserve::keep(store._dir.root());
+        reserve::keep(store.dir.root());
         Ok(store)
     }
 
@@ -468,7 +469,7 @@ impl PartStore for SledStore {
         };
         match self.commit(&mut writer, removal()) {
             // Removing is how a full store makes room: it may use the space kept for opening.
-            Err(err) if reserve::is_disk_full(&err) && reserve::release(self._dir.root()) => {
+            Err(err) if reserve::is_disk_full(&err) && reserve::release(self.dir.root()) => {
                 self.commit(&mut writer, removal())?;
             }
             committed => committed?,
