@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use net::transfer::{Dialer, Outcome, TransferEvent};
+use net::transfer::{Dialer, TransferEvent};
 use net::{Exporter, Server, ServerConfig};
 use storage::{BackendKind, OnConflict, PartName, PartStore, VerifiedPart, open_store};
 
@@ -113,16 +113,9 @@ fn bind_peer1(store: &Arc<dyn PartStore>) -> anyhow::Result<Server> {
     })
 }
 
-/// Prints one push event of peer 2's.
+/// Prints what became of one of peer 2's parts.
 fn say(round: &str, event: TransferEvent) {
-    let TransferEvent::Settled { name, outcome } = event else {
-        return;
-    };
-    let what = match outcome {
-        Outcome::Stored => format!("stored {name}"),
-        Outcome::AlreadyHad => format!("already had {name}, no bytes sent"),
-        Outcome::Repaired => format!("repaired {name}"),
-        Outcome::Rejected(why) => format!("rejected {name}: {why}"),
-    };
-    println!("peer 2 -> peer 1 ({round}): {what}");
+    if let TransferEvent::Settled { name, outcome } = event {
+        println!("peer 2 -> peer 1 ({round}): {}", outcome.describe(&name));
+    }
 }

@@ -23,25 +23,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     let store = open::existing(db, backend)?;
     let garbage = storage::collect_garbage(store.as_ref(), args.dry_run)
         .context("cannot collect the chunks no file lists")?;
-    let verb = if args.dry_run {
-        "would remove"
-    } else {
-        "removed"
-    };
-    for chunk in &garbage.chunks {
-        println!("{verb} {}", chunk.name);
-    }
-    println!(
-        "{verb} {} chunks ({} bytes) no file lists",
-        garbage.chunks.len(),
-        garbage.bytes
-    );
-    if garbage.compacted > 0 {
-        println!(
-            "gave back {} bytes removals had left unused",
-            garbage.compacted
-        );
-    }
+    println!("{garbage}");
     drop(store);
     println!("the store takes {} bytes on disk", storage::disk_usage(db)?);
     Ok(Status::Done)

@@ -17,31 +17,6 @@ pub struct Args {}
 pub fn run(db: &Path) -> anyhow::Result<Status> {
     let report = storage::recover(db)
         .with_context(|| format!("cannot recover the store at {}", db.display()))?;
-    if report.marker_rewritten {
-        println!("rewrote the damaged p2p-store.meta");
-    }
-    if report.backend == storage::BackendKind::Fs {
-        println!(
-            "an fs store has no index apart from its files: {} parts",
-            report.parts
-        );
-    } else {
-        println!(
-            "rebuilt the index from {} packs: {} records, {} parts",
-            report.packs, report.records, report.parts
-        );
-    }
-    for damaged in &report.damaged {
-        println!(
-            "skipped {} damaged bytes at offset {} of pack {:016x}",
-            damaged.len, damaged.offset, damaged.pack
-        );
-    }
-    for name in &report.unreadable {
-        println!("unreadable {name}: its body is damaged or missing");
-    }
-    if let Some(old) = &report.old_index {
-        println!("the old index is kept at {}", old.display());
-    }
+    println!("{report}");
     Ok(Status::from_failures(report.unreadable.len()))
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use storage::{BackendKind, PartName, Removal};
+use storage::{BackendKind, PartName};
 
 use crate::{Status, open};
 
@@ -23,31 +23,9 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     let store = open::existing(db, backend)?;
     let outcomes =
         storage::remove_parts(store.as_ref(), &args.names).context("cannot remove the parts")?;
-    let mut failed = 0;
-    for (name, removal) in outcomes {
-        match removal {
-            Removal::Removed { chunks_released: 0 } => println!("removed {name}"),
-            Removal::Removed { chunks_released } => {
-                println!("removed {name} and {chunks_released} chunks no other file uses");
-            }
-            Removal::RemovedKeepingChunks { unreadable } => {
-                let files: Vec<&str> = unreadable.iter().map(PartName::as_str).collect();
-                println!(
-                    "removed {name}, keeping its chunks: the manifests of {} cannot be read \
-                     (repair them, then run gc)",
-                    files.join(", ")
-                );
-            }
-            Removal::NotFound => {
-                failed += 1;
-                println!("not found {name}");
-            }
-            Removal::InUse { by } => {
-                failed += 1;
-                let files: Vec<&str> = by.iter().map(PartName::as_str).collect();
-                println!("kept {name}: the files {} need it", files.join(", "));
-            }
-        }
+    for (name, removal) in &outcomes {
+        println!("{}", removal.describe(name));
     }
-    Ok(Status::from_failures(failed))
+    let failed = outcomes.iter().filter(|(_, removal)| !removal.removed());
+    Ok(Status::from_failures(failed.count()))
 }

@@ -43,12 +43,10 @@ impl Report {
 
     /// A file or part settled.
     pub fn settle(&mut self, name: &str, outcome: &Outcome) {
-        match outcome {
-            Outcome::Stored => self.line(format_args!("stored {name}")),
-            Outcome::AlreadyHad => self.line(format_args!("already had {name}")),
-            Outcome::Repaired => self.line(format_args!("repaired {name}")),
-            Outcome::Rejected(reason) => return self.rejected(name, reason),
+        if let Outcome::Rejected(reason) = outcome {
+            return self.rejected(name, reason);
         }
+        self.line(format_args!("{}", outcome.describe(name)));
         self.tally.count(outcome);
     }
 

@@ -40,34 +40,8 @@ pub struct Args {
     #[arg(long, requires = "export_dir")]
     force: bool,
 
-    /// Largest part accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_part_size)]
-    max_part_size: u64,
-
-    /// Connections held at once; more are told the server is busy.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
-    max_connections: usize,
-
-    /// Connections one address may hold at once; more from it are refused.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_address)]
-    max_connections_per_address: usize,
-
-    /// Requests one connection may have unanswered; a client sending more is disconnected.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
-    max_in_flight: u32,
-
-    /// Upload bytes queued for the store, or answer bytes unread, past which a connection is
-    /// read no more until they drain.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_per_connection)]
-    max_buffered: u64,
-
-    /// Bytes held for all peers together (bodies arriving, uploads queued, answers unread).
-    #[arg(long, alias = "max-queued", value_name = "BYTES", default_value_t = Limits::default().max_memory)]
-    max_memory: u64,
-
-    /// Seconds a new connection has to complete its handshake.
-    #[arg(long, value_name = "SECS", default_value_t = Limits::default().handshake_timeout.as_secs())]
-    handshake_timeout: u64,
+    #[command(flatten)]
+    limits: net::LimitFlags,
 
     /// Serve lists and gets only; refuse pushes.
     #[arg(long)]
@@ -87,18 +61,14 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     trust_file: Option<PathBuf>,
 
-    /// Seconds a connection may go without sending a whole frame (or 64 KiB of a body) while
-    /// the server is not working on its requests.
-    #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
-    idle_timeout: u64,
-
     /// Also serve a read-only web view (page, files, JSON API, /metrics) on ADDR.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6880")]
     http: Option<SocketAddr>,
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
-    net::server::raise_fd_limit(args.max_connections);
+    let limits: Limits = args.limits.into();
+    net::server::raise_fd_limit(limits.max_connections);
     let store: Arc<dyn PartStore> = Arc::from(open::store(db, backend)?);
     let identity = Arc::new(net::tls::Identity::load_or_create(db)?);
     let mut trusted = args.trust;
@@ -109,15 +79,6 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
             .into_iter()
             .flatten(),
     );
-    let limits = Limits::default()
-        .with_max_part_size(args.max_part_size)
-        .with_max_connections(args.max_connections)
-        .with_max_connections_per_address(args.max_connections_per_address)
-        .with_max_in_flight(args.max_in_flight)
-        .with_max_buffered_per_connection(args.max_buffered)
-        .with_max_memory(args.max_memory)
-        .with_handshake_timeout(Duration::from_secs(args.handshake_timeout))
-        .with_idle_timeout(Duration::from_secs(args.idle_timeout));
     let access = Access::default()
         .with_trusted(trusted)
         .with_key(peer::key().cloned())

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use serde_json::json;
-use storage::BackendKind;
+use net::transfer::RepairReport;
+use storage::{BackendKind, VerifyReport};
 
 use crate::{Status, open, peer, report};
 
@@ -29,46 +29,39 @@ pub struct Args {
     from: Vec<String>,
 }
 
+/// The JSON object: the check's findings and, after a repair, what it did.
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    #[serde(flatten)]
+    found: &'a VerifyReport,
+    #[serde(flatten)]
+    repair: Option<&'a RepairReport>,
+}
+
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
     let store = open::existing(db, backend)?;
-    let report = storage::verify(store.as_ref()).context("cannot verify the store")?;
+    let found = storage::verify(store.as_ref()).context("cannot verify the store")?;
     let repair = if args.repair {
         let dialer = peer::dialer(peer::TIMEOUT)?;
         let warn = &mut report::warn_about_peers;
-        let repaired = net::transfer::repair(&dialer, &args.from, store.as_ref(), &report, warn);
+        let repaired = net::transfer::repair(&dialer, &args.from, store.as_ref(), &found, warn);
         Some(repaired.context("cannot repair the store")?)
     } else {
         None
     };
     if args.json {
-        let corrupt: Vec<_> = (report.corrupt.iter())
-            .map(|(name, err)| json!({"name": name, "error": err.to_string()}))
-            .collect();
-        let mut summary =
-            json!({"intact": report.intact, "bytes": report.bytes, "corrupt": corrupt});
-        if let Some(repair) = &repair {
-            summary["repaired"] = json!(repair.repaired);
-            summary["unhealed"] = json!(repair.unhealed);
-        }
-        println!("{summary}");
+        let repair = repair.as_ref();
+        println!(
+            "{}",
+            serde_json::to_string(&Summary {
+                found: &found,
+                repair
+            })?
+        );
     } else {
-        for (name, err) in &report.corrupt {
-            println!("corrupt {name}: {err}");
-        }
-        let (intact, bytes, corrupt) = (report.intact, report.bytes, report.corrupt.len());
-        let mut totals = format!("{intact} intact ({bytes} bytes), {corrupt} corrupt");
-        if let Some(repair) = &repair {
-            for name in &repair.repaired {
-                println!("repaired {name}");
-            }
-            for left in &repair.unhealed {
-                println!("unhealed {}: {}", left.name, left.error);
-            }
-            let (repaired, unhealed) = (repair.repaired.len(), repair.unhealed.len());
-            totals.push_str(&format!(", {repaired} repaired, {unhealed} unhealed"));
-        }
-        println!("{totals}");
+        println!("{found}");
+        repair.iter().for_each(|repair| println!("{repair}"));
     }
-    let left = repair.map_or(report.corrupt.len(), |repair| repair.unhealed.len());
+    let left = repair.map_or(found.corrupt.len(), |repair| repair.unhealed.len());
     Ok(Status::from_failures(left))
 }

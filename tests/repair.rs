@@ -191,7 +191,7 @@ fn verify_repair_heals_from_a_healthy_peer_on_both_backends() {
             .run(&["verify", "--repair", "--from", &server.at()])
             .ok();
         let bytes: usize = files.iter().map(|(_, bytes)| bytes.len()).sum();
-        let clean = format!("3 intact ({bytes} bytes), 0 corrupt, 0 repaired, 0 unhealed\n");
+        let clean = format!("3 intact ({bytes} bytes), 0 corrupt\n0 repaired, 0 unhealed\n");
         assert_eq!(again.stdout(), clean);
         server.stop();
     }
@@ -217,7 +217,7 @@ fn damage_no_peer_can_heal_is_reported_unhealed_on_both_backends() {
         assert!(stdout.contains("unhealed victim.bin: "), "{stdout}");
         assert!(stdout.contains("no peer could be reached"), "{stdout}");
         assert!(
-            stdout.ends_with(", 3 corrupt, 0 repaired, 3 unhealed\n"),
+            stdout.contains(", 3 corrupt\n") && stdout.ends_with("\n0 repaired, 3 unhealed\n"),
             "{stdout}"
         );
 
@@ -237,7 +237,7 @@ fn damage_no_peer_can_heal_is_reported_unhealed_on_both_backends() {
         );
         assert!(repaired.contains("repaired victim.bin\n"), "{repaired}");
         assert!(
-            repaired.ends_with(", 3 corrupt, 2 repaired, 1 unhealed\n"),
+            repaired.contains(", 3 corrupt\n") && repaired.ends_with("\n2 repaired, 1 unhealed\n"),
             "{repaired}"
         );
         let verified = store.run(&["verify", "--json"]).fails(1).json();

@@ -47,6 +47,8 @@ pub mod client;
 mod exporter;
 pub mod frame;
 pub mod http;
+#[cfg(feature = "cli")]
+mod limit_flags;
 mod limits;
 pub mod message;
 pub mod server;
@@ -56,6 +58,8 @@ pub mod transfer;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use exporter::{Exporter, ExporterPanicked};
+#[cfg(feature = "cli")]
+pub use limit_flags::LimitFlags;
 pub use limits::Limits;
 pub use server::{
     Access, BindError, ConfigError, CountersSnapshot, ServeSummary, Server, ServerConfig,

@@ -55,6 +55,7 @@ mod pack_scan;
 mod packs;
 mod part;
 mod recover;
+mod recover_report;
 mod registry;
 mod reserve;
 mod sled_compact;
@@ -64,6 +65,7 @@ mod sled_store;
 mod store;
 mod store_dir;
 mod verify;
+mod verify_report;
 
 pub use error::{IndexError, StoreError};
 pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
@@ -80,10 +82,12 @@ pub use name::{CHUNK_PREFIX, NameError, PartName};
 pub use part::{
     MAX_PART_SIZE, OnConflict, PartInfo, PartKind, PutOutcome, StoreStats, VerifiedPart, check_size,
 };
-pub use recover::{DamagedBytes, RecoverReport, recover};
+pub use recover::recover;
+pub use recover_report::{DamagedBytes, RecoverReport};
 pub use registry::{open_existing_store, open_store};
 pub use reserve::RESERVE;
 pub use sled_store::{INLINE_MAX, SledStore};
 pub use store::{BatchOutcome, PartStore};
 pub use store_dir::{BackendKind, UnknownBackend, disk_usage, is_store};
-pub use verify::{VerifyReport, verify, verify_parts};
+pub use verify::{verify, verify_parts};
+pub use verify_report::VerifyReport;

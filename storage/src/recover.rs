@@ -9,44 +9,16 @@
 //! (replacing the one an earlier recovery kept).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{IndexResult, IoContext};
 use crate::pack_record::Op;
 use crate::pack_scan::{PackScan, Scanned};
 use crate::packs::{self, BodyAt, PackState};
+use crate::recover_report::{DamagedBytes, RecoverReport};
 use crate::sled_index::{Index, shares_body};
 use crate::sled_record::{self as key, Entry};
 use crate::{BackendKind, PartHash, PartInfo, PartName, StoreError, durable};
-
-/// What a recovery found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoverReport {
-    /// The store's backend: only sled keeps an index to rebuild.
-    pub backend: BackendKind,
-    /// Pack files read.
-    pub packs: usize,
-    /// Intact records found in them.
-    pub records: u64,
-    /// Names the rebuilt index holds.
-    pub parts: u64,
-    /// Runs of bytes that were not records, skipped.
-    pub damaged: Vec<DamagedBytes>,
-    /// Parts whose body is missing or does not match its hash.
-    pub unreadable: Vec<PartName>,
-    /// Where the previous index was moved to, if there was one.
-    pub old_index: Option<PathBuf>,
-    /// Whether the store's marker file was damaged and written afresh.
-    pub marker_rewritten: bool,
-}
-
-/// Bytes of a pack that were not an intact record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DamagedBytes {
-    pub pack: u64,
-    pub offset: u64,
-    pub len: u64,
-}
 
 /// The latest thing that happened to a name.
 struct Latest {

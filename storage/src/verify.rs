@@ -3,24 +3,8 @@
 use std::collections::HashSet;
 
 use crate::file::assemble;
-use crate::{Manifest, PartInfo, PartKind, PartName, PartStore, StoreError};
-
-/// What a full check found.
-#[derive(Debug, Default)]
-pub struct VerifyReport {
-    /// Parts and files whose bytes hash to their recorded hashes (a file's chunks are counted
-    /// with it, not on their own).
-    pub intact: u64,
-    /// Bytes read and hashed.
-    pub bytes: u64,
-    /// Parts whose bytes are damaged or gone, with what was found.
-    pub corrupt: Vec<(PartName, StoreError)>,
-    /// What must be fetched again to heal `corrupt`, each as the store holds it (name and
-    /// hash): damaged or missing plain parts, manifests and chunks, a chunk once however many
-    /// files use it. A file that describes no file (its chunks are whole, but not its hash) is
-    /// corrupt with nothing here: no fetch of what it holds can heal it.
-    pub damaged: Vec<PartInfo>,
-}
+use crate::verify_report::VerifyReport;
+use crate::{Manifest, PartInfo, PartKind, PartStore, StoreError};
 
 /// Reads back and re-hashes every part; a file is read back chunk by chunk and checked whole.
 /// A damaged chunk is reported once per file that uses it.

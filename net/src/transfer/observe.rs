@@ -11,6 +11,18 @@ pub enum Outcome {
     Rejected(String),
 }
 
+impl Outcome {
+    /// `stored NAME`, `already had NAME`, `repaired NAME` or `rejected NAME: WHY`.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            Self::Stored => format!("stored {name}"),
+            Self::AlreadyHad => format!("already had {name}"),
+            Self::Repaired => format!("repaired {name}"),
+            Self::Rejected(why) => format!("rejected {name}: {why}"),
+        }
+    }
+}
+
 /// One thing that happened in a transfer. Chunks of files are never reported on their own:
 /// their failure is the file's.
 #[derive(Debug, Clone, PartialEq, Eq)]

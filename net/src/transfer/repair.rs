@@ -3,6 +3,7 @@
 //! should hold writes the body again (see [`storage::PartStore::put_batch`]).
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use storage::{OnConflict, PartInfo, PartName, PartStore, StoreError, VerifiedPart, VerifyReport};
 
@@ -15,7 +16,7 @@ use super::{Dialer, TransferError};
 const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a repair did with each corrupt part and file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RepairReport {
     /// Those that read back whole now.
     pub repaired: Vec<PartName>,
@@ -29,6 +30,20 @@ pub struct Unhealed {
     pub name: PartName,
     /// Why no good copy came, when that is known, else what is still wrong.
     pub error: String,
+}
+
+impl fmt::Display for RepairReport {
+    /// A line per repaired and per unhealed part, then the totals.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for name in &self.repaired {
+            writeln!(f, "repaired {name}")?;
+        }
+        for left in &self.unhealed {
+            writeln!(f, "unhealed {}: {}", left.name, left.error)?;
+        }
+        let (repaired, unhealed) = (self.repaired.len(), self.unhealed.len());
+        write!(f, "{repaired} repaired, {unhealed} unhealed")
+    }
 }
 
 /// Fetches from the peers at `addrs` good copies of what `found` (the [`storage::verify`]

@@ -2,6 +2,7 @@
 //! arrive before the manifest that would list them).
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use crate::{Manifest, PartInfo, PartKind, PartStore, StoreError};
 
@@ -14,6 +15,8 @@ pub struct Garbage {
     pub bytes: u64,
     /// Bytes of unused space given back by the compaction that follows.
     pub compacted: u64,
+    /// Whether this only says what would be removed.
+    pub dry_run: bool,
 }
 
 /// Removes every chunk (a part named `b3-<hash>`) that no manifest lists, then compacts the
@@ -35,7 +38,10 @@ pub fn collect_garbage(store: &dyn PartStore, dry_run: bool) -> Result<Garbage, 
         })?;
         listed.extend(manifest.chunks().iter().copied());
     }
-    let mut garbage = Garbage::default();
+    let mut garbage = Garbage {
+        dry_run,
+        ..Garbage::default()
+    };
     for info in parts {
         if info
             .name
@@ -53,4 +59,25 @@ pub fn collect_garbage(store: &dyn PartStore, dry_run: bool) -> Result<Garbage, 
         garbage.compacted = store.compact()?;
     }
     Ok(garbage)
+}
+
+impl fmt::Display for Garbage {
+    /// A line per chunk, the totals, and the space a compaction gave back, if any.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for chunk in &self.chunks {
+            writeln!(f, "{verb} {}", chunk.name)?;
+        }
+        let (chunks, bytes) = (self.chunks.len(), self.bytes);
+        write!(f, "{verb} {chunks} chunks ({bytes} bytes) no file lists")?;
+        if self.compacted > 0 {
+            let compacted = self.compacted;
+            write!(f, "\ngave back {compacted} bytes removals had left unused")?;
+        }
+        Ok(())
+    }
 }

@@ -20,6 +20,37 @@ pub enum Removal {
     InUse { by: Vec<PartName> },
 }
 
+impl Removal {
+    /// Whether the name was removed.
+    pub fn removed(&self) -> bool {
+        matches!(
+            self,
+            Self::Removed { .. } | Self::RemovedKeepingChunks { .. }
+        )
+    }
+
+    /// One line saying what became of `name`, and why when it was kept.
+    pub fn describe(&self, name: &PartName) -> String {
+        let files = |names: &[PartName]| {
+            let names: Vec<&str> = names.iter().map(PartName::as_str).collect();
+            names.join(", ")
+        };
+        match self {
+            Self::Removed { chunks_released: 0 } => format!("removed {name}"),
+            Self::Removed { chunks_released } => {
+                format!("removed {name} and {chunks_released} chunks no other file uses")
+            }
+            Self::RemovedKeepingChunks { unreadable } => format!(
+                "removed {name}, keeping its chunks: the manifests of {} cannot be read \
+                 (repair them, then run gc)",
+                files(unreadable)
+            ),
+            Self::NotFound => format!("not found {name}"),
+            Self::InUse { by } => format!("kept {name}: the files {} need it", files(by)),
+        }
+    }
+}
+
 /// Removes `names` in order, each durably. Reads every manifest first, so its cost grows with
 /// the number of files, not of parts.
 ///
