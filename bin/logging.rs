@@ -5,6 +5,7 @@
 //! when the queue is full, lines are dropped rather than the loop stalled. The other commands
 //! write their lines directly, in order with the rest of their stderr.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
@@ -34,7 +35,9 @@ pub fn init(verbose: u8, quiet: u8, never_block: bool) -> Option<WorkerGuard> {
         _ => "off",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a person at a terminal, never into a log file or a pipe.
+    let logs = (tracing_subscriber::fmt().with_env_filter(filter))
+        .with_ansi(std::io::stderr().is_terminal());
     if !never_block {
         logs.with_writer(std::io::stderr).init();
         return None;

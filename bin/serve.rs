@@ -13,7 +13,7 @@ use net::tls::PeerId;
 use net::{Access, Exporter, Limits, Server, ServerConfig, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use storage::{BackendKind, PartStore};
+use storage::{BackendKind, PartStore, WatchOptions};
 use tracing::info;
 
 use crate::{Status, open, peer};
@@ -25,7 +25,7 @@ use crate::{Status, open, peer};
   p2p-store --db ./peer1.db serve --export-dir ./recebidas
   p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
   p2p-store --key-file peers.key serve --listen 127.0.0.1:0
-  p2p-store serve --http 127.0.0.1:8080
+  p2p-store serve --http 127.0.0.1:8080 --watch ./shared
   p2p-store serve --listen 0.0.0.0:6881 --trust SQEEK6XP2BY-45QJHYH4YKO-MTBBQ22G5J2")]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port. The first line on stdout says which.
@@ -61,6 +61,15 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     trust_file: Option<PathBuf>,
 
+    /// Import the files that appear or change in DIR (not its subdirectories, nor names
+    /// starting with `.`) once each is left alone for --watch-settle seconds.
+    #[arg(long, value_name = "DIR")]
+    watch: Option<PathBuf>,
+
+    /// With --watch: seconds a file must go unchanged before it is imported.
+    #[arg(long, value_name = "SECS", default_value_t = 1, requires = "watch")]
+    watch_settle: u64,
+
     /// Also serve a read-only web view (page, files, JSON API, /metrics) on ADDR.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6880")]
     http: Option<SocketAddr>,
@@ -94,6 +103,16 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .map(|config| HttpView::spawn(config, Arc::clone(&store), server.counters()))
         .transpose()
         .context("cannot start the web view")?;
+    if let (Some(watch), Some(export)) = (&args.watch, &args.export_dir) {
+        anyhow::ensure!(
+            watch.canonicalize().ok() != export.canonicalize().ok(),
+            "--watch and --export-dir name the same directory: each export would be imported again"
+        );
+    }
+    let settle = WatchOptions::default().settle(Duration::from_secs(args.watch_settle));
+    let watching = (args.watch.as_deref())
+        .map(|dir| storage::watch(dir, Arc::clone(&store), settle, drop))
+        .transpose()?;
     let options = crate::export::options(args.force)?;
     let exporter = args
         .export_dir
@@ -108,6 +127,9 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     }
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
+    if let Some(watching) = watching {
+        watching.stop();
+    }
     if let Some(exporter) = exporter {
         // Exports are copies of what the store holds: they get what is left of the 10 s.
         let since = STOPPING_SINCE.get().copied().unwrap_or_else(Instant::now);

@@ -66,6 +66,7 @@ mod store;
 mod store_dir;
 mod verify;
 mod verify_report;
+mod watch;
 
 pub use error::{IndexError, StoreError};
 pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
@@ -91,3 +92,4 @@ pub use store::{BatchOutcome, PartStore};
 pub use store_dir::{BackendKind, UnknownBackend, disk_usage, is_store};
 pub use verify::{verify, verify_parts};
 pub use verify_report::VerifyReport;
+pub use watch::{RETRY_AFTER, WatchError, WatchOptions, Watched, Watching, watch};
