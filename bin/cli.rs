@@ -6,7 +6,8 @@ use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use storage::{BackendKind, FileSource, PartName};
 
 use crate::{
-    completions, demo, export, fetch, gc, id, import, list, recover, remove, send, serve, verify,
+    completions, demo, export, fetch, gc, id, import, list, peers, recover, remove, send, serve,
+    verify,
 };
 
 /// Keep file parts in an embedded database and exchange them with other peers, verified.
@@ -73,6 +74,7 @@ pub enum Command {
     Serve(serve::Args),
     Send(send::Args),
     Fetch(fetch::Args),
+    Peers(peers::Args),
     Demo(demo::Args),
     Completions(completions::Args),
 }

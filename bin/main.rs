@@ -16,6 +16,7 @@ mod list;
 mod logging;
 mod open;
 mod peer;
+mod peers;
 mod recover;
 mod remove;
 mod report;
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&cli.db, cli.backend, args),
         Command::Send(args) => send::run(&cli.db, cli.backend, args),
         Command::Fetch(args) => fetch::run(&cli.db, cli.backend, args),
+        Command::Peers(args) => peers::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Completions(args) => completions::run(args),
     };

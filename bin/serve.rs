@@ -70,6 +70,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 1, requires = "watch")]
     watch_settle: u64,
 
+    /// Announce this peer on the local network (mDNS), so `p2p-store peers` finds it and
+    /// `--from ID` reaches it; needs a --listen address other hosts can reach.
+    #[arg(long)]
+    announce: bool,
+
     /// Also serve a read-only web view (page, files, JSON API, /metrics) on ADDR.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6880")]
     http: Option<SocketAddr>,
@@ -80,6 +85,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     net::server::raise_fd_limit(limits.max_connections);
     let store: Arc<dyn PartStore> = Arc::from(open::store(db, backend)?);
     let identity = Arc::new(net::tls::Identity::load_or_create(db)?);
+    let id = identity.id();
     let mut trusted = args.trust;
     trusted.extend(
         args.trust_file
@@ -99,6 +105,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .with_identity(identity)
         .with_plaintext_on_loopback(peer::plaintext());
     let mut server = Server::bind(config, Arc::clone(&store))?;
+    let _announced = (args.announce)
+        .then(|| net::lan::announce(&id, server.local_addr()))
+        .transpose()
+        .context("cannot announce this peer")?;
     let http = (args.http.map(HttpConfig::new))
         .map(|config| HttpView::spawn(config, Arc::clone(&store), server.counters()))
         .transpose()

@@ -12,9 +12,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use support::netns::{Namespaces, Served, in_namespace, ip, serve, unavailable};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use storage::PartHash;
@@ -23,71 +24,6 @@ use storage::PartHash;
 const RATE: &str = "24mbit";
 const FILE_SIZE: usize = 12 * 1024 * 1024;
 const PEERS: usize = 3;
-
-/// Namespaces made for one test; deleting a namespace deletes its end of each link.
-struct Namespaces(Vec<String>);
-
-impl Namespaces {
-    fn create(names: &[String]) -> Self {
-        let mut made = Self(Vec::new());
-        for name in names {
-            ip(&["netns", "add", name]);
-            made.0.push(name.clone());
-            ip(&["-n", name, "link", "set", "lo", "up"]);
-        }
-        made
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
-    }
-}
-
-/// A `serve` inside a namespace, stopped when dropped.
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().unwrap();
-    assert!(status.success(), "ip {args:?} failed");
-}
-
-fn in_namespace(namespace: &str) -> Command {
-    let mut command = Command::new("ip");
-    command
-        .args(["netns", "exec", namespace])
-        .arg(env!("CARGO_BIN_EXE_p2p-store"));
-    command
-}
-
-/// Why namespaces cannot be made here, if they cannot.
-fn unavailable(tag: &str) -> Option<String> {
-    let probe = format!("p2p-{}-{tag}-probe", std::process::id());
-    match Command::new("ip").args(["netns", "add", &probe]).output() {
-        Ok(output) if output.status.success() => {
-            let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-            None
-        }
-        Ok(output) => Some(format!(
-            "cannot create a network namespace (root is needed): {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )),
-        Err(err) => Some(format!("iproute2's `ip` is not available: {err}")),
-    }
-}
 
 /// Links the client namespace to peer `index`'s over a veth pair, shaping both directions.
 fn link(client: &str, peer: &str, index: usize) -> String {
@@ -119,26 +55,6 @@ fn link(client: &str, peer: &str, index: usize) -> String {
         assert!(status.success(), "tc on {dev} failed");
     }
     peer_addr
-}
-
-fn serve(namespace: &str, db: &Path, host: &str) -> Served {
-    let mut child = in_namespace(namespace)
-        .args(["-q", "--db"])
-        .arg(db)
-        .args(["serve", "--listen", &format!("{host}:0")])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve said {line:?}"))
-        .trim()
-        .to_owned();
-    Served { child, addr }
 }
 
 /// Fetches everything from `peers` into `db` inside `namespace`; returns the JSON summary and
@@ -197,7 +113,7 @@ impl Testbed {
                 .status()
                 .unwrap();
             assert!(imported.success());
-            served.push(serve(namespace, &db, &host));
+            served.push(serve(namespace, &db, &host, &[]));
         }
         Self {
             dir,
@@ -304,7 +220,7 @@ fn a_link_cut_mid_push_fails_the_send_and_a_rerun_completes() {
     let (client, peer) = (format!("{tag}-c"), format!("{tag}-1"));
     let _namespaces = Namespaces::create(&[client.clone(), peer.clone()]);
     let host = link(&client, &peer, 1);
-    let served = serve(&peer, &dir.path().join("peer.db"), &host);
+    let served = serve(&peer, &dir.path().join("peer.db"), &host, &[]);
 
     let push = || {
         let mut command = in_namespace(&client);

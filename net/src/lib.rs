@@ -47,6 +47,7 @@ pub mod client;
 mod exporter;
 pub mod frame;
 pub mod http;
+pub mod lan;
 #[cfg(feature = "cli")]
 mod limit_flags;
 mod limits;

@@ -6,6 +6,7 @@
 
 pub mod attacks;
 pub mod files;
+pub mod netns;
 pub mod power_cut;
 pub mod relay;
 pub mod wiretap;

@@ -65,8 +65,9 @@ impl Dialer {
         Self { key, ..self }
     }
 
-    /// Connects to `addr` (`HOST:PORT`, or `HOST:PORT#ID` to require the peer's ID) and does
-    /// the handshake.
+    /// Connects to `addr` (`HOST:PORT`, `HOST:PORT#ID` to require the peer's ID, or an ID
+    /// alone for a peer announced on the local network, dialled pinned to it) and does the
+    /// handshake.
     ///
     /// # Errors
     /// [`ClientError::Connect`] for an address that does not parse or answer;
@@ -74,6 +75,9 @@ impl Dialer {
     /// [`ClientError::NotTrusted`] when the peer does not trust ours; [`ClientError::Refused`]
     /// and [`ClientError::Auth`] when the handshake is refused.
     pub fn dial(&self, addr: &str) -> Result<Client, ClientError> {
+        if let Ok(id) = addr.parse::<PeerId>() {
+            return self.dial(&find_on_lan(&id)?);
+        }
         let (host, pin) = split_pin(addr).map_err(|cause| ClientError::Connect {
             addr: addr.to_owned(),
             cause,
@@ -97,6 +101,24 @@ impl Dialer {
             plaintext: self.plaintext,
         })
     }
+}
+
+/// How long a peer named by ID alone has to answer on the local network.
+const LAN_WAIT: Duration = Duration::from_secs(5);
+
+/// The pinned address of the peer `id` announces on the local network.
+fn find_on_lan(id: &PeerId) -> Result<String, ClientError> {
+    let not_found = |cause: String| ClientError::Connect {
+        addr: id.to_string(),
+        cause: std::io::Error::new(std::io::ErrorKind::NotFound, cause),
+    };
+    let secs = LAN_WAIT.as_secs();
+    let found = crate::lan::find_peer(id, LAN_WAIT).map_err(|err| not_found(err.to_string()))?;
+    found.and_then(|peer| peer.dial_address()).ok_or_else(|| {
+        not_found(format!(
+            "no peer with this ID answered on the local network within {secs} s"
+        ))
+    })
 }
 
 /// `HOST:PORT#ID` as the address and the pinned ID; `HOST:PORT` alone pins nothing.
