@@ -26,6 +26,7 @@ use crate::{Status, open, peer};
   p2p-store serve --listen 0.0.0.0:6881 --allow 192.168.1.0/24 --read-only
   p2p-store --key-file peers.key serve --listen 127.0.0.1:0
   p2p-store serve --http 127.0.0.1:8080 --watch ./shared
+  p2p-store --db ./b.db serve --listen 127.0.0.1:6882 --mirror 127.0.0.1:6881
   p2p-store serve --listen 0.0.0.0:6881 --trust SQEEK6XP2BY-45QJHYH4YKO-MTBBQ22G5J2")]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port. The first line on stdout says which.
@@ -69,6 +70,12 @@ pub struct Args {
     /// With --watch: seconds a file must go unchanged before it is imported.
     #[arg(long, value_name = "SECS", default_value_t = 1, requires = "watch")]
     watch_settle: u64,
+
+    /// Keep this store a superset of the peer at ADDR's (repeatable): pull what it holds, then
+    /// each part it newly stores, reconnecting when it goes away. Names that hold other bytes
+    /// here are kept as they are, and reported.
+    #[arg(long = "mirror", value_name = "ADDR")]
+    mirrors: Vec<String>,
 
     /// Announce this peer on the local network (mDNS), so `p2p-store peers` finds it and
     /// `--from ID` reaches it; needs a --listen address other hosts can reach.
@@ -121,8 +128,17 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     }
     let settle = WatchOptions::default().settle(Duration::from_secs(args.watch_settle));
     let watching = (args.watch.as_deref())
-        .map(|dir| storage::watch(dir, Arc::clone(&store), settle, drop))
+        .map(|dir| storage::watch(dir, server.store(), settle, drop))
         .transpose()?;
+    let mirrors = (args.mirrors.iter())
+        .map(|addr| {
+            Ok(net::transfer::mirror(
+                peer::dialer(peer::TIMEOUT)?,
+                addr,
+                server.store(),
+            )?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let options = crate::export::options(args.force)?;
     let exporter = args
         .export_dir
@@ -140,10 +156,12 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     if let Some(watching) = watching {
         watching.stop();
     }
+    // Mirrors' pulls and exports under way get what is left of the 10 s.
+    let since = STOPPING_SINCE.get().copied().unwrap_or_else(Instant::now);
+    let left = || STOP_WITHIN.saturating_sub(since.elapsed());
+    mirrors.into_iter().for_each(|mirror| mirror.stop(left()));
     if let Some(exporter) = exporter {
-        // Exports are copies of what the store holds: they get what is left of the 10 s.
-        let since = STOPPING_SINCE.get().copied().unwrap_or_else(Instant::now);
-        exporter.finish(STOP_WITHIN.saturating_sub(since.elapsed()))?;
+        exporter.finish(left())?;
     }
     info!(
         connections = summary.connections,

@@ -63,6 +63,15 @@ pub enum Request {
     /// What the server holds under one name, without listing everything: answered with
     /// `Entry` (`None` when it holds nothing by that name) or `Rejected`.
     Stat { id: RequestId, name: String },
+    /// Follow what the server newly stores: answered with `Subscribed`, then an `Announced`
+    /// for each plain part or file stored from then on, for as long as the connection lasts.
+    /// `epoch` and `after` are the cursor of an earlier subscription (`0, 0` for none): when
+    /// the server still has what came after it, nothing in between is missed.
+    Subscribe {
+        id: RequestId,
+        epoch: u64,
+        after: u64,
+    },
 }
 
 /// What a server sends.
@@ -110,6 +119,22 @@ pub enum Response {
     /// The answer to a `Stat`: the part held under that name, or `None`.
     Entry {
         id: RequestId,
+        entry: Option<WireEntry>,
+    },
+    /// The answer to a `Subscribe`, and again whenever the client fell too far behind:
+    /// `resumed` says announcements go on right after the client's cursor; otherwise the
+    /// client missed some and catches up by listing. Announcements follow `seq` of `epoch`.
+    Subscribed {
+        id: RequestId,
+        epoch: u64,
+        seq: u64,
+        resumed: bool,
+    },
+    /// A part or file the server stored, number `seq` of the subscription's epoch; `None`
+    /// says only that the server is there, after some quiet, at `seq`.
+    Announced {
+        id: RequestId,
+        seq: u64,
         entry: Option<WireEntry>,
     },
 }
@@ -377,6 +402,16 @@ mod tests {
                 },
                 "15000000 07000000 0900000000000000 010000000000000061".replace(' ', ""),
             ),
+            (
+                Request::Subscribe {
+                    id: 9,
+                    epoch: 0x0102,
+                    after: 3,
+                },
+                // len=28 | tag 8 | id 9 | epoch 0x0102 | after 3
+                "1c000000 08000000 0900000000000000 0201000000000000 0300000000000000"
+                    .replace(' ', ""),
+            ),
         ];
         for (request, expected) in cases {
             assert_eq!(encoded_request(&request), expected, "{request:?}");
@@ -530,6 +565,41 @@ mod tests {
                     message: "x".into(),
                 },
                 "11000000 08000000 19000000 010000000000000078".replace(' ', ""),
+            ),
+            (
+                Response::Subscribed {
+                    id: 9,
+                    epoch: 0x0102,
+                    seq: 4,
+                    resumed: true,
+                },
+                "1d000000 0c000000 0900000000000000 0201000000000000 0400000000000000 01"
+                    .replace(' ', ""),
+            ),
+            (
+                Response::Announced {
+                    id: 9,
+                    seq: 5,
+                    entry: Some(WireEntry {
+                        name: "a".into(),
+                        hash: HASH,
+                        size: 2,
+                        kind: PartKind::Manifest,
+                    }),
+                },
+                format!(
+                    "4a000000 0d000000 0900000000000000 0500000000000000 01 \
+                     0100000000000000 61 {HASH_HEX} 0200000000000000 01000000"
+                )
+                .replace(' ', ""),
+            ),
+            (
+                Response::Announced {
+                    id: 9,
+                    seq: 5,
+                    entry: None,
+                },
+                "15000000 0d000000 0900000000000000 0500000000000000 00".replace(' ', ""),
             ),
         ];
         for (response, expected) in cases {

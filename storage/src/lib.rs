@@ -43,6 +43,7 @@ mod damage;
 mod durable;
 mod error;
 mod export;
+mod feed;
 mod file;
 mod fs_store;
 mod hash;
@@ -70,6 +71,7 @@ mod watch;
 
 pub use error::{IndexError, StoreError};
 pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
+pub use feed::{Cursor, Feed, FeedStore, Since};
 pub use file::{
     Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, Garbage, ImportOptions,
     LocalFile, MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError, Removal,

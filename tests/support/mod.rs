@@ -164,12 +164,20 @@ pub struct Server {
 /// Starts `p2p-store --db DB --backend BACKEND serve --listen 127.0.0.1:0 EXTRA` and waits for
 /// its `listening on` line.
 pub fn start_server(db: &Path, backend: BackendKind, extra: &[&str]) -> Server {
-    launch(
-        Command::new(env!("CARGO_BIN_EXE_p2p-store")),
-        db,
-        backend,
-        extra,
-    )
+    start_server_at(db, backend, "127.0.0.1:0", extra)
+}
+
+/// [`start_server`] listening on `listen`: a server started again where its peers look for it.
+pub fn start_server_at(db: &Path, backend: BackendKind, listen: &str, extra: &[&str]) -> Server {
+    let command = Command::new(env!("CARGO_BIN_EXE_p2p-store"));
+    launch(command, db, backend, listen, extra)
+}
+
+/// A port nothing listens on now, for a server that must be started where peers already
+/// look for it.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 /// Raises this test process's soft open-file limit to its hard limit, for tests that hold
@@ -200,22 +208,22 @@ pub fn start_server_with_fd_limit(
         .arg("-c")
         .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_p2p-store"));
-    launch(shell, db, backend, extra)
+    launch(shell, db, backend, "127.0.0.1:0", extra)
 }
 
-fn launch(mut command: Command, db: &Path, backend: BackendKind, extra: &[&str]) -> Server {
+fn launch(
+    mut command: Command,
+    db: &Path,
+    backend: BackendKind,
+    listen: &str,
+    extra: &[&str],
+) -> Server {
     let log = NamedTempFile::new().unwrap();
     let mut child = command
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .arg("--db")
         .arg(db)
-        .args([
-            "--backend",
-            backend.name(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--backend", backend.name(), "serve", "--listen", listen])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -7,6 +7,7 @@
 
 mod connect;
 mod stream;
+mod subscribe;
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
@@ -18,6 +19,7 @@ use storage::{PartHash, PartInfo, PartName, StoreError, VerifiedPart};
 pub(crate) use connect::Connect;
 use stream::Stream;
 pub use stream::{TlsStream, secure};
+pub use subscribe::{News, Subscription};
 
 use crate::frame::{self, FrameError, MAX_PAGE_ENTRIES, MAX_REQUEST_HEADER, MAX_RESPONSE_HEADER};
 use crate::message::{ErrorCode, Request, RequestId, Response};
@@ -530,7 +532,9 @@ fn response_id(response: &Response) -> Option<RequestId> {
         | Response::Rejected { id, .. }
         | Response::Page { id, .. }
         | Response::Part { id, .. }
-        | Response::Entry { id, .. } => Some(*id),
+        | Response::Entry { id, .. }
+        | Response::Subscribed { id, .. }
+        | Response::Announced { id, .. } => Some(*id),
         Response::Welcome { .. }
         | Response::Error { .. }
         | Response::Challenge { .. }

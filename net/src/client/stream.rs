@@ -29,6 +29,16 @@ pub(crate) enum Stream {
     Plain(Socket),
 }
 
+impl Stream {
+    /// The TCP socket underneath, to shut it down from another thread.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Tls(tls) => &tls.sock.0,
+            Self::Plain(plain) => &plain.0,
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -46,7 +46,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
-use storage::PartStore;
+use storage::{Feed, FeedStore, PartStore};
 use tracing::{error, info};
 
 pub use config::{Access, ConfigError, MAX_PEER_NAME, ServerConfig};
@@ -108,6 +108,9 @@ pub struct Server {
     counters: Arc<ServerCounters>,
     id: PeerId,
     tls: Option<Arc<rustls::ServerConfig>>,
+    feed: Arc<Feed>,
+    /// Set when the feed has news the loop has not announced yet.
+    news: Arc<AtomicBool>,
 }
 
 /// Why a server could not be made.
@@ -160,6 +163,20 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let feed = Feed::new();
+        let store: Arc<dyn PartStore> = Arc::new(FeedStore::new(store, Arc::clone(&feed)));
+        let news = Arc::new(AtomicBool::new(false));
+        feed.on_publish({
+            let (news, waker) = (Arc::clone(&news), Arc::clone(&waker));
+            // One wake-up for any number of entries added before the loop looks.
+            move || {
+                if !news.swap(true, Ordering::SeqCst)
+                    && let Err(err) = waker.wake()
+                {
+                    tracing::warn!(%err, "cannot wake the event loop for subscribers");
+                }
+            }
+        });
         Ok(Self {
             poll,
             listener,
@@ -167,6 +184,8 @@ impl Server {
             config,
             store,
             waker,
+            feed,
+            news,
             shutdown: Arc::new(AtomicBool::new(false)),
             events: None,
             counters: Arc::default(),
@@ -192,6 +211,13 @@ impl Server {
     /// The address actually bound (the real port when asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The store as the server writes it: what is put through it is announced to the
+    /// server's subscribers too. Give it, not the store given to [`Server::bind`], to anything
+    /// else that writes while the server runs (a watched folder, a mirror).
+    pub fn store(&self) -> Arc<dyn PartStore> {
+        Arc::clone(&self.store)
     }
 
     /// The live totals of this server, readable from any thread while it runs.
@@ -238,6 +264,8 @@ impl Server {
             memory: memory::Memory::new(self.config.limits.max_memory),
             counters: Arc::clone(&self.counters),
             shutting_down: false,
+            feed: Arc::clone(&self.feed),
+            news: Arc::clone(&self.news),
         };
         info!(addr = %self.local_addr, id = %self.id, "serving");
         let mut event_loop = EventLoop::new(

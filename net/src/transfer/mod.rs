@@ -9,6 +9,7 @@
 //!   chunks are held and the file checks out whole.
 //! - [`repair`] heals a store: what `verify` found damaged or gone is fetched again from peers
 //!   by (name, hash) and stored over the damaged bodies.
+//! - [`mirror`] keeps a store a superset of a peer's, following what the peer newly stores.
 //! - [`list_files`] describes what a peer holds, files with their own size and hash, and
 //!   [`export_from`] writes a peer's files out without a store of one's own.
 //!
@@ -20,6 +21,7 @@ mod dial;
 mod error;
 mod export_from;
 mod listing;
+mod mirror;
 mod observe;
 mod pull;
 mod push;
@@ -30,6 +32,7 @@ pub use dial::Dialer;
 pub use error::TransferError;
 pub use export_from::export_from;
 pub use listing::list_files;
+pub use mirror::{Mirror, mirror};
 pub use observe::{Observer, Outcome, Tally, TransferEvent};
 pub use pull::{PullReport, pull};
 pub use push::{PushReport, push_files, push_store};

@@ -8,6 +8,7 @@
 
 mod pressure;
 mod stopping;
+mod subscribers;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -139,6 +140,9 @@ impl EventLoop {
                 self.accept(now);
             }
             self.take_done(now);
+            if self.shared.news.swap(false, Ordering::SeqCst) {
+                self.announce_all(now);
+            }
             if let Some(worker) = self.dead_worker() {
                 self.abandon_all(&worker);
                 return Err(io::Error::other(WorkerStopped { worker }));
@@ -323,6 +327,8 @@ impl EventLoop {
     /// Acts on every passed deadline and finds the next one.
     fn expire(&mut self, now: Instant) {
         self.next_sweep = now + MAX_SWEEP_INTERVAL;
+        // Quiet subscriptions get their heartbeats.
+        self.announce_all(now);
         let mut expired = Vec::new();
         for (slot, session) in &self.sessions {
             match session.deadline(&self.shared.limits) {
@@ -349,6 +355,11 @@ fn drive(poll: &Poll, shared: &mut Shared, session: &mut Session, now: Instant) 
     session.service(shared, now)?;
     shared.counters.read(session.conn.read_this_turn());
     flush(poll, session, &shared.counters, now)?;
+    if session.is_subscribed() {
+        // What the written bytes made room for.
+        session.announce(shared, now);
+        flush(poll, session, &shared.counters, now)?;
+    }
     if session.stalled {
         session.service(shared, now)?;
         shared.counters.read(session.conn.read_this_turn());
@@ -358,7 +369,7 @@ fn drive(poll: &Poll, shared: &mut Shared, session: &mut Session, now: Instant) 
 }
 
 /// Writes what the session has queued and keeps write interest only while output remains.
-fn flush(
+pub(super) fn flush(
     poll: &Poll,
     session: &mut Session,
     counters: &ServerCounters,

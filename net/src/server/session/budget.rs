@@ -47,7 +47,9 @@ impl Session {
         // Held back by the store's budgets rather than by unread answers, the wait is ours.
         let held_by_store = self.stalled
             && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection;
-        (self.at_workers == 0 && !held_by_store)
+        // A subscriber with nothing unread waits for the store, not the other way round.
+        let waits_for_news = self.is_subscribed() && self.conn.pending_output() == 0;
+        (self.at_workers == 0 && !held_by_store && !waits_for_news)
             .then_some(self.conn.last_activity + limits.idle_timeout)
     }
 

@@ -8,6 +8,7 @@
 mod budget;
 mod handshake;
 mod requests;
+mod subscription;
 
 use std::collections::HashMap;
 use std::sync::mpsc::Sender;
@@ -59,6 +60,10 @@ pub(crate) struct Shared {
     /// What the loop counts for the outside world.
     pub(crate) counters: std::sync::Arc<super::ServerCounters>,
     pub(crate) shutting_down: bool,
+    /// What the store newly holds, for subscribers.
+    pub(crate) feed: std::sync::Arc<storage::Feed>,
+    /// Set by the feed when it has entries the loop has not announced yet.
+    pub(crate) news: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A request the session has not finished answering.
@@ -68,6 +73,8 @@ enum Pending {
     List,
     Get,
     Stat,
+    /// Lasts as long as the connection.
+    Subscription,
 }
 
 /// An offer the session is working on.
@@ -128,6 +135,8 @@ pub(crate) struct Session {
     /// Reading stopped at this turn's share; the loop comes back to it.
     yielded: bool,
     pub(crate) wants_write: bool,
+    /// What this connection follows, once it subscribed.
+    subscription: Option<subscription::Subscription>,
 }
 
 impl Session {
@@ -158,6 +167,7 @@ impl Session {
             stalled: false,
             yielded: false,
             wants_write: false,
+            subscription: None,
         }
     }
 
@@ -381,6 +391,10 @@ impl Session {
             Request::List { id, after, limit } => self.list(id, after, limit, shared),
             Request::Get { id, name } => self.get(id, name, shared),
             Request::Stat { id, name } => self.stat(id, name, shared),
+            Request::Subscribe { id, epoch, after } => {
+                let cursor = storage::Cursor { epoch, seq: after };
+                self.subscribe(id, cursor, shared, Instant::now());
+            }
         }
     }
 

@@ -1,0 +1,22 @@
+//! Telling subscribers what the store newly holds, from the loop: on news from the feed, and
+//! at each sweep for the heartbeats of quiet subscriptions.
+
+use std::time::Instant;
+
+use super::{EventLoop, flush};
+
+impl EventLoop {
+    /// Queues and writes each subscriber's announcements, as far as its budget allows.
+    pub(super) fn announce_all(&mut self, now: Instant) {
+        let subscribers: Vec<usize> = (self.sessions.iter())
+            .filter(|(_, session)| session.is_subscribed())
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in subscribers {
+            let session = &mut self.sessions[slot];
+            session.announce(&self.shared, now);
+            let result = flush(&self.poll, session, &self.shared.counters, now);
+            self.settle(slot, result);
+        }
+    }
+}
