@@ -1,5 +1,5 @@
-//! LAN discovery across two network namespaces joined by a veth link (multicast does not run
-//! on loopback): `serve --announce` in one, `peers` and `fetch --from ID` in the other.
+//! LAN discovery across network namespaces on one bridge, as hosts on a switch (multicast does
+//! not run on loopback): `serve --announce` in two, `peers` and `fetch --from ID` in a third.
 //!
 //! Needs root and iproute2; without them the namespace test says so and passes without
 //! running, except in CI, where it fails.
@@ -11,17 +11,21 @@ use std::process::Stdio;
 use support::netns::{Namespaces, in_namespace, ip, serve, unavailable};
 use support::{p, run};
 
-/// Joins `a` (10.202.0.1) and `b` (10.202.0.2) with a veth pair.
-fn join(a: &str, b: &str) {
-    ip(&[
-        "link", "add", "p2plana", "netns", a, "type", "veth", "peer", "name", "p2planb", "netns", b,
-    ]);
-    for (namespace, dev, addr) in [
-        (a, "p2plana", "10.202.0.1/24"),
-        (b, "p2planb", "10.202.0.2/24"),
-    ] {
-        ip(&["-n", namespace, "addr", "add", addr, "dev", dev]);
-        ip(&["-n", namespace, "link", "set", dev, "up"]);
+/// Puts each of `peers` on one LAN: a veth link from each (address 10.202.0.N, N from 1) to a
+/// bridge in the namespace `hub`, as hosts on a switch.
+fn lan(hub: &str, peers: &[&str]) {
+    ip(&["-n", hub, "link", "add", "br0", "type", "bridge"]);
+    ip(&["-n", hub, "link", "set", "br0", "up"]);
+    for (index, peer) in peers.iter().enumerate() {
+        let (near, far) = (format!("p2pl{index}"), format!("p2plh{index}"));
+        ip(&[
+            "link", "add", &near, "netns", peer, "type", "veth", "peer", "name", &far, "netns", hub,
+        ]);
+        let addr = format!("10.202.0.{}/24", index + 1);
+        ip(&["-n", peer, "addr", "add", &addr, "dev", &near]);
+        ip(&["-n", peer, "link", "set", &near, "up"]);
+        ip(&["-n", hub, "link", "set", &far, "master", "br0"]);
+        ip(&["-n", hub, "link", "set", &far, "up"]);
     }
 }
 
@@ -40,69 +44,87 @@ fn run_in(namespace: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Finds every peer `client_ns` sees within a few rounds of `peers --json`, until `ids` are all
+/// there; mDNS answers come within a second or two, and the rounds bound a slow start.
+fn find_all(client_ns: &str, ids: &[&str]) -> serde_json::Value {
+    let seen_all = |found: &serde_json::Value| {
+        let found = found.as_array().unwrap();
+        ids.iter()
+            .all(|id| found.iter().any(|peer| peer["id"] == *id))
+    };
+    (0..5)
+        .map(|_| run_in(client_ns, &["peers", "--wait", "3", "--json"]))
+        .map(|out| serde_json::from_str::<serde_json::Value>(&out).unwrap())
+        .find(seen_all)
+        .unwrap_or_else(|| panic!("{ids:?} were never all found"))
+}
+
 #[test]
-fn a_peer_announced_in_one_namespace_is_found_and_fetched_from_by_id_in_another() {
+fn peers_announced_on_a_lan_are_found_and_fetched_from_by_id() {
     if let Some(why) = unavailable("lan") {
         return support::skip(&why);
     }
     let tag = format!("p2p-{}-lan", std::process::id());
-    let (server_ns, client_ns) = (format!("{tag}-s"), format!("{tag}-c"));
-    let _namespaces = Namespaces::create(&[server_ns.clone(), client_ns.clone()]);
-    join(&server_ns, &client_ns);
+    let names: Vec<String> = ["1", "2", "c", "hub"]
+        .iter()
+        .map(|n| format!("{tag}-{n}"))
+        .collect();
+    let _namespaces = Namespaces::create(&names);
+    let [one_ns, two_ns, client_ns, hub] = [&names[0], &names[1], &names[2], &names[3]];
+    lan(hub, &[one_ns, two_ns, client_ns]);
 
     let dir = tempfile::tempdir().unwrap();
-    let (server_db, client_db) = (dir.path().join("server.db"), dir.path().join("client.db"));
-    let notes = dir.path().join("notes.txt");
-    std::fs::write(&notes, b"found on the local network\n").unwrap();
-    run(["--db", p(&server_db), "import", p(&notes)]).ok();
-    let id = run(["--db", p(&server_db), "id"])
-        .ok()
-        .stdout()
-        .trim()
-        .to_owned();
-    let served = serve(&server_ns, &server_db, "10.202.0.1", &["--announce"]);
+    let client_db = dir.path().join("client.db");
+    let mut peers = Vec::new();
+    for (index, namespace) in [one_ns, two_ns].into_iter().enumerate() {
+        let db = dir.path().join(format!("peer{index}.db"));
+        let notes = dir.path().join(format!("notes{index}.txt"));
+        std::fs::write(&notes, format!("held by peer {index}\n")).unwrap();
+        run(["--db", p(&db), "import", p(&notes)]).ok();
+        let id = run(["--db", p(&db), "id"]).ok().stdout().trim().to_owned();
+        let host = format!("10.202.0.{}", index + 1);
+        peers.push((id, serve(namespace, &db, &host, &["--announce"])));
+    }
+    let ids: Vec<&str> = peers.iter().map(|(id, _)| id.as_str()).collect();
+    let found = find_all(client_ns, &ids);
+    for (id, served) in &peers {
+        let peer = found
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|peer| peer["id"] == id.as_str());
+        assert_eq!(
+            peer.unwrap()["addrs"],
+            serde_json::json!([served.addr]),
+            "{found}"
+        );
+    }
+    let text = run_in(client_ns, &["peers", "--wait", "3"]);
+    for (id, served) in &peers {
+        assert!(text.contains(&format!("{id}\t{}", served.addr)), "{text}");
+    }
 
-    // mDNS answers come within a second or two; a few rounds bound a slow start.
-    let found = (0..5)
-        .map(|_| run_in(&client_ns, &["peers", "--wait", "3", "--json"]))
-        .map(|out| serde_json::from_str::<serde_json::Value>(&out).unwrap())
-        .find(|found| {
-            found
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|peer| peer["id"] == id.as_str())
-        })
-        .unwrap_or_else(|| panic!("{id} was never found"));
-    let peer = found
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|peer| peer["id"] == id.as_str())
-        .unwrap();
-    assert_eq!(peer["addrs"], serde_json::json!([served.addr]), "{found}");
-
-    let text = run_in(&client_ns, &["peers", "--wait", "3"]);
-    assert!(text.contains(&format!("{id}\t{}", served.addr)), "{text}");
-
-    let fetched = run_in(
-        &client_ns,
-        &["--db", p(&client_db), "fetch", "--from", &id, "--json"],
-    );
-    let fetched: serde_json::Value = serde_json::from_str(&fetched).unwrap();
-    assert_eq!(fetched["stored"], 1, "{fetched}");
+    // Each by its ID alone, dialled pinned to it.
+    for (id, _) in &peers {
+        let fetched = run_in(
+            client_ns,
+            &["--db", p(&client_db), "fetch", "--from", id, "--json"],
+        );
+        let fetched: serde_json::Value = serde_json::from_str(&fetched).unwrap();
+        assert_eq!(fetched["stored"], 1, "{fetched}");
+    }
     let out = dir.path().join("out");
     run(["--db", p(&client_db), "export", p(&out)]).ok();
-    assert_eq!(
-        std::fs::read(out.join("notes.txt_recebida")).unwrap(),
-        b"found on the local network\n"
-    );
+    for index in 0..2 {
+        let exported = std::fs::read(out.join(format!("notes{index}.txt_recebida"))).unwrap();
+        assert_eq!(exported, format!("held by peer {index}\n").as_bytes());
+    }
 
     // An ID nobody announces is not found, and says so.
     let stranger = run(["--db", p(&dir.path().join("stranger.db")), "id"])
         .ok()
         .stdout();
-    let missing = in_namespace(&client_ns)
+    let missing = in_namespace(client_ns)
         .args(["--db", p(&client_db), "fetch", "--from", stranger.trim()])
         .output()
         .unwrap();
