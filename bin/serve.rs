@@ -4,8 +4,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use net::http::{HttpConfig, HttpView};
@@ -32,7 +31,9 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:6881", value_name = "ADDR")]
     listen: SocketAddr,
 
-    /// Also write each part, once stored, as DIR/<name>_recebida.
+    /// Also write each file, once stored, as DIR/<name>_recebida, synced before the sender is
+    /// told it was stored (a file that cannot be written is answered ExportFailed, though
+    /// stored).
     #[arg(long, value_name = "DIR")]
     export_dir: Option<PathBuf>,
 
@@ -133,12 +134,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         .map(|config| HttpView::spawn(config, Arc::clone(&store), server.counters()))
         .transpose()
         .context("cannot start the web view")?;
-    let options = crate::export::options(args.force)?;
-    let exporter = args
-        .export_dir
-        .map(|dir| Exporter::spawn(server.events(), store, dir, options))
-        .transpose()
-        .context("cannot start the exporter thread")?;
+    if let Some(dir) = args.export_dir {
+        let options = crate::export::options(args.force)?;
+        server.run_before_ack(Arc::new(Exporter::new(store, dir, options)));
+    }
     stop_on_signals(server.shutdown_handle())?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", server.local_addr())?;
@@ -147,11 +146,6 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     }
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
-    if let Some(exporter) = exporter {
-        // Exports are copies of what the store holds: they get what is left of the 10 s.
-        let since = STOPPING_SINCE.get().copied().unwrap_or_else(Instant::now);
-        exporter.finish(STOP_WITHIN.saturating_sub(since.elapsed()))?;
-    }
     info!(
         connections = summary.connections,
         parts_stored = summary.parts_stored,
@@ -161,12 +155,6 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     Ok(Status::Done)
 }
 
-/// When the first stop signal came.
-static STOPPING_SINCE: OnceLock<Instant> = OnceLock::new();
-
-/// How long `serve` takes at most to stop once signalled, exports under way included.
-const STOP_WITHIN: Duration = Duration::from_secs(10);
-
 /// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.
 fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
@@ -175,7 +163,6 @@ fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 info!(signal, "stopping");
-                STOPPING_SINCE.get_or_init(Instant::now);
                 if let Err(err) = handle.shutdown() {
                     tracing::error!(%err, "cannot stop the server");
                 }

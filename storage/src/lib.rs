@@ -66,7 +66,9 @@ mod store_dir;
 mod verify;
 
 pub use error::{IndexError, StoreError};
-pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
+pub use export::{
+    ExportOptions, ExportOutcome, Overwrite, export, export_each, export_stored, exportable_names,
+};
 pub use file::{
     Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, Garbage, ImportOptions,
     LocalFile, MAX_CHUNK_REPEATS, MAX_MANIFEST_CHUNKS, Manifest, ManifestError, Removal,
