@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # One run, warmed up, interleaved round by round, of moving the same 1 GiB over loopback:
-#   raw:   `socat -b 1048576` file -> socket -> file, then an fsync of the result;
-#   rsync: `rsync --fsync -W` into an rsync daemon on 127.0.0.1 (a generated config);
-#   p2p:   `p2p-store send` of the GiB as 1024 parts of 1 MiB into a fresh `serve` (default
-#          sled store, every part acknowledged only once durable);
+#   raw:    `socat -b 1048576` file -> socket -> file, then an fsync of the result;
+#   rsync:  `rsync --fsync -W` into an rsync daemon on 127.0.0.1 (a generated config);
+#   p2p:    `p2p-store send` of the GiB as 1024 parts of 1 MiB into a fresh `serve` (default
+#           sled store, every part acknowledged only once durable), right after the raw and
+#           rsync copies, so it meets a disk still writing them back, as in a busy system;
+#   p2p-tmpfs, raw-tmpfs: the same two with the destination on tmpfs (/dev/shm), which leaves
+#           the CPU path alone, without the disk;
+#   sendme: `sendme send` / `sendme receive` (iroh-blobs), when `sendme` is on PATH
+#           (`cargo install sendme --locked`); skipped otherwise;
 # then SMALL_PARTS parts of 1 KiB pushed from a store into a fresh `serve` (parts/s), against
 # sled's own rate for as many inserts of 1 KiB plus a flush, measured in the same run.
-# Prints per-round times and ratios, medians, and a table for README.
+# Prints each round, then per tool the median, best and worst time, the ratios, the CPU
+# seconds (user + system of both processes) per GiB of p2p-store and socat, and a table for
+# README. Times on a busy machine swing 2-4x: compare the ratios of one run.
 #
-# Usage: benches/compare.sh [ROUNDS] [SMALL_PARTS]   (defaults: 3 rounds, 100000 parts)
+# Usage: benches/compare.sh [ROUNDS] [SMALL_PARTS]   (defaults: 7 rounds, 100000 parts)
 # Needs: a release build (`cargo build --release`), socat, rsync, python3; installs nothing.
 set -euo pipefail
 
-rounds=${1:-3}
+rounds=${1:-7}
 small=${2:-100000}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(realpath "${P2P_STORE_BIN:-$repo/target/release/p2p-store}")
@@ -20,17 +27,26 @@ bin=$(realpath "${P2P_STORE_BIN:-$repo/target/release/p2p-store}")
 for tool in socat rsync python3; do
     command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install $tool" >&2; exit 2; }
 done
+if command -v sendme >/dev/null; then
+    with_sendme=1
+else
+    with_sendme=
+    echo "sendme is not on PATH, so it is skipped (cargo install sendme --locked)" >&2
+fi
 
 # shellcheck source=benches/lib.sh
 source "$repo/benches/lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-compare.XXXXXX")
+shm=$(mktemp -d /dev/shm/p2p-compare.XXXXXX)
 server_pid=
 rsync_pid=
+sendme_pid=
 cleanup() {
     [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
     [ -z "$rsync_pid" ] || kill "$rsync_pid" 2>/dev/null || true
-    rm -rf "$work"
+    [ -z "$sendme_pid" ] || kill "$sendme_pid" 2>/dev/null || true
+    rm -rf "$work" "$shm"
 }
 trap cleanup EXIT
 cd "$work"
@@ -48,8 +64,6 @@ for i in range(int(sys.argv[1])):
 PY
 cat parts/* > whole.bin
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -58,20 +72,24 @@ fsync_file() {
     python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$1"
 }
 
-# raw: the listener writes the file, the sender reads it; then fsync the result.
+# raw_copy DIR: the listener writes DIR/received.bin, the sender reads whole.bin; then fsync
+# the result. Prints "seconds cpu_seconds" (both socat processes; the fsync is the kernel's).
 raw_copy() {
-    local port listener
+    local dir=$1 port listener wall
     port=$(free_port)
-    rm -f received.bin
-    socat -u -b 1048576 "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" OPEN:received.bin,creat,trunc &
+    rm -f "$dir/received.bin"
+    measured listener.cpu socat -u -b 1048576 "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" \
+        "OPEN:$dir/received.bin,creat,trunc" &
     listener=$!
     sleep 0.05
     raw_timed() {
-        socat -u -b 1048576 OPEN:whole.bin "TCP:127.0.0.1:$port,retry=20,interval=0.01"
+        measured sender.cpu socat -u -b 1048576 OPEN:whole.bin "TCP:127.0.0.1:$port,retry=20,interval=0.01"
         wait "$listener"
-        fsync_file received.bin
+        fsync_file "$dir/received.bin"
     }
-    seconds raw_timed
+    wall=$(seconds raw_timed) || return 1
+    rm -f "$dir/received.bin"
+    echo "$wall $(cpu_of sender.cpu listener.cpu)"
 }
 
 # rsync: a daemon with one writable module; a whole-file copy of a file it does not have.
@@ -88,45 +106,84 @@ rsync_copy() {
     seconds rsync --fsync -W whole.bin "rsync://127.0.0.1:$rsync_port/dst/"
 }
 
+# push_parts DB: the 1024 parts pushed into a fresh store at DB. Prints "seconds cpu_seconds"
+# (the sender, and the server up to the last acknowledgement).
 push_parts() {
-    start_server dst.db
-    local t
-    t=$(seconds "$bin" -q send --to "$addr" --json parts/*) || exit 1
+    local db=$1 wall
+    start_server "$db"
+    wall=$(seconds measured send.cpu "$bin" -q send --to "$addr" --json parts/*) || exit 1
+    local served
+    served=$(server_cpu)
     stop_server
-    echo "$t"
+    rm -rf "$db"
+    echo "$wall $(awk -v s="$served" '{ print $2 + s }' send.cpu)"
+}
+
+# sendme: the GiB offered by `sendme send`, fetched by `sendme receive` into a fresh dir.
+sendme_copy() {
+    rm -rf sendme-src sendme-dst
+    mkdir sendme-src sendme-dst
+    ln whole.bin sendme-src/whole.bin
+    (cd sendme-src && exec sendme send whole.bin > ../sendme.out 2>&1) &
+    sendme_pid=$!
+    local ticket=
+    until [ -n "$ticket" ]; do
+        kill -0 "$sendme_pid" 2>/dev/null || { cat sendme.out >&2; return 1; }
+        sleep 0.05
+        ticket=$(awk '/sendme receive/ { print $3; exit }' sendme.out)
+    done
+    local wall
+    wall=$(cd sendme-dst && seconds sendme receive "$ticket") || return 1
+    kill "$sendme_pid"
+    wait "$sendme_pid" 2>/dev/null || true
+    sendme_pid=
+    rm -rf sendme-src sendme-dst
+    echo "$wall"
 }
 
 # Warm up the page cache, the disk and the loopback path right before timing.
 cat parts/* whole.bin > /dev/null
-raw_copy > /dev/null
+raw_copy . > /dev/null
 rsync_copy > /dev/null
-push_parts > /dev/null
+push_parts dst.db > /dev/null
 
-printf '%-6s %8s %8s %8s %10s %12s\n' round raw_s rsync_s p2p_s p2p/raw p2p/rsync
-raws=()
-rsyncs=()
-p2ps=()
-vs_raw=()
-vs_rsync=()
+declare -A times cpus
+tools="raw rsync p2p raw-tmpfs p2p-tmpfs${with_sendme:+ sendme}"
+printf '%-6s' round
+for tool in $tools; do printf ' %10s' "$tool"; done
+printf ' %8s %10s %9s %9s\n' p2p/raw p2p/rsync cpu_p2p cpu_raw
 for round in $(seq 1 "$rounds"); do
-    r=$(raw_copy) || exit 1
+    # The push comes right after the raw and rsync copies, whose bytes the disk still writes.
+    read -r r rc < <(raw_copy .) || exit 1
     y=$(rsync_copy) || exit 1
-    p=$(push_parts) || exit 1
-    a=$(awk -v r="$r" -v p="$p" 'BEGIN { print r / p }')
-    b=$(awk -v y="$y" -v p="$p" 'BEGIN { print y / p }')
-    raws+=("$r")
-    rsyncs+=("$y")
-    p2ps+=("$p")
-    vs_raw+=("$a")
-    vs_rsync+=("$b")
-    printf '%-6s %8.3f %8.3f %8.3f %10.3f %12.3f\n' "$round" "$r" "$y" "$p" "$a" "$b"
+    read -r p pc < <(push_parts dst.db) || exit 1
+    read -r rt rtc < <(raw_copy "$shm") || exit 1
+    read -r pt ptc < <(push_parts "$shm/dst.db") || exit 1
+    s=
+    [ -z "$with_sendme" ] || s=$(sendme_copy) || exit 1
+    times[raw]+=" $r" times[rsync]+=" $y" times[p2p]+=" $p"
+    times[raw-tmpfs]+=" $rt" times[p2p-tmpfs]+=" $pt" times[sendme]+=" $s"
+    cpus[raw]+=" $rc" cpus[p2p]+=" $pc" cpus[raw-tmpfs]+=" $rtc" cpus[p2p-tmpfs]+=" $ptc"
+    times[p2p/raw]+=" $(ratio "$r" "$p")" times[p2p/rsync]+=" $(ratio "$y" "$p")"
+    times[p2p/raw-tmpfs]+=" $(ratio "$rt" "$pt")"
+    printf '%-6s' "$round"
+    for t in $r $y $p $rt $pt $s; do printf ' %10.3f' "$t"; done
+    printf ' %8.3f %10.3f %9.2f %9.2f\n' "$(ratio "$r" "$p")" "$(ratio "$y" "$p")" "$pc" "$rc"
 done
-med_raw=$(printf '%s\n' "${vs_raw[@]}" | median)
-med_rsync=$(printf '%s\n' "${vs_rsync[@]}" | median)
-printf 'medians: raw %.3f s, rsync %.3f s, p2p %.3f s; p2p/raw %.3f, p2p/rsync %.3f\n' \
-    "$(printf '%s\n' "${raws[@]}" | median)" "$(printf '%s\n' "${rsyncs[@]}" | median)" \
-    "$(printf '%s\n' "${p2ps[@]}" | median)" "$med_raw" "$med_rsync"
-echo "(ratios are the other tool's time over p2p-store's: above 1, p2p-store was faster)"
+
+echo
+echo "seconds for 1 GiB (lower is better):"
+for tool in $tools; do
+    spread "$tool" lower ${times[$tool]}
+done
+echo "ratios, the other tool's time over p2p-store's (above 1, p2p-store was faster):"
+for ratio in p2p/raw p2p/rsync p2p/raw-tmpfs; do
+    spread "$ratio" higher ${times[$ratio]}
+done
+echo "CPU seconds per GiB, user + system of both processes (socat: sender and listener):"
+for tool in raw p2p raw-tmpfs p2p-tmpfs; do
+    spread "$tool" lower ${cpus[$tool]}
+done
 
 # Small parts: peer 2's store holds them; the push is timed from connect to the last ack.
 rm -rf small.db
@@ -147,12 +204,29 @@ sled_rate=$(echo "$sled_line" | awk '{print $NF}' | tr -d '/s')
 small_ratio=$(awk -v a="$small_rate" -v b="$sled_rate" 'BEGIN { print a / b }')
 printf 'small parts: median %s parts/s, %.3f of sled%ss own rate\n' "$small_rate" "$small_ratio" "'"
 
+# middle/worst of a list, for the table: median and the round furthest from it.
+mid() { printf '%s\n' "$@" | median; }
+lowest() { printf '%s\n' "$@" | sort -g | head -1; }
+highest() { printf '%s\n' "$@" | sort -g | tail -1; }
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 echo
-echo "| $(date +%Y-%m-%d), $(nproc) cores, $cpu | result |"
+echo "| $(date +%Y-%m-%d), $(nproc) cores, $cpu, $rounds interleaved rounds | median (worst) |"
 echo "| --- | --- |"
-printf '| 1 GiB, p2p-store send (1 MiB parts, durable acks) vs socat + fsync | %.2f (median of %s rounds) |\n' \
-    "$med_raw" "$rounds"
-printf '| 1 GiB, p2p-store send vs rsync daemon (--fsync -W) | %.2f |\n' "$med_rsync"
+# shellcheck disable=SC2086 # the lists are words on purpose
+{
+printf '| 1 GiB, p2p-store send (1 MiB parts, durable acks) vs socat + fsync, push right after rsync | %.2f (%.2f) |\n' \
+    "$(mid ${times[p2p/raw]})" "$(lowest ${times[p2p/raw]})"
+printf '| 1 GiB, p2p-store send vs rsync daemon (--fsync -W) | %.2f (%.2f) |\n' \
+    "$(mid ${times[p2p/rsync]})" "$(lowest ${times[p2p/rsync]})"
+printf '| 1 GiB, both on tmpfs (CPU path only): p2p-store vs socat | %.2f (%.2f) |\n' \
+    "$(mid ${times[p2p/raw-tmpfs]})" "$(lowest ${times[p2p/raw-tmpfs]})"
+printf '| 1 GiB, seconds: socat %.2f, rsync %.2f, p2p-store %.2f, p2p-store on tmpfs %.2f%s | (worst: %.2f, %.2f, %.2f, %.2f) |\n' \
+    "$(mid ${times[raw]})" "$(mid ${times[rsync]})" "$(mid ${times[p2p]})" "$(mid ${times[p2p-tmpfs]})" \
+    "${with_sendme:+, sendme $(mid ${times[sendme]})}" \
+    "$(highest ${times[raw]})" "$(highest ${times[rsync]})" "$(highest ${times[p2p]})" "$(highest ${times[p2p-tmpfs]})"
+printf '| CPU s per GiB, both processes: p2p-store %.2f, socat %.2f (tmpfs: %.2f, %.2f) | %.2fx socat |\n' \
+    "$(mid ${cpus[p2p]})" "$(mid ${cpus[raw]})" "$(mid ${cpus[p2p-tmpfs]})" "$(mid ${cpus[raw-tmpfs]})" \
+    "$(ratio "$(mid ${cpus[p2p]})" "$(mid ${cpus[raw]})")"
+}
 printf '| %s parts of 1 KiB, p2p-store send | %s parts/s, %.2f of sled%ss own insert+flush (%s/s) |\n' \
     "$small" "$small_rate" "$small_ratio" "'" "$sled_rate"

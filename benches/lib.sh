@@ -30,3 +30,53 @@ stop_server() {
     wait "$server_pid"
     server_pid=
 }
+
+# measured OUT CMD...: runs CMD with its stdout discarded and writes "seconds cpu_seconds" to
+# OUT, the CPU seconds being its user + system time (and that of children it waited for);
+# fails with it.
+measured() {
+    python3 -c '
+import os, subprocess, sys, time
+start = time.monotonic()
+child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(f"{time.monotonic() - start} {usage.ru_utime + usage.ru_stime}\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+' "$@"
+}
+
+# cpu_of FILE...: the CPU seconds that `measured` wrote into the files, added up.
+cpu_of() {
+    awk '{ total += $2 } END { print total }' "$@"
+}
+
+# The CPU seconds (user + system, every thread) the server of start_server has used so far.
+server_cpu() {
+    awk -v tick="$(getconf CLK_TCK)" '{ print ($14 + $15) / tick }' "/proc/$server_pid/stat"
+}
+
+# ratio A B: A / B.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'
+}
+
+# The median of the numbers on stdin, one a line.
+median() {
+    sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+# spread NAME lower|higher VALUES...: prints the median, best and worst of VALUES, best being
+# the lowest or the highest as the second argument says.
+spread() {
+    local name=$1 better=$2
+    shift 2
+    printf '%s\n' "$@" | sort -g | awk -v name="$name" -v better="$better" '
+        { a[NR] = $1 }
+        END {
+            best = better == "lower" ? a[1] : a[NR]
+            worst = better == "lower" ? a[NR] : a[1]
+            printf "  %-14s median %8.3f   best %8.3f   worst %8.3f   (%d rounds)\n",
+                name, a[int((NR + 1) / 2)], best, worst, NR
+        }'
+}

@@ -52,13 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let open = |db: &str| open_store(&scratch.path().join(db), Some(BackendKind::Sled));
     let peer1_store: Arc<dyn PartStore> = Arc::from(open("peer1.db")?);
     let mut peer1 = bind_peer1(&peer1_store)?;
-    let exporter = Exporter::spawn(
-        peer1.events(),
+    peer1.run_before_ack(Arc::new(Exporter::new(
         Arc::clone(&peer1_store),
         args.out.clone(),
         options.clone(),
-    )
-    .context("cannot start the exporter thread")?;
+    )));
     let addr = peer1.local_addr().to_string();
     println!("peer 1: serving a fresh sled store on {addr}");
     let stop = peer1.shutdown_handle();
@@ -87,7 +85,6 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .join()
         .map_err(|_| anyhow::anyhow!("peer 1 panicked"))?;
     joined.context("peer 1 failed")?;
-    exporter.finish(peer::TIMEOUT)?;
     println!("peer 1: stopped; it wrote:");
     for (name, bytes) in &parts {
         let path = exported(name)?;

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -33,7 +32,9 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:6881", value_name = "ADDR")]
     listen: SocketAddr,
 
-    /// Also write each part, once stored, as DIR/<name>_recebida.
+    /// Also write each file, once stored, as DIR/<name>_recebida, synced before the sender is
+    /// told it was stored (a file that cannot be written is answered ExportFailed, though
+    /// stored).
     #[arg(long, value_name = "DIR")]
     export_dir: Option<PathBuf>,
 
@@ -139,12 +140,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
             )?)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let options = crate::export::options(args.force)?;
-    let exporter = args
-        .export_dir
-        .map(|dir| Exporter::spawn(server.events(), store, dir, options))
-        .transpose()
-        .context("cannot start the exporter thread")?;
+    if let Some(dir) = args.export_dir {
+        let options = crate::export::options(args.force)?;
+        server.run_before_ack(Arc::new(Exporter::new(store, dir, options)));
+    }
     stop_on_signals(server.shutdown_handle())?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", server.local_addr())?;
@@ -156,12 +155,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     if let Some(watching) = watching {
         watching.stop();
     }
-    // Mirrors' pulls and exports under way get what is left of the 10 s.
-    let since = STOPPING_SINCE.get().copied().unwrap_or_else(Instant::now);
-    let left = || STOP_WITHIN.saturating_sub(since.elapsed());
-    mirrors.into_iter().for_each(|mirror| mirror.stop(left()));
-    if let Some(exporter) = exporter {
-        exporter.finish(left())?;
+    // Mirrors' pulls under way get a few seconds to finish, all together.
+    let deadline = Instant::now() + MIRRORS_STOP_WITHIN;
+    for mirror in mirrors {
+        mirror.stop(deadline.saturating_duration_since(Instant::now()));
     }
     info!(
         connections = summary.connections,
@@ -172,11 +169,8 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     Ok(Status::Done)
 }
 
-/// When the first stop signal came.
-static STOPPING_SINCE: OnceLock<Instant> = OnceLock::new();
-
-/// How long `serve` takes at most to stop once signalled, exports under way included.
-const STOP_WITHIN: Duration = Duration::from_secs(10);
+/// How long the mirrors' pulls under way may go on once the server has stopped.
+const MIRRORS_STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.
 fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {
@@ -186,7 +180,6 @@ fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 info!(signal, "stopping");
-                STOPPING_SINCE.get_or_init(Instant::now);
                 if let Err(err) = handle.shutdown() {
                     tracing::error!(%err, "cannot stop the server");
                 }

@@ -1,129 +1,87 @@
-//! A consumer of a server's events that writes each file it stores out as `<dir>/<name><suffix>`:
-//! what `serve --export-dir` runs. The server itself does no exports; the caller attaches this
-//! to [`Server::events`](crate::Server::events) when it wants them.
+//! What `serve --export-dir` gives the server to do before each acknowledgement: write each
+//! file it stores out as `<dir>/<name><suffix>`, synced, so the file exists when the sender is
+//! told `Stored`. Runs on the server's acknowledging thread, never on its event loop.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use storage::{ExportOptions, PartName, PartStore};
-use tracing::{debug, error, warn};
+use storage::{ExportOptions, PartStore, VerifiedPart};
+use tracing::{debug, warn};
 
-use crate::ServerEvent;
+use crate::server::{BeforeAck, NotDone};
 
-/// The exporting thread: exports what the server stores from a thread of its own, so the
-/// server's writer never waits on the destination's disk. Chunks are skipped: a file is
-/// exported whole once its manifest is stored. The thread ends when the events channel
-/// closes, that is once [`Server::run`](crate::Server::run) has returned.
-pub struct Exporter(JoinHandle<()>);
-
-/// The exporting thread panicked (a bug, or a store backend that panics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the exporter panicked")]
-pub struct ExporterPanicked;
+/// Exports what the server stores, before it is acknowledged (attach it with
+/// [`Server::run_before_ack`](crate::Server::run_before_ack)). Chunks are skipped: a file is
+/// exported whole, assembled from the store, when its manifest is stored. A plain part is
+/// written from the bytes just verified and committed, without reading them back.
+pub struct Exporter {
+    store: Arc<dyn PartStore>,
+    dir: PathBuf,
+    options: ExportOptions,
+}
 
 impl Exporter {
-    /// Starts exporting each file reported on `events` from `store` into `dir`. Failures are
-    /// logged, one file's failure not stopping the others.
-    ///
-    /// # Errors
-    /// When the thread cannot be started.
-    pub fn spawn(
-        events: Receiver<ServerEvent>,
-        store: Arc<dyn PartStore>,
-        dir: PathBuf,
-        options: ExportOptions,
-    ) -> std::io::Result<Self> {
-        let thread = std::thread::Builder::new()
-            .name("exporter".into())
-            .spawn(move || {
-                while let Ok(first) = events.recv() {
-                    let names: Vec<PartName> = std::iter::once(first)
-                        .chain(events.try_iter())
-                        .filter_map(|event| match event {
-                            ServerEvent::Stored { name, .. } if !name.is_chunk() => Some(name),
-                            _ => None,
-                        })
-                        .collect();
-                    export_stored(store.as_ref(), &dir, &names, &options);
-                }
-            })?;
-        Ok(Self(thread))
-    }
-
-    /// Waits for the exports under way, at most `grace`: a stopping server does not wait on
-    /// a large file being written out, which was only a copy of what the store holds.
-    ///
-    /// # Errors
-    /// When the thread panicked.
-    pub fn finish(self, grace: Duration) -> Result<(), ExporterPanicked> {
-        let deadline = Instant::now() + grace;
-        while !self.0.is_finished() {
-            if Instant::now() >= deadline {
-                warn!("stopping with exports still being written");
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Exports files stored in `store` into `dir` (created when missing), as `options` say.
+    pub fn new(store: Arc<dyn PartStore>, dir: PathBuf, options: ExportOptions) -> Self {
+        Self {
+            store,
+            dir,
+            options,
         }
-        self.0.join().map_err(|_| ExporterPanicked)
     }
 }
 
-fn export_stored(store: &dyn PartStore, dir: &Path, names: &[PartName], options: &ExportOptions) {
-    if names.is_empty() {
-        return;
-    }
-    let exported = storage::export_each(
-        store,
-        dir,
-        names,
-        options,
-        |(name, written)| match written {
-            Ok(path) => debug!(%name, path = %path.display(), "exported"),
-            Err(err) => warn!(%name, %err, "cannot export a stored part"),
-        },
-    );
-    if let Err(err) = exported {
-        error!(%err, dir = %dir.display(), "cannot export stored parts");
+impl BeforeAck for Exporter {
+    fn stored(&self, parts: &[&VerifiedPart]) -> Vec<NotDone> {
+        let store = self.store.as_ref();
+        match storage::export_stored(store, &self.dir, parts, &self.options) {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .filter_map(|(name, written)| match written {
+                    Ok(path) => {
+                        debug!(%name, path = %path.display(), "exported");
+                        None
+                    }
+                    Err(err) => {
+                        warn!(%name, %err, "a stored part cannot be exported");
+                        let reason = format!("cannot be exported: {err}");
+                        Some(NotDone { name, reason })
+                    }
+                })
+                .collect(),
+            Err(err) => {
+                warn!(%err, dir = %self.dir.display(), "cannot export stored parts");
+                let files = parts.iter().filter(|part| !part.name().is_chunk());
+                files
+                    .map(|part| NotDone {
+                        name: part.name().clone(),
+                        reason: format!("cannot be exported: {err}"),
+                    })
+                    .collect()
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc;
-
-    use storage::{MemStore, OnConflict, PartKind, VerifiedPart};
+    use storage::{MemStore, OnConflict, PartName};
 
     use super::*;
 
-    fn stored(part: &VerifiedPart) -> ServerEvent {
-        ServerEvent::Stored {
-            name: part.name().clone(),
-            kind: PartKind::Plain,
-            size: part.size(),
-        }
-    }
-
     #[test]
-    fn exports_each_stored_file_but_no_chunk_and_ends_with_the_channel() {
+    fn exports_each_stored_file_but_no_chunk_and_reports_what_it_cannot_write() {
         let store = MemStore::new();
         let name = PartName::new("a.txt").unwrap();
-        let file = VerifiedPart::hashing(name, b"hello".to_vec()).unwrap();
+        let file = VerifiedPart::hashing(name.clone(), b"hello".to_vec()).unwrap();
         let chunk = VerifiedPart::chunk(b"chunk".to_vec()).unwrap();
         for part in [&file, &chunk] {
             store.put(part, OnConflict::Refuse).unwrap();
         }
         let dir = tempfile::tempdir().unwrap();
-        let (events, receiver) = mpsc::channel();
         let options = ExportOptions::new(".out").unwrap();
-        let exporter =
-            Exporter::spawn(receiver, Arc::new(store), dir.path().to_owned(), options).unwrap();
-        events.send(stored(&chunk)).unwrap();
-        events.send(stored(&file)).unwrap();
-        drop(events);
-        exporter.finish(Duration::from_secs(10)).unwrap();
+        let exporter = Exporter::new(Arc::new(store), dir.path().to_owned(), options);
+        assert_eq!(exporter.stored(&[&chunk, &file]), []);
         let written: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name())
@@ -133,5 +91,9 @@ mod tests {
             std::fs::read(dir.path().join("a.txt.out")).unwrap(),
             b"hello"
         );
+        let again = exporter.stored(&[&file]);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].name, name);
+        assert!(again[0].reason.contains("a.txt.out"), "{}", again[0].reason);
     }
 }

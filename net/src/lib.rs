@@ -39,8 +39,10 @@
 //! commits pushed parts in groups (one sync for many parts) and wakes the loop to acknowledge
 //! them. `Stored` goes out only once the part is durable. Stores are reached only through
 //! [`storage::PartStore`]. The server does no side jobs: what it stores is reported as
-//! [`ServerEvent`]s ([`Server::events`]) for the caller to act on: an [`Exporter`] attached to
-//! them writes each stored file out, as `serve --export-dir` does.
+//! [`ServerEvent`]s ([`Server::events`]) for the caller to act on. Work that must be done
+//! before a part is acknowledged is given to it as a [`server::BeforeAck`] hook, run on a
+//! thread of its own: an [`Exporter`] writes each stored file out before its `Stored`, as
+//! `serve --export-dir` does.
 
 pub mod auth;
 pub mod client;
@@ -58,12 +60,12 @@ pub mod tls;
 pub mod transfer;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
-pub use exporter::{Exporter, ExporterPanicked};
+pub use exporter::Exporter;
 #[cfg(feature = "cli")]
 pub use limit_flags::LimitFlags;
 pub use limits::Limits;
 pub use server::{
-    Access, BindError, ConfigError, CountersSnapshot, ServeSummary, Server, ServerConfig,
-    ServerCounters, ServerEvent, ShutdownHandle,
+    Access, BeforeAck, BindError, ConfigError, CountersSnapshot, ServeSummary, Server,
+    ServerConfig, ServerCounters, ServerEvent, ShutdownHandle,
 };
 pub use socket::Socket;

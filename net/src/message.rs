@@ -234,6 +234,10 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The connection was idle while the server was full, and was closed to let another in.
     Evicted,
+    /// The part is stored, but what the server does before acknowledging a part failed:
+    /// writing it out to the directory `serve --export-dir` names. Sending it again is
+    /// answered `Have`; the file must be exported from the store instead.
+    ExportFailed,
     /// A code from a newer peer, by its number: the request (in `Rejected`) or the connection
     /// (in `Error`) failed for a reason this build cannot name. Never sent for a known code.
     Other(u32),
@@ -241,7 +245,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The known codes in wire order: a code's number is its position here.
-    const KNOWN: [Self; 26] = [
+    const KNOWN: [Self; 27] = [
         Self::Malformed,
         Self::FrameTooLarge,
         Self::PartTooLarge,
@@ -268,6 +272,7 @@ impl ErrorCode {
         Self::ManifestTooLarge,
         Self::TooManyConnections,
         Self::Evicted,
+        Self::ExportFailed,
     ];
 
     /// The number that stands for this code on the wire.
@@ -621,9 +626,9 @@ mod tests {
                 },
             ),
             (
-                "11000000 08000000 1a000000 010000000000000078",
+                "11000000 08000000 1b000000 010000000000000078",
                 Response::Error {
-                    code: ErrorCode::Other(26),
+                    code: ErrorCode::Other(27),
                     message: "x".into(),
                 },
             ),
@@ -656,6 +661,7 @@ mod tests {
         assert_eq!(ErrorCode::ManifestTooLarge.number(), 23);
         assert_eq!(ErrorCode::TooManyConnections.number(), 24);
         assert_eq!(ErrorCode::Evicted.number(), 25);
+        assert_eq!(ErrorCode::ExportFailed.number(), 26);
         for number in 0..30 {
             assert_eq!(ErrorCode::from_number(number).number(), number);
         }

@@ -48,9 +48,9 @@ impl PartStore for Fragile {
         self.0.lookup(name)
     }
 
-    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
+    fn get_part(&self, name: &PartName) -> Result<VerifiedPart, StoreError> {
         Self::touch(name);
-        self.0.get(name)
+        self.0.get_part(name)
     }
 
     fn known_damaged(&self, held: &PartInfo) -> Result<bool, StoreError> {

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::{PartHash, PartInfo, StoreError};
+use crate::{PartHash, PartInfo, StoreError, VerifiedPart};
 
 /// The hashes of bodies found damaged, in memory and, for an on-disk store, in a file.
 #[derive(Debug, Default)]
@@ -73,10 +73,10 @@ impl DamageLog {
         &self,
         info: &PartInfo,
         bytes: Vec<u8>,
-    ) -> Result<Vec<u8>, StoreError> {
+    ) -> Result<VerifiedPart, StoreError> {
         let actual = PartHash::of(&bytes);
         if actual == info.hash {
-            return Ok(bytes);
+            return Ok(VerifiedPart::checked_on_read(info, bytes));
         }
         let mut hashes = self.lock();
         if hashes.insert(info.hash) {
@@ -132,7 +132,10 @@ mod tests {
         let file = dir.path().join("damaged");
         let (good, bad) = (info(b"good"), info(b"bad"));
         let log = DamageLog::open(file.clone());
-        assert_eq!(log.verify_read(&good, b"good".to_vec()).unwrap(), b"good");
+        assert_eq!(
+            log.verify_read(&good, b"good".to_vec()).unwrap().bytes(),
+            b"good"
+        );
         assert!(matches!(
             log.verify_read(&bad, b"bAd".to_vec()),
             Err(StoreError::Corrupt { .. })

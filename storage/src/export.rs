@@ -14,7 +14,7 @@ use std::io::Write;
 use crate::durable::{self, Existing};
 use crate::error::IoContext;
 use crate::file::assemble;
-use crate::{PartKind, PartName, PartStore, StoreError};
+use crate::{Manifest, PartKind, PartName, PartStore, StoreError, VerifiedPart};
 
 /// Whether an existing exported file may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,6 +134,72 @@ fn export_one(
     name: &PartName,
     options: &ExportOptions,
 ) -> Result<PathBuf, StoreError> {
+    let (dest, existing) = destination(out, name, options)?;
+    let is_manifest = store
+        .lookup(name)?
+        .is_some_and(|info| info.kind == PartKind::Manifest);
+    if is_manifest {
+        let manifest = assemble::manifest_of(store, name)?;
+        write_assembled(store, out, &dest, existing, name, &manifest)?;
+    } else {
+        let bytes = store.get(name)?;
+        durable::write_file(out, &dest, &bytes, existing)?;
+    }
+    Ok(dest)
+}
+
+/// Exports parts just stored, from the bytes in hand: a plain part is written as it is (it
+/// was verified against its hash on the way in, and these are the bytes the store made
+/// durable, so reading them back would only repeat that check); a manifest is assembled from
+/// its chunks, each verified as the store reads it, and the whole against the file hash.
+/// Chunks are skipped: they are written as part of their files. Every file is synced, and
+/// `out` once at the end, before this returns.
+///
+/// # Errors
+/// Only when `out` cannot be created or synced; each part's own failure is in its outcome.
+pub fn export_stored(
+    store: &dyn PartStore,
+    out: &Path,
+    parts: &[&VerifiedPart],
+    options: &ExportOptions,
+) -> Result<Vec<ExportOutcome>, StoreError> {
+    durable::ensure_dir(out)?;
+    let files = parts.iter().filter(|part| !part.name().is_chunk());
+    let outcomes: Vec<ExportOutcome> = files
+        .map(|part| (part.name().clone(), export_part(store, out, part, options)))
+        .collect();
+    if outcomes.iter().any(|(_, written)| written.is_ok()) {
+        durable::sync_dir(out)?;
+    }
+    Ok(outcomes)
+}
+
+fn export_part(
+    store: &dyn PartStore,
+    out: &Path,
+    part: &VerifiedPart,
+    options: &ExportOptions,
+) -> Result<PathBuf, StoreError> {
+    let (dest, existing) = destination(out, part.name(), options)?;
+    if part.kind() == PartKind::Manifest {
+        let manifest =
+            Manifest::decode(part.bytes()).map_err(|reason| StoreError::BadManifest {
+                name: part.name().clone(),
+                reason,
+            })?;
+        write_assembled(store, out, &dest, existing, part.name(), &manifest)?;
+    } else {
+        durable::write_file(out, &dest, part.bytes(), existing)?;
+    }
+    Ok(dest)
+}
+
+/// Where `name` is exported, and whether a file already there may be replaced.
+fn destination(
+    out: &Path,
+    name: &PartName,
+    options: &ExportOptions,
+) -> Result<(PathBuf, Existing), StoreError> {
     let dest = out.join(options.file_name(name));
     let existing = match options.overwrite {
         Overwrite::Never if dest.symlink_metadata().is_ok() => {
@@ -142,20 +208,22 @@ fn export_one(
         Overwrite::Never => Existing::Keep,
         Overwrite::Always => Existing::Replace,
     };
-    let is_manifest = store
-        .lookup(name)?
-        .is_some_and(|info| info.kind == PartKind::Manifest);
-    if is_manifest {
-        let manifest = assemble::manifest_of(store, name)?;
-        durable::write_file_with(out, &dest, existing, |file| {
-            assemble::read_chunks(store, name, &manifest, |bytes| {
-                file.write_all(bytes)
-                    .context(|| format!("writing {}", dest.display()))
-            })
-        })?;
-    } else {
-        let bytes = store.get(name)?;
-        durable::write_file(out, &dest, &bytes, existing)?;
-    }
-    Ok(dest)
+    Ok((dest, existing))
+}
+
+/// Writes the file `manifest` describes to `dest`, chunk by chunk, each verified.
+fn write_assembled(
+    store: &dyn PartStore,
+    out: &Path,
+    dest: &Path,
+    existing: Existing,
+    name: &PartName,
+    manifest: &Manifest,
+) -> Result<(), StoreError> {
+    durable::write_file_with(out, dest, existing, |file| {
+        assemble::read_chunks(store, name, manifest, |bytes| {
+            file.write_all(bytes)
+                .context(|| format!("writing {}", dest.display()))
+        })
+    })
 }

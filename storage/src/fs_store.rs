@@ -141,7 +141,7 @@ impl PartStore for FsStore {
         Ok(self.index().get(name))
     }
 
-    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
+    fn get_part(&self, name: &PartName) -> Result<VerifiedPart, StoreError> {
         let info = self
             .lookup(name)?
             .ok_or_else(|| StoreError::NotFound(name.clone()))?;

@@ -70,7 +70,9 @@ mod verify_report;
 mod watch;
 
 pub use error::{IndexError, StoreError};
-pub use export::{ExportOptions, ExportOutcome, Overwrite, export, export_each, exportable_names};
+pub use export::{
+    ExportOptions, ExportOutcome, Overwrite, export, export_each, export_stored, exportable_names,
+};
 pub use feed::{Cursor, Feed, FeedStore, Since};
 pub use file::{
     Chunker, DEFAULT_CHUNK_SIZE, FileError, FileOutcome, FileSource, Garbage, ImportOptions,

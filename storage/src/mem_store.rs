@@ -92,7 +92,7 @@ impl PartStore for MemStore {
         Ok(self.read().index.get(name))
     }
 
-    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
+    fn get_part(&self, name: &PartName) -> Result<VerifiedPart, StoreError> {
         let state = self.read();
         let info = state
             .index

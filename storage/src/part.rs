@@ -98,6 +98,16 @@ impl VerifiedPart {
         &self.bytes
     }
 
+    /// Bytes a store read back and just hashed to `info.hash`: what `get_part` returns.
+    pub(crate) fn checked_on_read(info: &PartInfo, bytes: Vec<u8>) -> Self {
+        Self {
+            name: info.name.clone(),
+            hash: info.hash,
+            kind: info.kind,
+            bytes,
+        }
+    }
+
     /// The verified bytes, to send or write elsewhere without a copy.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes

@@ -412,7 +412,7 @@ impl PartStore for SledStore {
         Ok(self.index.entry(name)?.map(|entry| entry.info))
     }
 
-    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
+    fn get_part(&self, name: &PartName) -> Result<VerifiedPart, StoreError> {
         let (info, bytes) = self.read_body(name)?;
         let bytes = bytes.ok_or_else(|| StoreError::BodyMissing {
             name: name.clone(),

@@ -38,12 +38,23 @@ pub trait PartStore: Send + Sync {
     /// Only when the index cannot be read.
     fn lookup(&self, name: &PartName) -> Result<Option<PartInfo>, StoreError>;
 
-    /// The bytes stored under `name`, re-verified against their hash.
+    /// The part stored under `name`, its bytes re-verified against their hash as they are
+    /// read: the hash it carries is the one they were checked against, so a caller that needs
+    /// it (a server answering a `Get`) has no reason to hash them again.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], or [`StoreError::Corrupt`] / [`StoreError::BodyMissing`] when
     /// the stored bytes are damaged.
-    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError>;
+    fn get_part(&self, name: &PartName) -> Result<VerifiedPart, StoreError>;
+
+    /// The bytes stored under `name`, re-verified against their hash: [`PartStore::get_part`]
+    /// without the hash.
+    ///
+    /// # Errors
+    /// As [`PartStore::get_part`].
+    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
+        self.get_part(name).map(VerifiedPart::into_bytes)
+    }
 
     /// Whether the body of `held` (an entry as [`PartStore::lookup`] gave it) cannot be read
     /// back, as far as the store can tell without reading it whole: it is gone or of the wrong

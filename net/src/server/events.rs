@@ -9,7 +9,8 @@ use storage::{PartKind, PartName};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ServerEvent {
-    /// A pushed part is durable in the store; its `Stored` answer is on its way to the peer.
+    /// A pushed part is durable in the store; its `Stored` answer is on its way to the peer
+    /// (once a [`BeforeAck`](super::BeforeAck) hook, if any, has run on it).
     /// Chunks are reported too: `name.is_chunk()` tells them apart.
     Stored {
         name: PartName,

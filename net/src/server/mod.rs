@@ -6,7 +6,8 @@
 //! connection's protocol state lives in its session (`session/`), its socket buffers in
 //! `connection.rs`; who gets in at all is decided by `admission.rs`. What the server does is
 //! reported as [`ServerEvent`]s (`events.rs`) for the caller to act on; the server runs no
-//! side jobs (exports, mirrors) itself.
+//! side jobs (exports, mirrors) itself, except that a caller may give it a [`BeforeAck`] hook
+//! (`before_ack.rs`) that must be done before a part is acknowledged.
 //!
 //! Budgets give backpressure instead of memory growth: a connection stops being read while it
 //! has too many upload bytes queued, too many answer bytes unread or too many gets at the
@@ -25,6 +26,7 @@
 //! [`Server::run`] returns [`WorkerStopped`] (as an `io::Error`), so `serve` exits non-zero.
 
 mod admission;
+mod before_ack;
 mod config;
 mod connection;
 mod counters;
@@ -49,6 +51,7 @@ use mio::{Interest, Poll, Waker};
 use storage::{Feed, FeedStore, PartStore};
 use tracing::{error, info};
 
+pub use before_ack::{BeforeAck, NotDone};
 pub use config::{Access, ConfigError, MAX_PEER_NAME, ServerConfig};
 pub use counters::{CountersSnapshot, ServerCounters};
 use event_loop::{EventLoop, LISTENER, WAKER};
@@ -105,6 +108,7 @@ pub struct Server {
     waker: Arc<Waker>,
     shutdown: Arc<AtomicBool>,
     events: Option<Sender<ServerEvent>>,
+    before_ack: Option<Arc<dyn BeforeAck>>,
     counters: Arc<ServerCounters>,
     id: PeerId,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -188,6 +192,7 @@ impl Server {
             news,
             shutdown: Arc::new(AtomicBool::new(false)),
             events: None,
+            before_ack: None,
             counters: Arc::default(),
             id,
             tls,
@@ -206,6 +211,13 @@ impl Server {
         let (sender, receiver) = mpsc::channel();
         self.events = Some(sender);
         receiver
+    }
+
+    /// Has `hook` run on every newly stored part before its `Stored` answer goes out (a
+    /// second call replaces the first hook). The hook runs on a thread of its own; the store
+    /// writer goes on committing meanwhile, and the answers keep their order.
+    pub fn run_before_ack(&mut self, hook: Arc<dyn BeforeAck>) {
+        self.before_ack = Some(hook);
     }
 
     /// The address actually bound (the real port when asked for port 0).
@@ -248,9 +260,19 @@ impl Server {
         let events = EventSender::new(self.events);
         let mut workers =
             workers::spawn_readers(Arc::clone(&self.store), read_queue, outbox.clone())?;
+        let acks = match self.before_ack {
+            Some(hook) => {
+                let (commits, committed) = mpsc::channel();
+                workers.push(workers::spawn("store-acks", move || {
+                    workers::run_acker(hook, committed, outbox);
+                })?);
+                workers::Acks::AfterHook(commits)
+            }
+            None => workers::Acks::Now(outbox),
+        };
         workers.push(workers::spawn("store-writer", {
             let store = Arc::clone(&self.store);
-            move || workers::run_writer(store, upload_queue, outbox, events)
+            move || workers::run_writer(store, upload_queue, acks, events)
         })?);
         let shared = Shared {
             limits: self.config.limits.clone(),

@@ -1,12 +1,14 @@
 //! Exporting a peer's files without a store of one's own: pulled into a scratch store inside
 //! the destination, each part verified, memory bounded however large the files, then written
-//! out by the same export code as a local store's (temp file, rename, no overwrite).
+//! out by the same export code as a local store's (temp file, rename, no overwrite), which
+//! checks each file whole as it reads it back, once.
 
 use std::path::Path;
 
 use storage::{BackendKind, ExportOptions, ExportOutcome, PartName};
 
 use super::observe::{Observer, Outcome, TransferEvent};
+use super::pull::{FileCheck, pull_checking};
 use super::{Dialer, TransferError};
 
 /// Pulls `names` (all when empty) from the peer at `addr` and writes them into `out`. Parts
@@ -41,7 +43,10 @@ pub fn export_from(
         other => observer.on_event(other),
     };
     let addrs = [addr.to_owned()];
-    super::pull(dialer, &addrs, names, staging.as_ref(), &mut collect)?;
+    // The export reads each file back and checks it whole before renaming it into place, so
+    // the pull does not read it back first.
+    let (store, check) = (staging.as_ref(), FileCheck::ByCaller);
+    pull_checking(dialer, &addrs, names, store, &mut collect, check)?;
     Ok(storage::export(
         staging.as_ref(),
         out,

@@ -48,11 +48,43 @@ pub fn pull(
     store: &dyn PartStore,
     observer: &mut dyn Observer,
 ) -> Result<PullReport, TransferError> {
+    pull_checking(
+        dialer,
+        addrs,
+        names,
+        store,
+        observer,
+        FileCheck::BeforeStoring,
+    )
+}
+
+/// Who reads a pulled file back to check it whole against its manifest's file hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileCheck {
+    /// The pull, before it stores the manifest: a store never holds a file it cannot assemble.
+    BeforeStoring,
+    /// The caller, which reads every file back anyway and makes the same checks (each chunk
+    /// against its hash, the whole against the file hash) before any byte is visible: export
+    /// `--from`, whose scratch store is read once to write the files and then removed. The
+    /// pull checking too would read each file twice.
+    ByCaller,
+}
+
+/// [`pull`], with the whole-file check done where `check` says.
+pub(crate) fn pull_checking(
+    dialer: &Dialer,
+    addrs: &[String],
+    names: &[PartName],
+    store: &dyn PartStore,
+    observer: &mut dyn Observer,
+    check: FileCheck,
+) -> Result<PullReport, TransferError> {
     let mut counting = Counting::new(observer);
     let mut peers = connect_all(dialer, addrs, names, &mut counting)?;
     let selected = select(&peers, names, &mut counting);
     let mut pulling = Pulling {
         store,
+        check,
         counting,
         failed_chunks: HashMap::new(),
         reported_drops: HashSet::new(),
@@ -158,6 +190,7 @@ fn select(peers: &[Peer], names: &[PartName], counting: &mut Counting<'_>) -> Ve
 /// One pull into a store.
 struct Pulling<'a, 'o> {
     store: &'a dyn PartStore,
+    check: FileCheck,
     counting: Counting<'o>,
     /// Why each chunk that could not be had failed, so its files can say so.
     failed_chunks: HashMap<PartHash, String>,
@@ -356,10 +389,10 @@ impl Pulling<'_, '_> {
                     .get(hash)
                     .map(|reason| format!("chunk {index} ({hash}): {reason}"))
             });
+        let check_here = self.check == FileCheck::BeforeStoring;
         let failure = failure.or_else(|| {
-            storage::check_file(self.store, &name, manifest)
-                .err()
-                .map(|err| err.to_string())
+            let checked = check_here.then(|| storage::check_file(self.store, &name, manifest));
+            checked.and_then(Result::err).map(|err| err.to_string())
         });
         let outcome = match failure {
             Some(reason) => Outcome::Rejected(reason),

@@ -49,8 +49,8 @@ impl PartStore for FeedStore {
         self.inner.lookup(name)
     }
 
-    fn get(&self, name: &PartName) -> Result<Vec<u8>, StoreError> {
-        self.inner.get(name)
+    fn get_part(&self, name: &PartName) -> Result<VerifiedPart, StoreError> {
+        self.inner.get_part(name)
     }
 
     fn known_damaged(&self, held: &PartInfo) -> Result<bool, StoreError> {

@@ -6,8 +6,10 @@
 //! (`writer.rs`) takes every upload queued when it wakes, verifies each against its offered
 //! hash, and commits them all with one `put_batch` (one durable sync), so many small parts cost
 //! one flush. Each finished request goes back to the loop as a [`Done`], followed by a wake of
-//! the loop's [`mio::Waker`].
+//! the loop's [`mio::Waker`]. When the caller has work done before a part is acknowledged (an
+//! export), the writer's answers pass through the acknowledging thread (`acker.rs`) first.
 
+mod acker;
 mod reader;
 mod turns;
 mod writer;
@@ -23,6 +25,7 @@ use tracing::error;
 
 use crate::message::{ErrorCode, RequestId, Response};
 
+pub(crate) use acker::{Acks, run_acker};
 pub(crate) use reader::spawn_readers;
 pub(crate) use writer::run_writer;
 

@@ -7,7 +7,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use storage::{PartHash, PartStore};
+use storage::PartStore;
 
 use super::turns::Turns;
 use super::{Done, Outbox, ReadJob, ToReaders, done, rejection, spawn};
@@ -142,16 +142,17 @@ fn answer(store: &dyn PartStore, job: ReadJob) -> Done {
             after,
             limit,
         } => done(conn, id, page(store, id, after.as_deref(), limit)),
-        ReadJob::Get { conn, id, name } => match store.get(&name) {
-            Ok(bytes) => Done {
+        // The store hashed the bytes as it read them; that hash is the one sent.
+        ReadJob::Get { conn, id, name } => match store.get_part(&name) {
+            Ok(part) => Done {
                 conn,
                 id,
                 response: Response::Part {
                     id,
-                    hash: *PartHash::of(&bytes).as_bytes(),
-                    size: bytes.len() as u64,
+                    hash: *part.hash().as_bytes(),
+                    size: part.size(),
                 },
-                body: bytes,
+                body: part.into_bytes(),
                 released: 0,
             },
             Err(err) => done(conn, id, rejection(id, &err)),

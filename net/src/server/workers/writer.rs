@@ -1,5 +1,6 @@
 //! The store writer: verifies uploads against their offered hashes and commits them in
-//! groups, one durable sync per group, then acknowledges each.
+//! groups, one durable sync per group, then acknowledges each (through the acknowledging
+//! thread when the caller has work done before an acknowledgement).
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -7,7 +8,8 @@ use std::sync::mpsc::Receiver;
 use storage::{OnConflict, PartStore, PutOutcome, StoreError, VerifiedPart};
 use tracing::{debug, error, warn};
 
-use super::{Done, Outbox, Upload, done, rejection};
+use super::acker::{Acks, Committed};
+use super::{Done, Upload, done, rejection};
 use crate::message::Response;
 use crate::server::events::{EventSender, ServerEvent};
 
@@ -19,7 +21,7 @@ const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 pub(crate) fn run_writer(
     store: Arc<dyn PartStore>,
     uploads: Receiver<Upload>,
-    outbox: Outbox,
+    acks: Acks,
     mut events: EventSender,
 ) {
     while let Ok(first) = uploads.recv() {
@@ -30,13 +32,14 @@ pub(crate) fn run_writer(
             batch_bytes += next.bytes.len() as u64;
             batch.push(next);
         }
-        commit(store.as_ref(), batch, &outbox, &mut events);
-        outbox.wake();
+        acks.deliver(commit(store.as_ref(), batch, &mut events));
     }
 }
 
-/// Verifies and stores one group, sends every answer, and reports each part newly stored.
-fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &mut EventSender) {
+/// Verifies and stores one group, and reports each part newly stored: the answers, and the
+/// parts that [`Acks`] may have work to do on before they go.
+fn commit(store: &dyn PartStore, batch: Vec<Upload>, events: &mut EventSender) -> Committed {
+    let mut committed = Committed::default();
     let mut verified = Vec::with_capacity(batch.len());
     let mut owners = Vec::with_capacity(batch.len());
     for upload in batch {
@@ -51,7 +54,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
             }
             Err(err) => {
                 warn!(%err, "refusing a pushed part");
-                outbox.send(Done {
+                committed.answers.push(Done {
                     released,
                     ..done(conn, id, rejection(id, &err))
                 });
@@ -59,7 +62,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
         }
     }
     if verified.is_empty() {
-        return;
+        return committed;
     }
     let outcomes = match store.put_batch(&verified, OnConflict::Refuse) {
         Ok(outcomes) => outcomes,
@@ -67,15 +70,15 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
             error!(%err, parts = verified.len(), "cannot commit pushed parts");
             for &(conn, id, released) in &owners {
                 let response = rejection(id, &err);
-                outbox.send(Done {
+                committed.answers.push(Done {
                     released,
                     ..done(conn, id, response)
                 });
             }
-            return;
+            return committed;
         }
     };
-    for ((part, outcome), (conn, id, released)) in verified.iter().zip(outcomes).zip(owners) {
+    for ((part, outcome), (conn, id, released)) in verified.into_iter().zip(outcomes).zip(owners) {
         let response = match outcome {
             Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
                 debug!(name = %part.name(), size = part.size(), "stored");
@@ -84,6 +87,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
                     kind: part.kind(),
                     size: part.size(),
                 });
+                committed.stored.push((committed.answers.len(), part));
                 Response::Stored { id }
             }
             Ok(PutOutcome::Repaired) => {
@@ -97,9 +101,10 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
             },
             Err(err) => rejection(id, &err),
         };
-        outbox.send(Done {
+        committed.answers.push(Done {
             released,
             ..done(conn, id, response)
         });
     }
+    committed
 }
