@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use net::http::{HttpConfig, HttpView};
-use net::tls::PeerId;
-use net::{Access, Exporter, Limits, Server, ServerConfig, ShutdownHandle};
+use net::{Exporter, Limits, Server, ServerConfig, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use storage::{BackendKind, PartStore, WatchOptions};
@@ -43,25 +42,10 @@ pub struct Args {
     force: bool,
 
     #[command(flatten)]
-    limits: net::LimitFlags,
+    limits: net::flags::LimitFlags,
 
-    /// Serve lists and gets only; refuse pushes.
-    #[arg(long)]
-    read_only: bool,
-
-    /// Let in only peers whose address is in this network, e.g. 192.168.1.0/24 (repeatable;
-    /// everyone when not given).
-    #[arg(long = "allow", value_name = "CIDR")]
-    allow: Vec<ipnet::IpNet>,
-
-    /// Let in only the peer with this ID (`p2p-store id` prints it), refused in the TLS
-    /// handshake otherwise (repeatable; with --trust-file, both lists count).
-    #[arg(long = "trust", value_name = "ID")]
-    trust: Vec<PeerId>,
-
-    /// A file of trusted IDs, one a line (`#` starts a comment), as for --trust.
-    #[arg(long, value_name = "FILE")]
-    trust_file: Option<PathBuf>,
+    #[command(flatten)]
+    access: net::flags::AccessFlags,
 
     /// Import the files that appear or change in DIR (not its subdirectories, nor names
     /// starting with `.`) once each is left alone for --watch-settle seconds.
@@ -94,19 +78,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     let store: Arc<dyn PartStore> = Arc::from(open::store(db, backend)?);
     let identity = Arc::new(net::tls::Identity::load_or_create(db)?);
     let id = identity.id();
-    let mut trusted = args.trust;
-    trusted.extend(
-        args.trust_file
-            .map(|file| net::tls::read_trust_file(&file))
-            .transpose()?
-            .into_iter()
-            .flatten(),
-    );
-    let access = Access::default()
-        .with_trusted(trusted)
-        .with_key(peer::key().cloned())
-        .with_read_only(args.read_only)
-        .with_allow(args.allow);
+    let access = args.access.into_access(peer::key().cloned())?;
     let config = ServerConfig::new(args.listen)
         .with_limits(limits)
         .with_access(access)

@@ -47,11 +47,11 @@
 pub mod auth;
 pub mod client;
 mod exporter;
+#[cfg(feature = "cli")]
+pub mod flags;
 pub mod frame;
 pub mod http;
 pub mod lan;
-#[cfg(feature = "cli")]
-mod limit_flags;
 mod limits;
 pub mod message;
 pub mod server;
@@ -61,8 +61,6 @@ pub mod transfer;
 
 pub use client::{Client, ClientError, Outgoing, PushEvent, PushSummary};
 pub use exporter::Exporter;
-#[cfg(feature = "cli")]
-pub use limit_flags::LimitFlags;
 pub use limits::Limits;
 pub use server::{
     Access, BeforeAck, BindError, ConfigError, CountersSnapshot, ServeSummary, Server,

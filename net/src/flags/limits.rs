@@ -1,6 +1,4 @@
-//! The server's limits as command-line flags (clap), each defaulting to [`Limits::default`]:
-//! a program that serves a store flattens them into its own arguments, as `p2p-store serve`
-//! does, and gets every limit a later version adds. Behind the `cli` feature.
+//! The server's limits as flags, each defaulting to [`Limits::default`].
 
 use std::time::Duration;
 
