@@ -103,15 +103,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     let watching = (args.watch.as_deref())
         .map(|dir| storage::watch(dir, server.store(), settle, drop))
         .transpose()?;
+    let dialer = peer::dialer(peer::TIMEOUT)?;
     let mirrors = (args.mirrors.iter())
-        .map(|addr| {
-            Ok(net::transfer::mirror(
-                peer::dialer(peer::TIMEOUT)?,
-                addr,
-                server.store(),
-            )?)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|addr| net::transfer::mirror(dialer.clone(), addr, server.store()))
+        .collect::<std::io::Result<Vec<_>>>()?;
     if let Some(dir) = args.export_dir {
         let options = crate::export::options(args.force)?;
         server.run_before_ack(Arc::new(Exporter::new(store, dir, options)));
