@@ -226,6 +226,10 @@ fn metrics_and_the_json_api_count_what_peers_do() {
     assert_eq!(files["files"][0]["size"], 20);
     let hash = PartHash::of(b"pushed over the wire").to_string();
     assert_eq!(files["files"][0]["hash"], hash.as_str());
+    let after = json("/api/files?after=notes.txt");
+    assert_eq!(after["files"], serde_json::json!([]), "{after}");
+    let before = json("/api/files?after=notes%2Etx");
+    assert_eq!(before["files"][0]["name"], "notes.txt", "{before}");
     server.stop();
 }
 

@@ -12,6 +12,8 @@ pub(crate) struct Request {
     pub(crate) method: String,
     /// The path as sent (still percent-encoded), without the query.
     pub(crate) path: String,
+    /// What follows the `?`, if anything (still percent-encoded).
+    pub(crate) query: Option<String>,
     pub(crate) range: Option<String>,
     pub(crate) if_range: Option<String>,
 }
@@ -19,6 +21,18 @@ pub(crate) struct Request {
 impl Request {
     pub(crate) fn head_only(&self) -> bool {
         self.method == "HEAD"
+    }
+
+    /// The percent-decoded value of the query parameter `key`, if given and UTF-8.
+    pub(crate) fn param(&self, key: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        let value =
+            (query.split('&')).find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))?;
+        let value = value.replace('+', " ");
+        let decoded = percent_encoding::percent_decode_str(&value)
+            .decode_utf8()
+            .ok()?;
+        Some(decoded.into_owned())
     }
 }
 
@@ -94,6 +108,7 @@ fn parse(bytes: &[u8]) -> Result<Option<Request>, HeadError> {
             .split_once('?')
             .map_or(target, |(path, _)| path)
             .to_owned(),
+        query: target.split_once('?').map(|(_, query)| query.to_owned()),
         range: header("range"),
         if_range: header("if-range"),
     }))
@@ -112,6 +127,8 @@ mod tests {
         let request = parse(head).unwrap().unwrap();
         assert_eq!(request.method, "GET");
         assert_eq!(request.path, "/files/a%20b");
+        assert_eq!(request.param("x").as_deref(), Some("1"));
+        assert_eq!(request.param("y"), None);
         assert_eq!(request.range.as_deref(), Some("bytes=0-1"));
         assert_eq!(request.if_range, None);
     }

@@ -17,7 +17,7 @@ pub(crate) fn handle(request: &Request, view: &View, out: &mut impl Write) -> io
     let head_only = request.head_only();
     match request.path.as_str() {
         "/" => page::send(out, head_only),
-        "/api/files" => api::files(view, out, head_only),
+        "/api/files" => api::files(view, request.param("after"), out, head_only),
         "/api/stats" => api::stats(view, out, head_only),
         "/metrics" => metrics::send(view, out, head_only),
         path => match path.strip_prefix("/files/") {
