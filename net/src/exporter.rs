@@ -103,6 +103,7 @@ mod tests {
             name: part.name().clone(),
             kind: PartKind::Plain,
             size: part.size(),
+            peer: None,
         }
     }
 

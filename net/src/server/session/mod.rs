@@ -161,6 +161,12 @@ impl Session {
         }
     }
 
+    /// The connection's span: its address, slot and, once the handshake is done, the peer's
+    /// ID, so whatever the loop logs about the connection says whose it is.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// Reads and acts on whatever the peer sent, as far as the budgets allow.
     ///
     /// # Errors
@@ -403,6 +409,8 @@ impl Session {
         if self.closing_since.is_some() {
             return;
         }
+        // Timeouts and stops come from the loop, outside `service`'s span.
+        let _in = self.span.clone().entered();
         // A stop closing its connections is what was asked for, not a problem to warn about.
         if code == ErrorCode::ShuttingDown {
             info!(?code, %message, "closing the connection");

@@ -22,6 +22,7 @@ use storage::{ManifestError, PartHash, PartKind, PartName, StoreError};
 use tracing::error;
 
 use crate::message::{ErrorCode, RequestId, Response};
+use crate::tls::PeerId;
 
 pub(crate) use reader::spawn_readers;
 pub(crate) use writer::run_writer;
@@ -86,6 +87,8 @@ impl ReadJob {
 #[derive(Debug)]
 pub(crate) struct Upload {
     pub(crate) conn: ConnId,
+    /// Whose part it is, for the `Stored` event and the log.
+    pub(crate) peer: Option<PeerId>,
     pub(crate) id: RequestId,
     pub(crate) name: PartName,
     pub(crate) hash: PartHash,

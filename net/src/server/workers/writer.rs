@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use storage::{OnConflict, PartStore, PutOutcome, StoreError, VerifiedPart};
+use tracing::field::display;
 use tracing::{debug, error, warn};
 
 use super::{Done, Outbox, Upload, done, rejection};
@@ -41,16 +42,16 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
     let mut owners = Vec::with_capacity(batch.len());
     for upload in batch {
         let released = upload.bytes.len() as u64;
-        let (conn, id) = (upload.conn, upload.id);
+        let (conn, id, peer) = (upload.conn, upload.id, upload.peer);
         let checked = VerifiedPart::new(upload.name, upload.hash, upload.bytes)
             .map(|part| part.with_kind(upload.kind));
         match checked {
             Ok(part) => {
                 verified.push(part);
-                owners.push((conn, id, released));
+                owners.push((conn, id, released, peer));
             }
             Err(err) => {
-                warn!(%err, "refusing a pushed part");
+                warn!(%err, peer_id = ?peer.map(display), "refusing a pushed part");
                 outbox.send(Done {
                     released,
                     ..done(conn, id, rejection(id, &err))
@@ -65,7 +66,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
         Ok(outcomes) => outcomes,
         Err(err) => {
             error!(%err, parts = verified.len(), "cannot commit pushed parts");
-            for &(conn, id, released) in &owners {
+            for &(conn, id, released, _) in &owners {
                 let response = rejection(id, &err);
                 outbox.send(Done {
                     released,
@@ -75,19 +76,21 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
             return;
         }
     };
-    for ((part, outcome), (conn, id, released)) in verified.iter().zip(outcomes).zip(owners) {
+    for ((part, outcome), (conn, id, released, peer)) in verified.iter().zip(outcomes).zip(owners) {
+        let peer_id = peer.map(display);
         let response = match outcome {
             Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
-                debug!(name = %part.name(), size = part.size(), "stored");
+                debug!(name = %part.name(), size = part.size(), ?peer_id, "stored");
                 events.emit(ServerEvent::Stored {
                     name: part.name().clone(),
                     kind: part.kind(),
                     size: part.size(),
+                    peer,
                 });
                 Response::Stored { id }
             }
             Ok(PutOutcome::Repaired) => {
-                debug!(name = %part.name(), size = part.size(), "repaired");
+                debug!(name = %part.name(), size = part.size(), ?peer_id, "repaired");
                 Response::Stored { id }
             }
             Ok(PutOutcome::AlreadyHad) => Response::Have { id },
