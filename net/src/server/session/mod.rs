@@ -95,6 +95,8 @@ pub(crate) struct Session {
     pub(crate) conn: Connection,
     pub(crate) id: ConnId,
     span: tracing::Span,
+    /// The ID the peer proved, noted once its handshake is done: every upload carries it.
+    peer_id: Option<PeerId>,
     accepted_at: Instant,
     greeted: bool,
     /// The nonce of a `Challenge` sent, and the version the client asked for, while its
@@ -142,6 +144,7 @@ impl Session {
             conn,
             id,
             span,
+            peer_id: None,
             accepted_at: now,
             greeted: false,
             challenge: None,

@@ -107,7 +107,7 @@ impl Session {
         self.at_workers += 1;
         let upload = Upload {
             conn: self.id,
-            peer: self.conn.peer_id(),
+            peer: self.peer_id,
             id,
             name: offer.name.clone(),
             hash: offer.hash,

@@ -51,7 +51,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
                 owners.push((conn, id, released, peer));
             }
             Err(err) => {
-                warn!(%err, peer_id = ?peer.map(display), "refusing a pushed part");
+                warn!(%err, peer_id = peer.map(display), "refusing a pushed part");
                 outbox.send(Done {
                     released,
                     ..done(conn, id, rejection(id, &err))
@@ -80,7 +80,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
         let peer_id = peer.map(display);
         let response = match outcome {
             Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
-                debug!(name = %part.name(), size = part.size(), ?peer_id, "stored");
+                debug!(name = %part.name(), size = part.size(), peer_id, "stored");
                 events.emit(ServerEvent::Stored {
                     name: part.name().clone(),
                     kind: part.kind(),
@@ -90,7 +90,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, outbox: &Outbox, events: &m
                 Response::Stored { id }
             }
             Ok(PutOutcome::Repaired) => {
-                debug!(name = %part.name(), size = part.size(), ?peer_id, "repaired");
+                debug!(name = %part.name(), size = part.size(), peer_id, "repaired");
                 Response::Stored { id }
             }
             Ok(PutOutcome::AlreadyHad) => Response::Have { id },
