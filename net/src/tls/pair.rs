@@ -65,4 +65,18 @@ mod tests {
         server.reader().read_exact(&mut received).unwrap();
         assert_eq!(&received, b"hello");
     }
+
+    /// Peers of this build agree on the suite this CPU runs fastest (AES-NI, VAES).
+    #[test]
+    fn peers_negotiate_aes_128_gcm() {
+        let (a, b) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+        let (client, server) = in_memory_pair(&a, &b).unwrap();
+        for suite in [
+            client.negotiated_cipher_suite(),
+            server.negotiated_cipher_suite(),
+        ] {
+            let suite = suite.expect("a suite once handshaken").suite();
+            assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+        }
+    }
 }
