@@ -30,8 +30,9 @@ pub struct Args {
     #[arg(value_name = "NAME")]
     names: Vec<PartName>,
 
-    /// Print one JSON object {"stored","already_had","rejected","bytes_received","peers"},
-    /// where "peers" maps each peer to the bytes received from it.
+    /// Print one JSON object {"stored","already_had","rejected","bytes_received","peers",
+    /// "peer_ids"}, where "peers" maps each peer's address to the bytes received from it and
+    /// "peer_ids" maps it to the ID the peer proved (as `p2p-store id` prints it there).
     #[arg(long)]
     json: bool,
 }
@@ -48,8 +49,10 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
         &mut report,
     )?;
     let peers = serde_json::to_value(&pulled.peers)?;
+    let peer_ids = serde_json::to_value(&pulled.peer_ids)?;
     Ok(report.finish([
         ("bytes_received", pulled.bytes_received.into()),
         ("peers", peers),
+        ("peer_ids", peer_ids),
     ]))
 }

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+use serde_json::Value;
 use storage::BackendKind;
 
 use crate::{Status, open, peer};
@@ -25,28 +26,39 @@ pub struct Args {
     #[arg(long)]
     all: bool,
 
-    /// Print one JSON array of {"name","size","hash"} objects (files add "parts").
+    /// Print one JSON array of {"name","size","hash"} objects (files add "parts"); with
+    /// --from, each adds "peer_id", the ID the peer proved (as `p2p-store id` prints it there),
+    /// so the array keeps its shape and says whose parts these are.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Result<Status> {
-    let entries = match &args.from {
+    let (entries, peer_id) = match &args.from {
         Some(addr) => {
             let mut client = peer::dialer(peer::TIMEOUT)?
                 .dial(addr)
                 .with_context(|| format!("cannot talk to the peer at {addr}"))?;
-            net::transfer::list_files(&mut client, args.all)
-                .with_context(|| format!("cannot list the parts of {addr}"))?
+            let entries = net::transfer::list_files(&mut client, args.all)
+                .with_context(|| format!("cannot list the parts of {addr}"))?;
+            (entries, client.server_id())
         }
         None => {
             let store = open::existing(db, backend)?;
-            storage::list_files(store.as_ref(), args.all).context("cannot list the store")?
+            let entries =
+                storage::list_files(store.as_ref(), args.all).context("cannot list the store")?;
+            (entries, None)
         }
     };
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut out, &entries)?;
+        let mut json = serde_json::to_value(&entries)?;
+        if let (Some(id), Some(array)) = (peer_id, json.as_array_mut()) {
+            for entry in array.iter_mut().filter_map(Value::as_object_mut) {
+                entry.insert("peer_id".into(), id.to_string().into());
+            }
+        }
+        serde_json::to_writer(&mut out, &json)?;
         writeln!(out)?;
     } else {
         for entry in &entries {

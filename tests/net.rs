@@ -235,6 +235,75 @@ fn a_served_store_is_refused_to_local_commands_with_a_pointer_to_from() {
     run(["--db", p(&db), "list"]).ok();
 }
 
+/// Each side names the other by the ID that other's `p2p-store id` prints: `send`, `list` and
+/// `fetch` in their JSON, and `serve` in its log of every connection, its pushes included.
+#[test]
+fn every_command_names_the_peer_by_the_id_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let id_of = |db: &std::path::Path| run(["--db", p(db), "id"]).ok().stdout().trim().to_owned();
+    let served = dir.path().join("served.db");
+    let (sender, fetcher) = (dir.path().join("sender.db"), dir.path().join("fetcher.db"));
+    let (server_id, sender_id, fetcher_id) = (id_of(&served), id_of(&sender), id_of(&fetcher));
+    let server = start_server(&served, BackendKind::Sled, &["-vv"]);
+    let at = server.at();
+    let paths = write_files(
+        &dir.path().join("in"),
+        &[("a.bin", random_bytes(5, 70_000))],
+    );
+
+    let sent = run([
+        "--db",
+        p(&sender),
+        "send",
+        "--to",
+        &at,
+        "--json",
+        p(&paths[0]),
+    ]);
+    assert_eq!(sent.ok().json()["peer_id"], server_id.as_str());
+    let listed = run(["list", "--from", &at, "--json"]).ok().json();
+    let entries = listed.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["peer_id"], server_id.as_str(), "{listed}");
+    let local = run(["--db", p(&sender), "list", "--json"]).ok().json();
+    assert!(
+        local[0].get("peer_id").is_none(),
+        "a local listing has no peer: {local}"
+    );
+    let fetched = run(["--db", p(&fetcher), "fetch", "--from", &at, "--json"]);
+    let fetched = fetched.ok().json();
+    assert_eq!(
+        fetched["peer_ids"],
+        serde_json::json!({ &at: server_id }),
+        "{fetched}"
+    );
+    assert_eq!(
+        fetched["peers"],
+        serde_json::json!({ &at: 70_000 }),
+        "{fetched}"
+    );
+
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("handshake") && line.contains(&sender_id)),
+        "{log}"
+    );
+    let stored = log
+        .lines()
+        .find(|line| line.contains("stored") && line.contains("a.bin"));
+    assert!(
+        stored.is_some_and(|line| line.contains(&sender_id)),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|line| line.contains("closed") && line.contains(&fetcher_id)),
+        "{log}"
+    );
+    server.stop();
+}
+
 // ---- Durability ----
 
 /// Every `Stored` is a promise: a server killed right after keeping it still has the parts.

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use net::tls::Identity;
+use net::transfer::Dialer;
 use net::{
     BindError, Client, ConfigError, Limits, Outgoing, ServeSummary, Server, ServerConfig,
     ServerEvent, ShutdownHandle,
@@ -34,7 +36,7 @@ fn part(name: &str, bytes: &[u8]) -> VerifiedPart {
 }
 
 #[test]
-fn every_stored_part_is_reported_once_with_its_kind_and_size_and_the_channel_closes() {
+fn every_stored_part_is_reported_once_with_its_kind_size_and_pusher_and_the_channel_closes() {
     let store: Arc<dyn PartStore> = Arc::new(MemStore::new());
     let mut server = Server::bind(config(), store).unwrap();
     let events = server.events();
@@ -44,7 +46,12 @@ fn every_stored_part_is_reported_once_with_its_kind_and_size_and_the_channel_clo
         info: part.info(),
         bytes: Some(part.bytes().to_vec()),
     });
-    let mut client = Client::connect(&addr, "test", TIMEOUT).unwrap();
+    let pusher = Arc::new(Identity::generate().unwrap());
+    let mut client = Dialer::new("test")
+        .identity(Arc::clone(&pusher))
+        .timeout(TIMEOUT)
+        .dial(&addr)
+        .unwrap();
     let summary = client.push(outgoing, |_| unreachable!(), |_| {}).unwrap();
     assert_eq!(summary.stored, 2);
     // Pushed again: nothing new is stored, so nothing is reported.
@@ -73,6 +80,7 @@ fn every_stored_part_is_reported_once_with_its_kind_and_size_and_the_channel_clo
             name: part.name().clone(),
             kind: PartKind::Plain,
             size: part.size(),
+            peer: Some(pusher.id()),
         })
         .collect();
     assert_eq!(reported, expected);

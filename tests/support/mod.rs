@@ -76,9 +76,23 @@ pub fn send(server: &Server, paths: &[impl AsRef<Path>], json: bool) -> Run {
     run(args)
 }
 
-/// `p2p-store list --from SERVER --json`
+/// `p2p-store list --from SERVER --json`, each entry's `peer_id` checked and taken out, so it
+/// compares with a local listing.
 pub fn list_from(server: &Server) -> serde_json::Value {
-    run(["list", "--from", &server.at(), "--json"]).ok().json()
+    without_peer_ids(run(["list", "--from", &server.at(), "--json"]).ok().json())
+}
+
+/// A remote listing without the `peer_id` every entry carries: all one valid ID.
+pub fn without_peer_ids(mut listing: serde_json::Value) -> serde_json::Value {
+    let mut ids = BTreeSet::new();
+    for entry in listing.as_array_mut().expect("a listing is an array") {
+        let id = entry.as_object_mut().unwrap().remove("peer_id");
+        let id = id.as_ref().and_then(serde_json::Value::as_str);
+        let id = id.unwrap_or_else(|| panic!("no peer ID in {entry}"));
+        ids.insert(id.parse::<PeerId>().expect("a peer ID").to_string());
+    }
+    assert!(ids.len() <= 1, "entries of one peer with IDs {ids:?}");
+    listing
 }
 
 /// `p2p-store --db DB list --json`

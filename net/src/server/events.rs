@@ -5,6 +5,8 @@ use std::sync::mpsc::Sender;
 
 use storage::{PartKind, PartName};
 
+use crate::tls::PeerId;
+
 /// One thing the server did. Taken from [`Server::events`](super::Server::events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -16,6 +18,9 @@ pub enum ServerEvent {
         name: PartName,
         kind: PartKind,
         size: u64,
+        /// The ID the pushing peer proved in its TLS handshake (`None` only on a plaintext
+        /// benchmark connection), so a listener can tell whose parts arrive.
+        peer: Option<PeerId>,
     },
 }
 

@@ -133,7 +133,7 @@ impl Transport {
 
     /// Gives back the read-ahead's memory once it is used up.
     pub(crate) fn trim(&mut self) {
-        if self.ahead.at == self.ahead.filled {
+        if self.ahead.is_used_up() {
             self.ahead = ReadAhead::new();
         }
     }
@@ -167,18 +167,6 @@ impl Transport {
             _ => self.pull(stream, |chunk| {
                 let count = chunk.len().min(max);
                 buf.extend_from_slice(&chunk[..count]);
-                count
-            }),
-        }
-    }
-
-    /// Reads plaintext: `Ok(0)` once the peer has closed.
-    fn read(&mut self, stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        match self.state {
-            State::Plain => stream.read(buf),
-            _ => self.pull(stream, |chunk| {
-                let count = chunk.len().min(buf.len());
-                buf[..count].copy_from_slice(&chunk[..count]);
                 count
             }),
         }
@@ -235,12 +223,6 @@ pub(crate) struct Wire<'a> {
     pub(crate) stream: &'a mut TcpStream,
 }
 
-impl Read for Wire<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(self.stream, buf)
-    }
-}
-
 impl Write for Wire<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write_vectored(&[IoSlice::new(buf)])
@@ -290,9 +272,9 @@ fn send_records(conn: &mut ServerConnection, stream: &mut TcpStream) -> io::Resu
 
 /// Ciphertext read from the socket ahead of rustls, which takes it a few KiB at a time.
 struct ReadAhead {
-    /// Zero-filled once, when it grows; `filled` bytes of it were read, `at` given out.
+    /// What the last socket read gave, read into spare capacity without zero-filling it
+    /// first; `at` bytes of it were given out.
     buf: Vec<u8>,
-    filled: usize,
     at: usize,
     /// Bytes the next socket read may take.
     size: usize,
@@ -302,10 +284,13 @@ impl ReadAhead {
     fn new() -> Self {
         Self {
             buf: Vec::new(),
-            filled: 0,
             at: 0,
             size: FIRST_READ_AHEAD,
         }
+    }
+
+    fn is_used_up(&self) -> bool {
+        self.at == self.buf.len()
     }
 }
 
@@ -318,22 +303,24 @@ struct AheadReader<'a> {
 impl Read for AheadReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let ahead = &mut *self.ahead;
-        if ahead.at == ahead.filled {
-            if ahead.buf.len() != ahead.size {
-                ahead.buf.resize(ahead.size, 0);
+        if ahead.is_used_up() {
+            // Nothing in it is kept, so a larger one is a new allocation, not a copy.
+            if ahead.buf.capacity() < ahead.size {
+                ahead.buf = Vec::with_capacity(ahead.size);
             }
-            (ahead.at, ahead.filled) = (0, 0);
-            ahead.filled = loop {
-                match self.stream.read(&mut ahead.buf) {
+            ahead.buf.clear();
+            ahead.at = 0;
+            let filled = loop {
+                match read_spare(self.stream, &mut ahead.buf, ahead.size) {
                     Err(err) if err.kind() == ErrorKind::Interrupted => {}
                     other => break other?,
                 }
             };
-            if ahead.filled == ahead.size {
+            if filled == ahead.size {
                 ahead.size = (ahead.size * 2).min(READ_AHEAD);
             }
         }
-        let count = out.len().min(ahead.filled - ahead.at);
+        let count = out.len().min(ahead.buf.len() - ahead.at);
         out[..count].copy_from_slice(&ahead.buf[ahead.at..ahead.at + count]);
         ahead.at += count;
         Ok(count)

@@ -8,6 +8,7 @@
 //! writer of another client.
 
 mod identity;
+mod pair;
 mod peer_id;
 mod trust_file;
 mod verify;
@@ -20,6 +21,7 @@ use rustls::server::NoServerSessionStorage;
 use rustls::{ClientConfig, ServerConfig};
 
 pub use identity::{IDENTITY_FILE, Identity, IdentityError};
+pub use pair::in_memory_pair;
 pub use peer_id::{ID_BYTES, PeerId, PeerIdError};
 pub use trust_file::{TrustFileError, read_trust_file};
 pub(crate) use verify::{PeerVerifier, Trust};

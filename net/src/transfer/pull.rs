@@ -15,6 +15,7 @@ use storage::{
 use super::observe::{Counting, Observer, Outcome, Tally, TransferEvent};
 use super::swarm::{self, Peer};
 use super::{Dialer, TransferError};
+use crate::tls::PeerId;
 use crate::{Client, ClientError};
 
 /// Bytes of fetched parts held before they are committed with one sync.
@@ -29,6 +30,9 @@ pub struct PullReport {
     pub bytes_received: u64,
     /// Verified bytes received from each peer reached, by address.
     pub peers: BTreeMap<String, u64>,
+    /// The ID each peer reached proved in its TLS handshake, by address (none for a plaintext
+    /// benchmark connection).
+    pub peer_ids: BTreeMap<String, PeerId>,
     /// The peers dropped on the way, with why.
     pub dropped: Vec<(String, String)>,
 }
@@ -98,6 +102,9 @@ pub(crate) fn pull_checking(
     for peer in peers {
         report.bytes_received += peer.received;
         report.peers.insert(peer.addr.clone(), peer.received);
+        if let Some(id) = peer.client.server_id() {
+            report.peer_ids.insert(peer.addr.clone(), id);
+        }
         if let Some(why) = peer.dropped {
             report.dropped.push((peer.addr, why));
         }

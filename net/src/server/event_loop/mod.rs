@@ -231,7 +231,9 @@ impl EventLoop {
             return;
         }
         if gone {
-            debug!(peer = %self.sessions[slot].conn.peer, "the peer is gone");
+            self.sessions[slot]
+                .span()
+                .in_scope(|| debug!("the peer is gone"));
             return self.close(slot);
         }
         self.drive_slot(slot, now);
@@ -287,7 +289,9 @@ impl EventLoop {
         let close = match result {
             Ok(()) => session.is_finished(),
             Err(err) => {
-                debug!(peer = %session.conn.peer, %err, "connection failed");
+                session
+                    .span()
+                    .in_scope(|| debug!(%err, "connection failed"));
                 true
             }
         };
@@ -303,7 +307,9 @@ impl EventLoop {
     /// Closes an idle connection to make room for a new one, telling it why.
     fn evict(&mut self, slot: usize) {
         let session = &mut self.sessions[slot];
-        info!(peer = %session.conn.peer, "evicting an idle connection to make room");
+        session
+            .span()
+            .in_scope(|| info!("evicting an idle connection to make room"));
         admission::say_evicted(&mut session.conn);
         self.close(slot);
     }
@@ -321,7 +327,7 @@ impl EventLoop {
         if let Err(err) = self.poll.registry().deregister(&mut session.conn.stream) {
             debug!(%err, "deregistering a closed connection");
         }
-        debug!(peer = %session.conn.peer, "closed");
+        session.span().in_scope(|| debug!("closed"));
     }
 
     /// Acts on every passed deadline and finds the next one.

@@ -34,6 +34,7 @@ impl Session {
         }
         match self.conn.peer_id() {
             Some(id) => {
+                self.peer_id = Some(id);
                 self.span.record("peer_id", tracing::field::display(id));
                 info!(client = %peer.escape_debug(), peer_id = %id, version, "handshake");
             }

@@ -102,6 +102,8 @@ pub(crate) struct Session {
     pub(crate) conn: Connection,
     pub(crate) id: ConnId,
     span: tracing::Span,
+    /// The ID the peer proved, noted once its handshake is done: every upload carries it.
+    peer_id: Option<PeerId>,
     accepted_at: Instant,
     greeted: bool,
     /// The nonce of a `Challenge` sent, and the version the client asked for, while its
@@ -151,6 +153,7 @@ impl Session {
             conn,
             id,
             span,
+            peer_id: None,
             accepted_at: now,
             greeted: false,
             challenge: None,
@@ -169,6 +172,12 @@ impl Session {
             wants_write: false,
             subscription: None,
         }
+    }
+
+    /// The connection's span: its address, slot and, once the handshake is done, the peer's
+    /// ID, so whatever the loop logs about the connection says whose it is.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// Reads and acts on whatever the peer sent, as far as the budgets allow.
@@ -417,6 +426,8 @@ impl Session {
         if self.closing_since.is_some() {
             return;
         }
+        // Timeouts and stops come from the loop, outside `service`'s span.
+        let _in = self.span.clone().entered();
         // A stop closing its connections is what was asked for, not a problem to warn about.
         if code == ErrorCode::ShuttingDown {
             info!(?code, %message, "closing the connection");

@@ -107,6 +107,7 @@ impl Session {
         self.at_workers += 1;
         let upload = Upload {
             conn: self.id,
+            peer: self.peer_id,
             id,
             name: offer.name.clone(),
             hash: offer.hash,

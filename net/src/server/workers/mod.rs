@@ -24,6 +24,7 @@ use storage::{ManifestError, PartHash, PartKind, PartName, StoreError};
 use tracing::error;
 
 use crate::message::{ErrorCode, RequestId, Response};
+use crate::tls::PeerId;
 
 pub(crate) use acker::{Acks, run_acker};
 pub(crate) use reader::spawn_readers;
@@ -89,6 +90,8 @@ impl ReadJob {
 #[derive(Debug)]
 pub(crate) struct Upload {
     pub(crate) conn: ConnId,
+    /// Whose part it is, for the `Stored` event and the log.
+    pub(crate) peer: Option<PeerId>,
     pub(crate) id: RequestId,
     pub(crate) name: PartName,
     pub(crate) hash: PartHash,

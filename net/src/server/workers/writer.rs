@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use storage::{OnConflict, PartStore, PutOutcome, StoreError, VerifiedPart};
+use tracing::field::display;
 use tracing::{debug, error, warn};
 
 use super::acker::{Acks, Committed};
@@ -44,16 +45,16 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, events: &mut EventSender) -
     let mut owners = Vec::with_capacity(batch.len());
     for upload in batch {
         let released = upload.bytes.len() as u64;
-        let (conn, id) = (upload.conn, upload.id);
+        let (conn, id, peer) = (upload.conn, upload.id, upload.peer);
         let checked = VerifiedPart::new(upload.name, upload.hash, upload.bytes)
             .map(|part| part.with_kind(upload.kind));
         match checked {
             Ok(part) => {
                 verified.push(part);
-                owners.push((conn, id, released));
+                owners.push((conn, id, released, peer));
             }
             Err(err) => {
-                warn!(%err, "refusing a pushed part");
+                warn!(%err, peer_id = peer.map(display), "refusing a pushed part");
                 committed.answers.push(Done {
                     released,
                     ..done(conn, id, rejection(id, &err))
@@ -68,7 +69,7 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, events: &mut EventSender) -
         Ok(outcomes) => outcomes,
         Err(err) => {
             error!(%err, parts = verified.len(), "cannot commit pushed parts");
-            for &(conn, id, released) in &owners {
+            for &(conn, id, released, _) in &owners {
                 let response = rejection(id, &err);
                 committed.answers.push(Done {
                     released,
@@ -78,20 +79,24 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, events: &mut EventSender) -
             return committed;
         }
     };
-    for ((part, outcome), (conn, id, released)) in verified.into_iter().zip(outcomes).zip(owners) {
+    for ((part, outcome), (conn, id, released, peer)) in
+        verified.into_iter().zip(outcomes).zip(owners)
+    {
+        let peer_id = peer.map(display);
         let response = match outcome {
             Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
-                debug!(name = %part.name(), size = part.size(), "stored");
+                debug!(name = %part.name(), size = part.size(), peer_id, "stored");
                 events.emit(ServerEvent::Stored {
                     name: part.name().clone(),
                     kind: part.kind(),
                     size: part.size(),
+                    peer,
                 });
                 committed.stored.push((committed.answers.len(), part));
                 Response::Stored { id }
             }
             Ok(PutOutcome::Repaired) => {
-                debug!(name = %part.name(), size = part.size(), "repaired");
+                debug!(name = %part.name(), size = part.size(), peer_id, "repaired");
                 Response::Stored { id }
             }
             Ok(PutOutcome::AlreadyHad) => Response::Have { id },
