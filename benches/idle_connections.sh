@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# A bulk push while `serve` holds 10,000 idle (handshaken) connections, against the same push
+# A bulk push while `serve` holds 10,000 idle connections (TLS and Hello done), against the same push
 # with none, interleaved in one run; and the server's peak RSS under that load.
 #
-# Usage: benches/idle_connections.sh [ROUNDS] [CONNECTIONS]   (defaults: 2 rounds, 10000)
-# Needs: a release build (`cargo build --release`), python3, a hard open-file limit above
+# Usage: benches/idle_connections.sh [ROUNDS] [CONNECTIONS]   (defaults: 7 rounds, 10000)
+# Needs: a release build (`cargo build --release`), python3, openssl, a hard open-file limit above
 # CONNECTIONS (`ulimit -Hn`).
 set -euo pipefail
 
-rounds=${1:-2}
+rounds=${1:-7}
 idle=${2:-10000}
 bin=$(realpath "${P2P_STORE_BIN:-target/release/p2p-store}")
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
@@ -39,17 +39,27 @@ for i in range(1024):
 PY
 
 # Holds N handshaken connections open until its stdin closes.
+# The idle peers speak version 2 as any client would: TLS 1.3 with a certificate of their own
+# (one for all of them, from openssl), then Hello, then nothing.
+openssl req -x509 -newkey ed25519 -nodes -days 1 -subj /CN=idle \
+    -keyout idle.key -out idle.crt 2>/dev/null
 cat > hold.py <<'PY'
-import resource, socket, struct, sys
+import resource, socket, ssl, struct, sys
 host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["p2ps/2"])
+ctx.load_cert_chain("idle.crt", "idle.key")
 peer = b"idle"
-header = struct.pack("<I4sHQ", 0, b"P2PS", 1, len(peer)) + peer
+header = struct.pack("<I4sHQ", 0, b"P2PS", 2, len(peer)) + peer
 hello = struct.pack("<I", len(header)) + header
 held = []
 for _ in range(count):
-    s = socket.create_connection((host, port))
+    s = ctx.wrap_socket(socket.create_connection((host, port)))
     s.sendall(hello)
     held.append(s)
 for s in held:
@@ -63,6 +73,8 @@ push() {
 }
 
 cat parts/* > /dev/null
+ratios=()
+peaks=()
 printf '%-6s %12s %12s %8s %14s\n' round unloaded_s loaded_s ratio serve_peak_MiB
 for round in $(seq 1 "$rounds"); do
     start_server plain.db "${serve_options[@]}"
@@ -86,5 +98,9 @@ for round in $(seq 1 "$rounds"); do
 
     ratio=$(awk -v u="$unloaded" -v l="$loaded" 'BEGIN { print u / l }')
     printf '%-6s %12.3f %12.3f %8.3f %14s\n' "$round" "$unloaded" "$loaded" "$ratio" "$peak"
+    ratios+=("$ratio")
+    peaks+=("$peak")
 done
 echo "loaded = while serve held $idle idle connections; ratio = unloaded time / loaded time"
+spread ratio higher "${ratios[@]}"
+spread "peak MiB" lower "${peaks[@]}"

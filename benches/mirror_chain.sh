@@ -26,23 +26,26 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 
-# serve NAME [OPTIONS...]: serves a fresh store NAME.db on a free port; prints the address.
+# serve NAME [OPTIONS...]: serves a fresh store NAME.db on a free port; sets `at` to its
+# address (not through $(...): the server must stay this shell's child, to be stopped).
 serve() {
     local name=$1
     shift
-    "$bin" -q --db "$name.db" serve --listen 127.0.0.1:0 "$@" > "$name.out" &
+    "$bin" -q --db "$name.db" serve --listen 127.0.0.1:0 "$@" > "$name.out" 2> "$name.err" &
     pids+=($!)
-    local at=
+    at=
     while [ -z "$at" ]; do
         sleep 0.01
         at=$(awk '/^listening on / { print $3; exit }' "$name.out" 2>/dev/null)
     done
-    echo "$at"
 }
 
-a=$(serve a)
-b=$(serve b --mirror "$a")
-c=$(serve c --mirror "$b")
+serve a
+a=$at
+serve b --mirror "$a"
+b=$at
+serve c --mirror "$b"
+c=$at
 
 # arrival NAME: seconds until C lists NAME, polled every 10 ms.
 arrival() {
