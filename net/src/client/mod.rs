@@ -481,15 +481,29 @@ impl Client {
     /// Flushes what is buffered and waits for the next response; a connection-ending `Error`
     /// becomes [`ClientError::Refused`].
     fn receive(&mut self) -> Result<Response, ClientError> {
-        self.write_out()
-            .and_then(|()| self.reader.get_mut().flush())
-            .map_err(|err| self.timed_out(err.into()))?;
+        // A whole answer already read waits for nothing from us: the requests buffered
+        // meanwhile leave together, in a few large records, once an answer must be waited for.
+        if !self.has_whole_frame() {
+            self.write_out()
+                .and_then(|()| self.reader.get_mut().flush())
+                .map_err(|err| self.timed_out(err.into()))?;
+        }
         let read = frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.reader);
         match read.map_err(|err| self.timed_out(err.into()))? {
             None => Err(ClientError::Closed),
             Some(Response::Error { code, message }) => Err(ClientError::Refused { code, message }),
             Some(response) => Ok(response),
         }
+    }
+
+    /// Whether the read buffer holds a whole frame header, so the next answer can be decoded
+    /// without waiting on the peer.
+    fn has_whole_frame(&self) -> bool {
+        let buffered = self.reader.buffer();
+        buffered.get(..4).is_some_and(|len| {
+            let len = u32::from_le_bytes(len.try_into().expect("four bytes"));
+            buffered.len() - 4 >= len as usize
+        })
     }
 
     /// Reads and drops a body, keeping the stream's frame boundaries.
