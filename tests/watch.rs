@@ -1,5 +1,6 @@
 //! `serve --watch DIR`: files that appear or change in DIR are imported once complete and
-//! served like any other; a file still being written is taken once, whole. Real processes, a
+//! served like any other; a file still being written is taken once, whole; links, hidden
+//! names, FIFOs and subdirectories are left alone. Real processes, a
 //! real directory and store in temp dirs, the listing read over the network.
 
 mod support;
@@ -56,6 +57,10 @@ fn files_that_appear_or_change_in_the_watched_directory_are_served_once_whole() 
     std::fs::write(watched.join("before.txt"), b"there before serve started\n").unwrap();
     std::fs::write(watched.join(".hidden"), b"an editor's swap file").unwrap();
     std::fs::write(watched.join("sub/inner.txt"), b"in a subdirectory").unwrap();
+    // A link to a file outside, which whoever can write into DIR could point anywhere.
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, b"not for peers").unwrap();
+    std::os::unix::fs::symlink(&secret, watched.join("link.txt")).unwrap();
     let fifo = std::ffi::CString::new(watched.join("pipe").into_os_string().into_encoded_bytes());
     // SAFETY: mkfifo only reads the NUL-terminated path it is given.
     assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o600) }, 0);

@@ -44,8 +44,9 @@ pub fn push_files(
         .borrow_mut()
         .event(TransferEvent::Planned { bytes: total });
     let mut large = Vec::new();
-    let whole = files.iter().filter_map(|file| {
-        match storage::open_file(&file.path, file.name.as_ref(), chunk_size) {
+    let whole = files
+        .iter()
+        .filter_map(|file| match storage::open_file(file, chunk_size) {
             Ok(LocalFile::Whole(part)) => {
                 moved(&counting, part.size());
                 Some(Outgoing {
@@ -64,8 +65,7 @@ pub fn push_files(
                     .settle(name, Outcome::Rejected(err.to_string()));
                 None
             }
-        }
-    });
+        });
     let mut bytes_sent = client
         .push(whole, already_sent, |event| settle(&counting, event))?
         .bytes_sent;

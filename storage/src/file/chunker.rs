@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-use crate::{FileError, Manifest, PartHash, PartKind, PartName, VerifiedPart};
+use crate::{FileError, FileSource, Manifest, PartHash, PartKind, PartName, VerifiedPart};
 
 /// What a local file becomes.
 pub enum LocalFile {
@@ -34,11 +34,8 @@ pub fn display_name(path: &Path, name: Option<&PartName>) -> String {
 /// # Errors
 /// [`FileError`] for a name that breaks the naming rules, anything but a regular file (a FIFO
 /// would block, a device or a `/proc` file has no real size), and read failures.
-pub fn open_file(
-    path: &Path,
-    name: Option<&PartName>,
-    chunk_size: u64,
-) -> Result<LocalFile, FileError> {
+pub fn open_file(source: &FileSource, chunk_size: u64) -> Result<LocalFile, FileError> {
+    let (path, name) = (source.path.as_path(), source.name.as_ref());
     let name = match name {
         Some(name) => name.clone(),
         None => {
@@ -51,7 +48,7 @@ pub fn open_file(
     if name.is_chunk() {
         return Err(FileError::ReservedName);
     }
-    let file = open_regular(path)?;
+    let file = open_regular(path, source.follows_links())?;
     let file_size = file
         .metadata()
         .map_err(|source| FileError::Open {
@@ -73,15 +70,20 @@ pub fn open_file(
 /// Opens `path` for reading only if it is a regular file with a real size. The type is looked
 /// at before the open (opening a FIFO blocks until a writer comes) and again on the open file
 /// (non-blocking, so a swap between the two cannot block either).
-fn open_regular(path: &Path) -> Result<File, FileError> {
+fn open_regular(path: &Path, follow_links: bool) -> Result<File, FileError> {
     let open_error = |source| FileError::Open {
         path: path.to_owned(),
         source,
     };
-    check_regular(path, &std::fs::metadata(path).map_err(open_error)?)?;
+    let (look, no_follow) = if follow_links {
+        (std::fs::metadata(path), 0)
+    } else {
+        (std::fs::symlink_metadata(path), libc::O_NOFOLLOW)
+    };
+    check_regular(path, &look.map_err(open_error)?)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | no_follow)
         .open(path)
         .map_err(open_error)?;
     check_regular(path, &file.metadata().map_err(open_error)?)?;
@@ -108,6 +110,8 @@ fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), FileError>
         "a character device"
     } else if kind.is_block_device() {
         "a block device"
+    } else if kind.is_symlink() {
+        "a symbolic link"
     } else {
         "not a file"
     };
@@ -259,7 +263,8 @@ mod tests {
             (Path::new("/dev/zero"), "a character device"),
             (Path::new("/proc/self/status"), "a /proc file"),
         ] {
-            match open_file(path, Some(&PartName::new("n").unwrap()), 1024) {
+            let source = FileSource::named(path, PartName::new("n").unwrap());
+            match open_file(&source, 1024) {
                 Err(err @ FileError::NotRegular { .. }) => {
                     assert!(err.to_string().contains(what), "{err}")
                 }

@@ -22,6 +22,8 @@ const READ_AHEAD: usize = 8;
 pub struct FileSource {
     pub path: PathBuf,
     pub name: Option<PartName>,
+    /// Whether a symbolic link at `path` is read through, as `cp` reads it.
+    follow_links: bool,
 }
 
 impl FileSource {
@@ -29,6 +31,7 @@ impl FileSource {
         Self {
             path: path.into(),
             name: None,
+            follow_links: true,
         }
     }
 
@@ -36,7 +39,21 @@ impl FileSource {
         Self {
             path: path.into(),
             name: Some(name),
+            follow_links: true,
         }
+    }
+
+    /// Refuses a symbolic link at the path, even one swapped in after it was looked at: for
+    /// a directory others can write to, whose links could point anywhere.
+    pub fn not_following_links(self) -> Self {
+        Self {
+            follow_links: false,
+            ..self
+        }
+    }
+
+    pub(crate) fn follows_links(&self) -> bool {
+        self.follow_links
     }
 
     /// The name the file is reported under, even when it cannot be stored under it.
@@ -153,7 +170,7 @@ fn read_file(
 ) -> Result<(), ReceiverGone> {
     let send = |read| parts.send(read).map_err(|_| ReceiverGone);
     let name = file.display_name();
-    match chunker::open_file(&file.path, file.name.as_ref(), chunk_size) {
+    match chunker::open_file(file, chunk_size) {
         Ok(LocalFile::Whole(part)) => send(Read::Whole(name, Ok(part))),
         Err(err) => send(Read::Whole(name, Err(err))),
         Ok(LocalFile::Chunked(mut chunks)) => {

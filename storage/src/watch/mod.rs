@@ -1,6 +1,7 @@
 //! Watching a directory: files that appear or change in it are imported into a store once
 //! they settle (see [`settle`]), a changed file replacing what its name held. Only the
-//! directory's own regular files are taken, not those of its subdirectories, and names that
+//! directory's own regular files are taken (symbolic links are not followed), not those of its
+//! subdirectories, and names that
 //! start with `.` are left alone: editors, `rsync` and downloads write their unfinished files
 //! under such names and rename them when done. A file removed from the directory stays in the
 //! store.
@@ -228,7 +229,9 @@ fn run(
         if settled.is_empty() {
             continue;
         }
-        let sources: Vec<FileSource> = settled.iter().map(FileSource::new).collect();
+        let sources: Vec<FileSource> = (settled.iter())
+            .map(|path| FileSource::new(path).not_following_links())
+            .collect();
         let imported = crate::import_files(store, &sources, options.import, |outcome| {
             report(Watched::File(outcome), &mut on_event);
         });

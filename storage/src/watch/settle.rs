@@ -15,9 +15,10 @@ pub struct Look {
 }
 
 impl Look {
-    /// How `path` looks now; `None` when it is gone or not a regular file.
+    /// How `path` looks now; `None` when it is gone or not a regular file (a symbolic link
+    /// is not one).
     pub fn of(path: &Path) -> Option<Self> {
-        let metadata = std::fs::metadata(path).ok()?;
+        let metadata = std::fs::symlink_metadata(path).ok()?;
         metadata.is_file().then(|| Self {
             len: metadata.len(),
             modified: metadata.modified().ok(),
