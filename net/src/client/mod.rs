@@ -481,13 +481,17 @@ impl Client {
     /// Flushes what is buffered and waits for the next response; a connection-ending `Error`
     /// becomes [`ClientError::Refused`].
     fn receive(&mut self) -> Result<Response, ClientError> {
-        // A whole answer already read waits for nothing from us: the requests buffered
-        // meanwhile leave together, in a few large records, once an answer must be waited for.
-        if !self.has_whole_frame() {
+        // A whole answer already read waits for nothing from us: the small requests buffered
+        // meanwhile leave together, in a few large records, once an answer must be waited
+        // for. What the stream already took (large bodies) leaves at once, as before.
+        let write_out = if self.has_whole_frame() {
+            Ok(())
+        } else {
             self.write_out()
-                .and_then(|()| self.reader.get_mut().flush())
-                .map_err(|err| self.timed_out(err.into()))?;
-        }
+        };
+        write_out
+            .and_then(|()| self.reader.get_mut().flush())
+            .map_err(|err| self.timed_out(err.into()))?;
         let read = frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.reader);
         match read.map_err(|err| self.timed_out(err.into()))? {
             None => Err(ClientError::Closed),
