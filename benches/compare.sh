@@ -5,6 +5,7 @@
 #   p2p:    `p2p-store send` of the GiB as 1024 parts of 1 MiB into a fresh `serve` (default
 #           sled store, every part acknowledged only once durable), right after the raw and
 #           rsync copies, so it meets a disk still writing them back, as in a busy system;
+#   p2p-fs: the same push into a store of the fs backend, right after;
 #   p2p-tmpfs, raw-tmpfs: the same two with the destination on tmpfs (/dev/shm), which leaves
 #           the CPU path alone, without the disk;
 #   sendme: `sendme send` / `sendme receive` (iroh-blobs), when `sendme` is on PATH
@@ -106,11 +107,12 @@ rsync_copy() {
     seconds rsync --fsync -W whole.bin "rsync://127.0.0.1:$rsync_port/dst/"
 }
 
-# push_parts DB: the 1024 parts pushed into a fresh store at DB. Prints "seconds cpu_seconds"
-# (the sender, and the server up to the last acknowledgement).
+# push_parts DB [SERVE-OPTIONS...]: the 1024 parts pushed into a fresh store at DB. Prints
+# "seconds cpu_seconds" (the sender, and the server up to the last acknowledgement).
 push_parts() {
     local db=$1 wall
-    start_server "$db"
+    shift
+    start_server "$db" "$@"
     wall=$(seconds measured send.cpu "$bin" -q send --to "$addr" --json parts/*) || exit 1
     local served
     served=$(server_cpu)
@@ -148,7 +150,7 @@ rsync_copy > /dev/null
 push_parts dst.db > /dev/null
 
 declare -A times cpus
-tools="raw rsync p2p raw-tmpfs p2p-tmpfs${with_sendme:+ sendme}"
+tools="raw rsync p2p p2p-fs raw-tmpfs p2p-tmpfs${with_sendme:+ sendme}"
 printf '%-6s' round
 for tool in $tools; do printf ' %10s' "$tool"; done
 printf ' %8s %10s %9s %9s\n' p2p/raw p2p/rsync cpu_p2p cpu_raw
@@ -157,17 +159,19 @@ for round in $(seq 1 "$rounds"); do
     read -r r rc < <(raw_copy .) || exit 1
     y=$(rsync_copy) || exit 1
     read -r p pc < <(push_parts dst.db) || exit 1
+    read -r pf _ < <(push_parts dst-fs.db --backend fs) || exit 1
     read -r rt rtc < <(raw_copy "$shm") || exit 1
     read -r pt ptc < <(push_parts "$shm/dst.db") || exit 1
     s=
     [ -z "$with_sendme" ] || s=$(sendme_copy) || exit 1
-    times[raw]+=" $r" times[rsync]+=" $y" times[p2p]+=" $p"
+    times[raw]+=" $r" times[rsync]+=" $y" times[p2p]+=" $p" times[p2p-fs]+=" $pf"
+    times[p2p-fs/raw]+=" $(ratio "$r" "$pf")"
     times[raw-tmpfs]+=" $rt" times[p2p-tmpfs]+=" $pt" times[sendme]+=" $s"
     cpus[raw]+=" $rc" cpus[p2p]+=" $pc" cpus[raw-tmpfs]+=" $rtc" cpus[p2p-tmpfs]+=" $ptc"
     times[p2p/raw]+=" $(ratio "$r" "$p")" times[p2p/rsync]+=" $(ratio "$y" "$p")"
     times[p2p/raw-tmpfs]+=" $(ratio "$rt" "$pt")"
     printf '%-6s' "$round"
-    for t in $r $y $p $rt $pt $s; do printf ' %10.3f' "$t"; done
+    for t in $r $y $p $pf $rt $pt $s; do printf ' %10.3f' "$t"; done
     printf ' %8.3f %10.3f %9.2f %9.2f\n' "$(ratio "$r" "$p")" "$(ratio "$y" "$p")" "$pc" "$rc"
 done
 
@@ -177,7 +181,7 @@ for tool in $tools; do
     spread "$tool" lower ${times[$tool]}
 done
 echo "ratios, the other tool's time over p2p-store's (above 1, p2p-store was faster):"
-for ratio in p2p/raw p2p/rsync p2p/raw-tmpfs; do
+for ratio in p2p/raw p2p/rsync p2p-fs/raw p2p/raw-tmpfs; do
     spread "$ratio" higher ${times[$ratio]}
 done
 echo "CPU seconds per GiB, user + system of both processes (socat: sender and listener):"
@@ -218,6 +222,8 @@ printf '| 1 GiB, p2p-store send (1 MiB parts, durable acks) vs socat + fsync, pu
     "$(mid ${times[p2p/raw]})" "$(lowest ${times[p2p/raw]})"
 printf '| 1 GiB, p2p-store send vs rsync daemon (--fsync -W) | %.2f (%.2f) |\n' \
     "$(mid ${times[p2p/rsync]})" "$(lowest ${times[p2p/rsync]})"
+printf '| 1 GiB, p2p-store send into the fs backend vs socat + fsync | %.2f (%.2f) |\n' \
+    "$(mid ${times[p2p-fs/raw]})" "$(lowest ${times[p2p-fs/raw]})"
 printf '| 1 GiB, both on tmpfs (CPU path only): p2p-store vs socat | %.2f (%.2f) |\n' \
     "$(mid ${times[p2p/raw-tmpfs]})" "$(lowest ${times[p2p/raw-tmpfs]})"
 printf '| 1 GiB, seconds: socat %.2f, rsync %.2f, p2p-store %.2f, p2p-store on tmpfs %.2f%s | (worst: %.2f, %.2f, %.2f, %.2f) |\n' \
