@@ -168,6 +168,27 @@ impl Watching {
         self.join();
     }
 
+    /// Stops watching, waiting at most `within` for the import under way (if any): a huge
+    /// file can take minutes to read. Past that, the import is left to the process's end;
+    /// what it committed is durable, and a file it did not finish has no manifest (its
+    /// chunks are garbage for `gc`). Returns whether the watch had stopped in time.
+    pub fn stop_within(mut self, within: Duration) -> bool {
+        let _ = self.stop.send(Signal::Stop);
+        let deadline = Instant::now() + within;
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+            return true;
+        }
+        tracing::warn!("watch: an import is still under way; leaving it");
+        false
+    }
+
     fn join(&mut self) {
         let _ = self.stop.send(Signal::Stop);
         if let Some(thread) = self.thread.take() {
