@@ -178,3 +178,29 @@ fn serve_stops_within_seconds_while_a_huge_watched_file_is_imported() {
         "serve took {took:?} to stop"
     );
 }
+
+/// A watched directory that is removed ends the watch: `serve` says so in its log rather than
+/// going on silently while files put in a directory made again under that name are never
+/// imported. Found by `rm -rf` of the watched directory under a running `serve --watch`.
+#[test]
+fn removing_the_watched_directory_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let server = start_server(
+        &dir.path().join("s.db"),
+        BackendKind::Sled,
+        &["--watch", p(&shared)],
+    );
+    std::fs::remove_dir(&shared).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("the watched directory was removed") {
+        assert!(
+            Instant::now() < deadline,
+            "nothing said the watch ended; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+}

@@ -124,6 +124,7 @@ pub fn watch(
     }
     let (signals, received) = mpsc::channel();
     let notified = signals.clone();
+    let watched = dir.clone();
     let notify_error = |source| WatchError::Notify {
         dir: dir.clone(),
         source,
@@ -131,6 +132,15 @@ pub fn watch(
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let signal = match event {
             Ok(event) if event.need_rescan() => Signal::Rescan,
+            Ok(event) if is_removal_of(&event, &watched) => {
+                // The watch ends with the directory: one made again under its name is another.
+                tracing::warn!(
+                    dir = %watched.display(),
+                    "watch: the watched directory was removed; files put in a new one of that \
+                     name are not seen until serve is started again"
+                );
+                return;
+            }
             Ok(event) if touches_contents(event.kind) => Signal::Changed(event.paths),
             Ok(_) => return,
             Err(err) => {
@@ -201,6 +211,11 @@ impl Drop for Watching {
     fn drop(&mut self) {
         self.join();
     }
+}
+
+/// Whether `event` says the watched directory itself was removed.
+fn is_removal_of(event: &notify::Event, dir: &Path) -> bool {
+    matches!(event.kind, EventKind::Remove(_)) && event.paths.iter().any(|path| path == dir)
 }
 
 /// Whether an event can mean a file's bytes or name changed (a read or an open cannot).
