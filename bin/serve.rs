@@ -119,11 +119,12 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     }
     stdout.flush()?;
     let summary = server.run().context("the server failed")?;
-    if let Some(watching) = watching {
-        watching.stop();
-    }
-    // Mirrors' pulls under way get a few seconds to finish, all together.
+    // The watch's import and the mirrors' pulls under way get a few seconds to finish, all
+    // together: a huge file must not hold the stop for minutes.
     let deadline = Instant::now() + MIRRORS_STOP_WITHIN;
+    if let Some(watching) = watching {
+        watching.stop_within(MIRRORS_STOP_WITHIN);
+    }
     for mirror in mirrors {
         mirror.stop(deadline.saturating_duration_since(Instant::now()));
     }
@@ -136,7 +137,8 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     Ok(Status::Done)
 }
 
-/// How long the mirrors' pulls under way may go on once the server has stopped.
+/// How long the watch's import and the mirrors' pulls under way may go on once the server
+/// has stopped.
 const MIRRORS_STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.

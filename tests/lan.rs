@@ -156,3 +156,62 @@ fn announcing_a_loopback_address_is_refused() {
         refused.stderr()
     );
 }
+
+/// The same loopback written as an IPv4-mapped IPv6 address, or as IPv6's own, is refused
+/// too. Found by `serve --listen [::ffff:127.0.0.1]:0 --announce`, which announced.
+#[test]
+fn announcing_a_loopback_address_in_ipv6_forms_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("peer.db");
+    for listen in ["[::ffff:127.0.0.1]:0", "[::1]:0"] {
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_p2p-store"))
+            .args(["--db", p(&db), "serve", "--listen", listen, "--announce"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = serve.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                serve.kill().unwrap();
+                serve.wait().unwrap();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(serve.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{listen}: {stderr}");
+        assert!(stderr.contains("loopback"), "{listen}: {stderr}");
+    }
+}
+
+/// An ID with a mistyped character is caught by its check character, and said so at once,
+/// not as an "invalid socket address". Found by `list --from` an ID with its last character
+/// changed.
+#[test]
+fn a_mistyped_peer_id_is_reported_as_one_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("peer.db");
+    let started = std::time::Instant::now();
+    let failed = run([
+        "--db",
+        p(&db),
+        "list",
+        "--from",
+        "SQEEK6XP2BY-45QJHYH4YKO-MTBBQ22G5J3",
+    ])
+    .fails(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "it was looked for"
+    );
+    assert!(
+        failed.stderr().contains("check character"),
+        "{}",
+        failed.stderr()
+    );
+}

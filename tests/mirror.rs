@@ -184,3 +184,86 @@ fn a_mirror_catches_up_after_its_peer_or_itself_was_away() {
     b.stop();
     a.stop();
 }
+
+/// An upstream that accepts the subscription and then announces a name the rules refuse (here
+/// on every connection): the mirror waits longer each time, as for a peer that is away,
+/// instead of reconnecting every half second for as long as it runs. Found with a fake
+/// upstream announcing `.hidden`: `serve --mirror` dialled it twice a second, forever.
+#[test]
+fn an_upstream_that_breaks_the_protocol_after_subscribing_is_retried_with_growing_waits() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use net::frame::{self, MAX_REQUEST_HEADER};
+    use net::message::{PROTOCOL_VERSION, Request, Response, WireEntry};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap().to_string();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    std::thread::spawn(move || {
+        let identity = Arc::new(net::tls::Identity::generate().unwrap());
+        for socket in listener.incoming() {
+            let Ok(socket) = socket else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            socket.set_read_timeout(Some(PATIENCE)).unwrap();
+            let identity = Arc::clone(&identity);
+            std::thread::spawn(move || {
+                let Ok((mut stream, _)) = net::tls::accept(socket, &identity) else {
+                    return;
+                };
+                while let Ok(Some(request)) =
+                    frame::read::<Request, MAX_REQUEST_HEADER>(&mut stream)
+                {
+                    let answers = match request {
+                        Request::Hello { .. } => vec![Response::Welcome {
+                            version: PROTOCOL_VERSION,
+                            peer: "fake".into(),
+                            max_part_size: 1024,
+                            max_in_flight: 8,
+                        }],
+                        Request::Subscribe { id, epoch, after } => vec![
+                            Response::Subscribed {
+                                id,
+                                epoch,
+                                seq: after,
+                                resumed: true,
+                            },
+                            Response::Announced {
+                                id,
+                                seq: after + 1,
+                                entry: Some(WireEntry {
+                                    name: ".hidden".into(),
+                                    hash: [7; 32],
+                                    size: 1,
+                                    kind: storage::PartKind::Plain,
+                                }),
+                            },
+                        ],
+                        _ => break,
+                    };
+                    for answer in answers {
+                        let bytes = frame::encode_response(&answer).unwrap();
+                        let _ = std::io::Write::write_all(&mut stream, &bytes);
+                    }
+                    let _ = std::io::Write::flush(&mut stream);
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = start_server(
+        &dir.path().join("m.db"),
+        BackendKind::Sled,
+        &["--mirror", &upstream],
+    );
+    // Waits of 0.5, 1 and 2 s fit four connections in 5 s; a fixed 0.5 s, ten.
+    std::thread::sleep(Duration::from_secs(5));
+    let made = connections.load(Ordering::SeqCst);
+    assert!(
+        made <= 5,
+        "{made} connections in 5 s to an upstream that always breaks the protocol; log:\n{}",
+        mirror.log()
+    );
+    mirror.stop();
+}

@@ -121,3 +121,57 @@ fn a_second_subscription_on_one_connection_is_refused() {
     }
     server.stop();
 }
+
+/// Subscribers that never read while many parts are stored: what the server queues for them
+/// counts against `--max-memory` like any unread answer, so the server stays near it (they
+/// are cut, or stop being fed) instead of holding every announcement for each of them. Found
+/// by holding 2000 such subscriptions while 5000 parts were pushed: `serve` grew to 1.8 GB
+/// against a 256 MiB limit.
+#[test]
+fn subscribers_that_never_read_stay_within_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        &dir.path().join("s.db"),
+        BackendKind::Sled,
+        &["--max-memory", &(4u64 << 20).to_string()],
+    );
+    let subscribers: Vec<RawPeer> = (0..100)
+        .map(|_| {
+            let mut peer = RawPeer::greeted_reading_little(server.addr());
+            let subscribe = Request::Subscribe {
+                id: 1,
+                epoch: 0,
+                after: 0,
+            };
+            peer.send(&subscribe, &[]);
+            assert!(matches!(peer.expect(), Response::Subscribed { .. }));
+            peer
+        })
+        .collect();
+    // 3000 parts with long names: some 800 KiB of announcements for each subscriber, 80 MiB
+    // for all of them, against a limit of 4 MiB.
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let long = "n".repeat(190);
+    let paths: Vec<String> = (0..3000)
+        .map(|i| {
+            let path = files.join(format!("{i:05}-{long}"));
+            std::fs::write(&path, i.to_string()).unwrap();
+            p(&path).to_owned()
+        })
+        .collect();
+    let client = dir.path().join("c.db");
+    let mut import = vec!["--db", p(&client), "import"];
+    import.extend(paths.iter().map(String::as_str));
+    run(import).ok();
+    let before = support::attacks::memory_of(server.pid(), "VmRSS");
+    run(["--db", p(&client), "send", "--to", &server.at()]).ok();
+    std::thread::sleep(Duration::from_secs(3));
+    let grown = support::attacks::memory_of(server.pid(), "VmHWM").saturating_sub(before);
+    assert!(
+        grown < 24 << 20,
+        "serve grew by {} MiB for subscribers that read nothing, past its 4 MiB limit",
+        grown >> 20
+    );
+    drop(subscribers);
+}

@@ -150,3 +150,57 @@ fn watching_a_store_or_the_export_directory_is_refused() {
     assert!(same.contains("same directory"), "{same}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
+
+/// SIGTERM while a huge file is being imported from the watched directory: `serve` stops
+/// within seconds, as with a mirror's pull, instead of waiting for the import to finish.
+/// Found by stopping `serve --watch` while it imported a 64 GiB file: it went on for minutes.
+#[test]
+fn serve_stops_within_seconds_while_a_huge_watched_file_is_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let server = start_server(
+        &dir.path().join("s.db"),
+        BackendKind::Sled,
+        &["--watch", p(&shared), "--watch-settle", "1"],
+    );
+    // Sparse: 64 GiB to read and hash, almost nothing on disk.
+    let huge = std::fs::File::create(shared.join("huge.bin")).unwrap();
+    huge.set_len(64 << 30).unwrap();
+    drop(huge);
+    // Settled after a second and a look a second later: the import is then under way.
+    std::thread::sleep(Duration::from_secs(4));
+    let asked = Instant::now();
+    server.stop();
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "serve took {took:?} to stop"
+    );
+}
+
+/// A watched directory that is removed ends the watch: `serve` says so in its log rather than
+/// going on silently while files put in a directory made again under that name are never
+/// imported. Found by `rm -rf` of the watched directory under a running `serve --watch`.
+#[test]
+fn removing_the_watched_directory_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let server = start_server(
+        &dir.path().join("s.db"),
+        BackendKind::Sled,
+        &["--watch", p(&shared)],
+    );
+    std::fs::remove_dir(&shared).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("the watched directory was removed") {
+        assert!(
+            Instant::now() < deadline,
+            "nothing said the watch ended; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+}

@@ -390,6 +390,18 @@ impl RawPeer {
         }
     }
 
+    /// A peer that has done the handshake, on a socket whose receive buffer is as small as the
+    /// kernel allows: what it does not read stays with the server, not in the kernel.
+    pub fn greeted_reading_little(addr: SocketAddr) -> Self {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect_timeout(&addr.into(), PATIENCE).unwrap();
+        let mut peer = Self::secure(TcpStream::from(socket), None);
+        peer.hello();
+        peer
+    }
+
     /// A peer that has done the handshake.
     pub fn greeted(addr: SocketAddr) -> Self {
         let mut peer = Self::connect(addr);

@@ -21,7 +21,9 @@ pub struct Announcement {
 /// When `listen` is a loopback address (no other host could use it), or the mDNS socket
 /// cannot be opened.
 pub fn announce(id: &PeerId, listen: SocketAddr) -> Result<Announcement, LanError> {
-    if listen.ip().is_loopback() {
+    // An IPv4-mapped address (`[::ffff:127.0.0.1]`) is the IPv4 one: loopback too.
+    let listen_ip = listen.ip().to_canonical();
+    if listen_ip.is_loopback() {
         return Err(LanError::Loopback(listen));
     }
     let daemon = ServiceDaemon::new()?;
@@ -29,10 +31,10 @@ pub fn announce(id: &PeerId, listen: SocketAddr) -> Result<Announcement, LanErro
     let host = format!("{}.local.", name.to_ascii_lowercase());
     let version = PROTOCOL_VERSION.to_string();
     let properties = [("id", name.as_str()), ("v", version.as_str())];
-    let ip = if listen.ip().is_unspecified() {
+    let ip = if listen_ip.is_unspecified() {
         String::new()
     } else {
-        listen.ip().to_string()
+        listen_ip.to_string()
     };
     let mut info = ServiceInfo::new(
         SERVICE_TYPE,
@@ -42,7 +44,7 @@ pub fn announce(id: &PeerId, listen: SocketAddr) -> Result<Announcement, LanErro
         listen.port(),
         &properties[..],
     )?;
-    if listen.ip().is_unspecified() {
+    if listen_ip.is_unspecified() {
         info = info.enable_addr_auto();
     }
     let fullname = info.get_fullname().to_owned();

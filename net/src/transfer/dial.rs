@@ -75,8 +75,19 @@ impl Dialer {
     /// [`ClientError::NotTrusted`] when the peer does not trust ours; [`ClientError::Refused`]
     /// and [`ClientError::Auth`] when the handshake is refused.
     pub fn dial(&self, addr: &str) -> Result<Client, ClientError> {
-        if let Ok(id) = addr.parse::<PeerId>() {
-            return self.dial(&find_on_lan(&id)?);
+        let not_an_id = match addr.parse::<PeerId>() {
+            Ok(id) => return self.dial(&find_on_lan(&id)?),
+            Err(err) => err,
+        };
+        if !addr.contains(':') {
+            // No port: it was meant as an ID (a mistyped one is caught by its check character).
+            return Err(ClientError::Connect {
+                addr: addr.to_owned(),
+                cause: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("neither HOST:PORT nor a peer ID: {not_an_id}"),
+                ),
+            });
         }
         let (host, pin) = split_pin(addr).map_err(|cause| ClientError::Connect {
             addr: addr.to_owned(),

@@ -20,7 +20,7 @@ use storage::{Cursor, PartStore};
 use super::observe::{Outcome, TransferEvent};
 use super::{Dialer, TransferError, pull};
 use crate::ClientError;
-use crate::client::News;
+use crate::client::{News, Subscription};
 
 /// The first wait before reconnecting to a peer that went away; it doubles up to
 /// [`MAX_BACKOFF`] while the peer stays away.
@@ -115,12 +115,28 @@ impl Following {
         let client = self.dialer.dial(&self.addr)?;
         let (mut subscription, first) = client.subscribe(self.cursor)?;
         *lock(&self.socket) = Some(subscription.socket().map_err(ClientError::from)?);
-        *backoff = FIRST_BACKOFF;
         tracing::info!(peer = %self.addr, "mirror: following the peer");
-        let mut news = first;
+        let followed = self.keep_up(&mut subscription, first, backoff);
+        // The stop's handle to the socket goes with the connection, so the peer sees it end.
+        lock(&self.socket).take();
+        followed
+    }
+
+    /// Acts on the news until the connection fails or the mirror stops. The waits between
+    /// attempts start over only once the peer has sent news that could be acted on: a peer
+    /// that accepts the subscription and then breaks the protocol (a name the rules refuse,
+    /// say, which it will send again from the same cursor) is not dialled twice a second.
+    fn keep_up(
+        &mut self,
+        subscription: &mut Subscription,
+        first: News,
+        backoff: &mut Duration,
+    ) -> Result<(), TransferError> {
+        self.act_on(first)?;
         while !self.stopped() {
+            let news = subscription.next_news()?;
             self.act_on(news)?;
-            news = subscription.next_news()?;
+            *backoff = FIRST_BACKOFF;
         }
         Ok(())
     }

@@ -124,6 +124,7 @@ pub fn watch(
     }
     let (signals, received) = mpsc::channel();
     let notified = signals.clone();
+    let watched = dir.clone();
     let notify_error = |source| WatchError::Notify {
         dir: dir.clone(),
         source,
@@ -131,6 +132,15 @@ pub fn watch(
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let signal = match event {
             Ok(event) if event.need_rescan() => Signal::Rescan,
+            Ok(event) if is_removal_of(&event, &watched) => {
+                // The watch ends with the directory: one made again under its name is another.
+                tracing::warn!(
+                    dir = %watched.display(),
+                    "watch: the watched directory was removed; files put in a new one of that \
+                     name are not seen until serve is started again"
+                );
+                return;
+            }
             Ok(event) if touches_contents(event.kind) => Signal::Changed(event.paths),
             Ok(_) => return,
             Err(err) => {
@@ -168,6 +178,27 @@ impl Watching {
         self.join();
     }
 
+    /// Stops watching, waiting at most `within` for the import under way (if any): a huge
+    /// file can take minutes to read. Past that, the import is left to the process's end;
+    /// what it committed is durable, and a file it did not finish has no manifest (its
+    /// chunks are garbage for `gc`). Returns whether the watch had stopped in time.
+    pub fn stop_within(mut self, within: Duration) -> bool {
+        let _ = self.stop.send(Signal::Stop);
+        let deadline = Instant::now() + within;
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+            return true;
+        }
+        tracing::warn!("watch: an import is still under way; leaving it");
+        false
+    }
+
     fn join(&mut self) {
         let _ = self.stop.send(Signal::Stop);
         if let Some(thread) = self.thread.take() {
@@ -180,6 +211,11 @@ impl Drop for Watching {
     fn drop(&mut self) {
         self.join();
     }
+}
+
+/// Whether `event` says the watched directory itself was removed.
+fn is_removal_of(event: &notify::Event, dir: &Path) -> bool {
+    matches!(event.kind, EventKind::Remove(_)) && event.paths.iter().any(|path| path == dir)
 }
 
 /// Whether an event can mean a file's bytes or name changed (a read or an open cannot).

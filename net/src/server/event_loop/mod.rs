@@ -362,9 +362,10 @@ fn drive(poll: &Poll, shared: &mut Shared, session: &mut Session, now: Instant) 
     shared.counters.read(session.conn.read_this_turn());
     flush(poll, session, &shared.counters, now)?;
     if session.is_subscribed() {
-        // What the written bytes made room for.
+        // What the written bytes made room for, charged like any answer.
         session.announce(shared, now);
         flush(poll, session, &shared.counters, now)?;
+        session.recharge(shared);
     }
     if session.stalled {
         session.service(shared, now)?;

@@ -1,5 +1,6 @@
 //! Telling subscribers what the store newly holds, from the loop: on news from the feed, and
-//! at each sweep for the heartbeats of quiet subscriptions.
+//! at each sweep for the heartbeats of quiet subscriptions. What they leave unread is charged
+//! to the server's memory, so subscribers that never read are cut like any other such peer.
 
 use std::time::Instant;
 
@@ -16,6 +17,8 @@ impl EventLoop {
             let session = &mut self.sessions[slot];
             session.announce(&self.shared, now);
             let result = flush(&self.poll, session, &self.shared.counters, now);
+            // What is queued and unread counts against the server's memory, as any answer.
+            session.recharge(&mut self.shared);
             self.settle(slot, result);
         }
     }

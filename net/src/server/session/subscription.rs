@@ -63,14 +63,17 @@ impl Session {
     }
 
     /// Queues what the feed has after the subscriber's cursor, while its unread answers stay
-    /// under half its budget; a heartbeat when it has had nothing for [`HEARTBEAT`].
+    /// under half its budget and the server's memory has room for them; a heartbeat when it
+    /// has had nothing for [`HEARTBEAT`]. The caller charges what was queued.
     pub(crate) fn announce(&mut self, shared: &Shared, now: Instant) {
         let Some(mut subscription) = self.subscription.take() else {
             return;
         };
         let room = shared.limits.max_buffered_per_connection / 2;
         let mut sent = false;
-        while (self.conn.pending_output() as u64) < room {
+        while (self.conn.pending_output() as u64) < room
+            && shared.memory.has_room_for(self.held(&shared.limits))
+        {
             match shared.feed.since(subscription.cursor, BATCH) {
                 Since::Entries(entries) if entries.is_empty() => break,
                 Since::Entries(entries) => {
