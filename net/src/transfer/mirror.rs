@@ -183,13 +183,14 @@ impl Following {
     }
 }
 
-/// Logs what a mirror's pull did: what it stored, and what it refused to overwrite.
+/// Logs what a mirror's pull did: what it stored, and what it did not store and why (a
+/// local part of that name with other bytes, which is kept; a part the peer no longer has).
 fn log_event(event: TransferEvent) {
     match event {
         TransferEvent::Settled { name, outcome } => match outcome {
             Outcome::Stored | Outcome::Repaired => tracing::info!(name, "mirror: stored"),
             Outcome::AlreadyHad => tracing::debug!(name, "mirror: already had"),
-            Outcome::Rejected(why) => tracing::warn!(name, %why, "mirror: kept the local part"),
+            Outcome::Rejected(why) => tracing::warn!(name, %why, "mirror: not stored"),
         },
         TransferEvent::PeerUnreachable { peer, reason }
         | TransferEvent::PeerDropped { peer, reason } => {
