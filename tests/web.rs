@@ -228,6 +228,14 @@ fn metrics_and_the_json_api_count_what_peers_do() {
     assert_eq!(files["files"][0]["hash"], hash.as_str());
     let after = json("/api/files?after=notes.txt");
     assert_eq!(after["files"], serde_json::json!([]), "{after}");
+    let odd = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{url}/api/files?after=%FF"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&odd.stdout), "400");
     let before = json("/api/files?after=notes%2Etx");
     assert_eq!(before["files"][0]["name"], "notes.txt", "{before}");
     server.stop();

@@ -23,16 +23,21 @@ impl Request {
         self.method == "HEAD"
     }
 
-    /// The percent-decoded value of the query parameter `key`, if given and UTF-8.
-    pub(crate) fn param(&self, key: &str) -> Option<String> {
-        let query = self.query.as_deref()?;
-        let value =
-            (query.split('&')).find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))?;
+    /// The percent-decoded value of the query parameter `key`, if given.
+    ///
+    /// # Errors
+    /// When the value does not decode to UTF-8 text.
+    pub(crate) fn param(&self, key: &str) -> Result<Option<String>, std::str::Utf8Error> {
+        let Some(query) = self.query.as_deref() else {
+            return Ok(None);
+        };
+        let value = (query.split('&')).find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='));
+        let Some(value) = value else {
+            return Ok(None);
+        };
         let value = value.replace('+', " ");
-        let decoded = percent_encoding::percent_decode_str(&value)
-            .decode_utf8()
-            .ok()?;
-        Some(decoded.into_owned())
+        let decoded = percent_encoding::percent_decode_str(&value).decode_utf8()?;
+        Ok(Some(decoded.into_owned()))
     }
 }
 
@@ -127,8 +132,11 @@ mod tests {
         let request = parse(head).unwrap().unwrap();
         assert_eq!(request.method, "GET");
         assert_eq!(request.path, "/files/a%20b");
-        assert_eq!(request.param("x").as_deref(), Some("1"));
-        assert_eq!(request.param("y"), None);
+        assert_eq!(request.param("x"), Ok(Some("1".to_owned())));
+        assert_eq!(request.param("y"), Ok(None));
+        let mut odd = request.clone();
+        odd.query = Some("after=%FF".into());
+        assert!(odd.param("after").is_err());
         assert_eq!(request.range.as_deref(), Some("bytes=0-1"));
         assert_eq!(request.if_range, None);
     }

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::request::Request;
-use super::response::{self, METHOD_NOT_ALLOWED, NOT_FOUND};
+use super::response::{self, BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND};
 use super::{View, api, files, metrics, page};
 
 /// Answers `request` on `out`.
@@ -17,7 +17,10 @@ pub(crate) fn handle(request: &Request, view: &View, out: &mut impl Write) -> io
     let head_only = request.head_only();
     match request.path.as_str() {
         "/" => page::send(out, head_only),
-        "/api/files" => api::files(view, request.param("after"), out, head_only),
+        "/api/files" => match request.param("after") {
+            Ok(after) => api::files(view, after, out, head_only),
+            Err(_) => response::text(out, BAD_REQUEST, "after= is not UTF-8 text"),
+        },
         "/api/stats" => api::stats(view, out, head_only),
         "/metrics" => metrics::send(view, out, head_only),
         path => match path.strip_prefix("/files/") {
