@@ -70,6 +70,19 @@ impl Client {
 }
 
 impl Subscription {
+    /// The next news if it has already arrived whole, without waiting for the peer: to take
+    /// a burst of announcements together.
+    ///
+    /// # Errors
+    /// As [`Subscription::next_news`].
+    pub fn ready_news(&mut self) -> Result<Option<News>, ClientError> {
+        if self.client.has_whole_frame() {
+            self.next_news().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// A handle to the connection's socket: shutting it down ends a [`Subscription::next_news`]
     /// waiting on another thread.
     ///

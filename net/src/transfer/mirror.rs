@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use storage::{Cursor, PartStore};
+use storage::{Cursor, PartName, PartStore};
 
 use super::observe::{Outcome, TransferEvent};
 use super::{Dialer, TransferError, pull};
@@ -26,6 +26,9 @@ use crate::client::{News, Subscription};
 /// [`MAX_BACKOFF`] while the peer stays away.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Announcements pulled together at most, when a burst of them has arrived.
+const MAX_BATCH: usize = 1024;
 
 /// A mirror running on its own thread until [`Mirror::stop`].
 pub struct Mirror {
@@ -132,33 +135,45 @@ impl Following {
         first: News,
         backoff: &mut Duration,
     ) -> Result<(), TransferError> {
-        self.act_on(first)?;
+        self.act_on(vec![first])?;
         while !self.stopped() {
-            let news = subscription.next_news()?;
+            let mut news = vec![subscription.next_news()?];
+            // A burst of announcements that has already arrived is pulled as one.
+            while news.len() < MAX_BATCH
+                && let Some(more) = subscription.ready_news()?
+            {
+                news.push(more);
+            }
             self.act_on(news)?;
             *backoff = FIRST_BACKOFF;
         }
         Ok(())
     }
 
-    fn act_on(&mut self, news: News) -> Result<(), TransferError> {
-        let names = match &news {
-            News::CatchUp { .. } => Vec::new(),
-            News::Stored { info, .. } => vec![info.name.clone()],
-            News::Quiet { .. } => {
-                self.move_to(news);
-                return Ok(());
-            }
-        };
-        let peers = [self.addr.clone()];
-        pull(
-            &self.dialer,
-            &peers,
-            &names,
-            self.store.as_ref(),
-            &mut log_event,
-        )?;
-        self.move_to(news);
+    /// Pulls what `news` names (everything the peer holds, if it says to catch up) in one
+    /// pull, then moves the cursor past it.
+    fn act_on(&mut self, news: Vec<News>) -> Result<(), TransferError> {
+        let catch_up = news.iter().any(|news| matches!(news, News::CatchUp { .. }));
+        let names: Vec<PartName> = (news.iter())
+            .filter_map(|news| match news {
+                News::Stored { info, .. } => Some(info.name.clone()),
+                News::CatchUp { .. } | News::Quiet { .. } => None,
+            })
+            .collect();
+        if catch_up || !names.is_empty() {
+            let names = if catch_up { Vec::new() } else { names };
+            let peers = [self.addr.clone()];
+            pull(
+                &self.dialer,
+                &peers,
+                &names,
+                self.store.as_ref(),
+                &mut log_event,
+            )?;
+        }
+        if let Some(last) = news.into_iter().last() {
+            self.move_to(last);
+        }
         Ok(())
     }
 
