@@ -121,9 +121,9 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
     let summary = server.run().context("the server failed")?;
     // The watch's import and the mirrors' pulls under way get a few seconds to finish, all
     // together: a huge file must not hold the stop for minutes.
-    let deadline = Instant::now() + MIRRORS_STOP_WITHIN;
+    let deadline = Instant::now() + STOP_WORK_WITHIN;
     if let Some(watching) = watching {
-        watching.stop_within(MIRRORS_STOP_WITHIN);
+        watching.stop_within(deadline.saturating_duration_since(Instant::now()));
     }
     for mirror in mirrors {
         mirror.stop(deadline.saturating_duration_since(Instant::now()));
@@ -139,7 +139,7 @@ pub fn run(db: &Path, backend: Option<BackendKind>, args: Args) -> anyhow::Resul
 
 /// How long the watch's import and the mirrors' pulls under way may go on once the server
 /// has stopped.
-const MIRRORS_STOP_WITHIN: Duration = Duration::from_secs(5);
+const STOP_WORK_WITHIN: Duration = Duration::from_secs(5);
 
 /// Turns SIGINT and SIGTERM into a graceful shutdown, from a thread of their own.
 fn stop_on_signals(handle: ShutdownHandle) -> anyhow::Result<()> {

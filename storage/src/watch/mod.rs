@@ -89,7 +89,8 @@ pub enum WatchError {
     Thread(#[source] std::io::Error),
 }
 
-/// A directory being watched, until [`Watching::stop`] or drop.
+/// A directory being watched, until [`Watching::stop_within`], or drop (which waits for the
+/// import under way, however long).
 pub struct Watching {
     stop: Sender<Signal>,
     thread: Option<JoinHandle<()>>,
@@ -173,11 +174,6 @@ pub fn watch(
 }
 
 impl Watching {
-    /// Stops watching, once the import under way (if any) is done.
-    pub fn stop(mut self) {
-        self.join();
-    }
-
     /// Stops watching, waiting at most `within` for the import under way (if any): a huge
     /// file can take minutes to read. Past that, the import is left to the process's end;
     /// what it committed is durable, and a file it did not finish has no manifest (its
