@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::durable;
 use crate::error::{IndexResult, IoContext};
@@ -37,6 +38,35 @@ pub(crate) struct Index {
 /// Packs whose state changed since it was last written to the index.
 pub(crate) type Touched = BTreeSet<u64>;
 
+/// How long an open waits for sled to let go of the index's file lock. sled releases it from
+/// its IO threads a moment after the last handle of a store that held it is dropped; other
+/// processes are already kept out by the store directory's own lock.
+const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens sled at `path`, waiting out a lock this process's dropped store still holds; a
+/// panic of sled is caught and returned.
+fn open_sled(path: &Path) -> std::thread::Result<sled::Result<sled::Db>> {
+    let deadline = Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            sled::Config::new()
+                .path(path)
+                .cache_capacity(CACHE_BYTES)
+                .flush_every_ms(None)
+                .open()
+        }));
+        match &opened {
+            Ok(Err(sled::Error::Io(err)))
+                if err.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => return opened,
+        }
+    }
+}
+
 /// Whether a part of `size` keeps its body with its own record rather than sharing it.
 pub(crate) fn shares_body(size: u64) -> bool {
     size > INLINE_MAX
@@ -52,14 +82,7 @@ impl Index {
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         durable::ensure_dir(path)?;
         remove_unfinished_snapshots(path)?;
-        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            sled::Config::new()
-                .path(path)
-                .cache_capacity(CACHE_BYTES)
-                .flush_every_ms(None)
-                .open()
-        }));
-        let db = match opened {
+        let db = match open_sled(path) {
             Ok(Ok(db)) => db,
             // The environment (a full disk, permissions), not the index's contents.
             Ok(Err(sled::Error::Io(err))) => {
