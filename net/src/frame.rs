@@ -162,6 +162,16 @@ pub fn decode<T: Framed, const MAX: usize>(buf: &[u8]) -> Result<Option<(T, usiz
     Ok(Some((message, LEN_PREFIX + len)))
 }
 
+/// Whether `buf` starts with a whole header, or with a prefix [`decode`] refuses: the point
+/// to stop reading and parse, so that the body after a `Body` header is read straight into
+/// its own buffer rather than copied there from the input.
+pub(crate) fn starts_with_header<const MAX: usize>(buf: &[u8]) -> bool {
+    buf.first_chunk::<LEN_PREFIX>().is_some_and(|prefix| {
+        check_len::<MAX>(u32::from_le_bytes(*prefix))
+            .map_or(true, |len| buf.len() >= LEN_PREFIX + len)
+    })
+}
+
 /// Reads one header from a blocking stream: `Ok(None)` on a clean end of stream before the
 /// first byte; an end of stream inside the frame is [`FrameError::Truncated`].
 ///

@@ -4,13 +4,13 @@
 //! directory is fsynced, which callers do once per batch with [`sync_dir`] rather than once per
 //! file.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
-use tempfile::{NamedTempFile, TempPath};
+use tempfile::NamedTempFile;
 
 use crate::StoreError;
 use crate::error::IoContext;
@@ -97,47 +97,17 @@ pub(crate) struct NewFile<'a> {
     pub(crate) placement: Placement,
 }
 
-/// Writes every file and makes its data durable, fsyncing each on a second thread while the
-/// next one is written, so the disk's flush of one file overlaps the copy of the next instead
-/// of following it. All data is synced before the first rename; the caller syncs the
-/// directories.
+/// Writes every file and makes its data durable: each file's writeback starts as soon as it
+/// is written, so the disk works while the next one is copied in, and the syncs at the end
+/// find little left to wait for. One journal commit then covers the whole batch, where a sync
+/// after each write forced one per file and made every create wait behind it. All data is
+/// synced before the first rename; the caller syncs the directories.
 ///
 /// # Errors
 /// [`StoreError::Io`]; then no temp file has been renamed into place and the temp files are
 /// gone (a fresh file may remain, unreferenced, for the sweep).
 pub(crate) fn write_files(temp_dir: &Path, files: &[NewFile<'_>]) -> Result<(), StoreError> {
-    let staged = std::thread::scope(|scope| {
-        let (to_sync, synced) = mpsc::sync_channel::<(File, PathBuf)>(SYNC_QUEUE);
-        let syncer = scope.spawn(move || {
-            for (file, path) in synced {
-                file.sync_data()
-                    .context(|| format!("syncing {}", path.display()))?;
-            }
-            Ok::<_, StoreError>(())
-        });
-        let staged = stage(temp_dir, files, &to_sync);
-        drop(to_sync);
-        let synced = syncer.join().expect("the sync thread does not panic");
-        staged.and_then(|staged| synced.map(|()| staged))
-    })?;
-    for (temp, dest) in staged {
-        temp.persist(&dest).map_err(|err| StoreError::Io {
-            context: format!("renaming into {}", dest.display()),
-            source: err.error,
-        })?;
-    }
-    Ok(())
-}
-
-/// Files handed to the sync thread and not yet synced; each holds an open descriptor.
-const SYNC_QUEUE: usize = 16;
-
-/// Writes each file and queues it for syncing; returns the temp files still to be renamed.
-fn stage(
-    temp_dir: &Path,
-    files: &[NewFile<'_>],
-    to_sync: &mpsc::SyncSender<(File, PathBuf)>,
-) -> Result<Vec<(TempPath, PathBuf)>, StoreError> {
+    let mut written = VecDeque::with_capacity(files.len().min(OPEN_WHILE_WRITING + 1));
     let mut staged = Vec::new();
     for file in files {
         let (handle, path) = match file.placement {
@@ -160,11 +130,53 @@ fn stage(
                 (handle, path)
             }
         };
-        if to_sync.send((handle, path)).is_err() {
-            break;
+        start_writeback(&handle, 0, file.bytes.len() as u64);
+        written.push_back((handle, path));
+        if written.len() > OPEN_WHILE_WRITING
+            && let Some(oldest) = written.pop_front()
+        {
+            sync_written(oldest)?;
         }
     }
-    Ok(staged)
+    for file in written {
+        sync_written(file)?;
+    }
+    for (temp, dest) in staged {
+        temp.persist(&dest).map_err(|err| StoreError::Io {
+            context: format!("renaming into {}", dest.display()),
+            source: err.error,
+        })?;
+    }
+    Ok(())
+}
+
+/// Files written and not yet synced at most: each holds a descriptor, and a batch of small
+/// parts may have tens of thousands. The oldest is synced to make room; its writeback started
+/// that many files ago.
+const OPEN_WHILE_WRITING: usize = 256;
+
+fn sync_written((handle, path): (File, PathBuf)) -> Result<(), StoreError> {
+    handle
+        .sync_data()
+        .context(|| format!("syncing {}", path.display()))
+}
+
+/// Asks the kernel to start writing bytes out now, so the disk works while the next ones are
+/// copied in, and the batch's final fdatasync has little left to wait for. Only a hint: the
+/// fdatasync is what makes them durable.
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open for
+    // as long as `file` is borrowed.
+    let result = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+    if result != 0 {
+        tracing::debug!(err = %std::io::Error::last_os_error(), "sync_file_range");
+    }
 }
 
 fn new_temp(temp_dir: &Path) -> Result<NamedTempFile, StoreError> {

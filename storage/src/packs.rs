@@ -393,26 +393,8 @@ fn write_at(current: &Current, bytes: &[u8], offset: u64) -> Result<(), StoreErr
         .file
         .write_all_at(bytes, offset)
         .context(|| format!("appending to pack {:016x}", current.id))?;
-    start_writeback(&current.file, offset, bytes.len() as u64);
+    durable::start_writeback(&current.file, offset, bytes.len() as u64);
     Ok(())
-}
-
-/// Asks the kernel to start writing bytes out now, so the disk works while the next ones are
-/// copied in, and the batch's final fdatasync has little left to wait for. Only a hint: the
-/// fdatasync is what makes them durable.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open for
-    // as long as `file` is borrowed.
-    let result = unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
-    };
-    if result != 0 {
-        tracing::debug!(err = %std::io::Error::last_os_error(), "sync_file_range");
-    }
 }
 
 pub(crate) fn pack_path(dir: &Path, id: u64) -> PathBuf {

@@ -144,6 +144,7 @@ impl Connection {
             if self.pending_input() >= MAX_PENDING_INPUT {
                 return Ok(ReadEnd::Full);
             }
+            let into_body = self.body.is_some() && self.parsed == self.input.len();
             let result = match &mut self.body {
                 Some(body) if self.parsed == self.input.len() => {
                     if body.is_complete() {
@@ -174,7 +175,16 @@ impl Connection {
             };
             match result {
                 Ok(0) => return Ok(ReadEnd::Closed),
-                Ok(count) => self.read_this_turn += count,
+                Ok(count) => {
+                    self.read_this_turn += count;
+                    if !into_body
+                        && frame::starts_with_header::<MAX_REQUEST_HEADER>(
+                            &self.input[self.parsed..],
+                        )
+                    {
+                        return Ok(ReadEnd::Full);
+                    }
+                }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(ReadEnd::Drained),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
