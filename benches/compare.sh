@@ -107,26 +107,14 @@ rsync_copy() {
     seconds rsync --fsync -W whole.bin "rsync://127.0.0.1:$rsync_port/dst/"
 }
 
-# push_parts DB [SERVE-OPTIONS...]: the 1024 parts pushed into a fresh store at DB. Prints
-# "seconds cpu_seconds" (the sender, and the server up to the last acknowledgement).
-push_parts() {
-    local db=$1 wall
-    shift
-    start_server "$db" "$@"
-    wall=$(seconds measured send.cpu "$bin" -q send --to "$addr" --json parts/*) || exit 1
-    local served
-    served=$(server_cpu)
-    stop_server
-    rm -rf "$db"
-    echo "$wall $(awk -v s="$served" '{ print $2 + s }' send.cpu)"
-}
-
-# sendme: the GiB offered by `sendme send`, fetched by `sendme receive` into a fresh dir.
+# sendme: the GiB offered by `sendme send`, fetched by `sendme receive` into a fresh dir, both
+# without iroh's relay servers (the ticket carries the loopback address), so that a machine
+# without internet access can run it and nothing leaves the host.
 sendme_copy() {
     rm -rf sendme-src sendme-dst
     mkdir sendme-src sendme-dst
     ln whole.bin sendme-src/whole.bin
-    (cd sendme-src && exec sendme send whole.bin > ../sendme.out 2>&1) &
+    (cd sendme-src && exec sendme send --relay disabled --ticket-type addresses whole.bin > ../sendme.out 2>&1) &
     sendme_pid=$!
     local ticket=
     until [ -n "$ticket" ]; do
@@ -135,7 +123,7 @@ sendme_copy() {
         ticket=$(awk '/sendme receive/ { print $3; exit }' sendme.out)
     done
     local wall
-    wall=$(cd sendme-dst && seconds sendme receive "$ticket") || return 1
+    wall=$(cd sendme-dst && seconds sendme receive --relay disabled "$ticket") || return 1
     kill "$sendme_pid"
     wait "$sendme_pid" 2>/dev/null || true
     sendme_pid=
@@ -228,7 +216,7 @@ printf '| 1 GiB, both on tmpfs (CPU path only): p2p-store vs socat | %.2f (%.2f)
     "$(mid ${times[p2p/raw-tmpfs]})" "$(lowest ${times[p2p/raw-tmpfs]})"
 printf '| 1 GiB, seconds: socat %.2f, rsync %.2f, p2p-store %.2f, p2p-store on tmpfs %.2f%s | (worst: %.2f, %.2f, %.2f, %.2f) |\n' \
     "$(mid ${times[raw]})" "$(mid ${times[rsync]})" "$(mid ${times[p2p]})" "$(mid ${times[p2p-tmpfs]})" \
-    "${with_sendme:+, sendme $(mid ${times[sendme]})}" \
+    "${with_sendme:+, sendme $(printf '%.2f (worst %.2f)' "$(mid ${times[sendme]})" "$(highest ${times[sendme]})")}" \
     "$(highest ${times[raw]})" "$(highest ${times[rsync]})" "$(highest ${times[p2p]})" "$(highest ${times[p2p-tmpfs]})"
 printf '| CPU s per GiB, both processes: p2p-store %.2f, socat %.2f (tmpfs: %.2f, %.2f) | %.2fx socat |\n' \
     "$(mid ${cpus[p2p]})" "$(mid ${cpus[raw]})" "$(mid ${cpus[p2p-tmpfs]})" "$(mid ${cpus[raw-tmpfs]})" \

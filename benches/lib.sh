@@ -31,6 +31,23 @@ stop_server() {
     server_pid=
 }
 
+send_flags=()
+
+# push_parts DB [SERVE-OPTIONS...]: every part in parts/ pushed into a fresh store at DB, with
+# the options in the array `send_flags` (none unless set) given to `send`. Prints "seconds
+# cpu_seconds" (the sender, and the server up to the last acknowledgement).
+push_parts() {
+    local db=$1 wall
+    shift
+    start_server "$db" "$@"
+    wall=$(seconds measured send.cpu "$bin" -q "${send_flags[@]}" send --to "$addr" --json parts/*) || exit 1
+    local served
+    served=$(server_cpu)
+    stop_server
+    rm -rf "$db"
+    echo "$wall $(awk -v s="$served" '{ print $2 + s }' send.cpu)"
+}
+
 # measured OUT CMD...: runs CMD with its stdout discarded and writes "seconds cpu_seconds" to
 # OUT, the CPU seconds being its user + system time (and that of children it waited for);
 # fails with it.

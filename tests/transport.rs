@@ -95,6 +95,13 @@ fn a_byte_flipped_anywhere_in_either_direction_ends_the_connection_and_stores_no
                 continue;
             }
             landed += 1;
+            assert_ne!(
+                result.code(),
+                0,
+                "{tamper:?} (clean run: {up} bytes up, {down} down; this run: {went_up} up, \
+                 {went_down} down): the send succeeded\nstderr:\n{}",
+                result.stderr()
+            );
             let failed = result.fails(1);
             assert!(
                 !failed.stderr().is_empty(),
