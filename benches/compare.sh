@@ -17,7 +17,8 @@
 # README. Times on a busy machine swing 2-4x: compare the ratios of one run.
 #
 # Usage: benches/compare.sh [ROUNDS] [SMALL_PARTS]   (defaults: 7 rounds, 100000 parts)
-# Needs: a release build (`cargo build --release`), socat, rsync, python3; installs nothing.
+# Needs: a release build (`cargo build --release`), socat, rsync, python3, and ROUNDS + 5 GiB
+# free on the disk (each round's fs store is kept until the end); installs nothing.
 set -euo pipefail
 
 rounds=${1:-7}
@@ -123,7 +124,8 @@ sendme_copy() {
         ticket=$(awk '/sendme receive/ { print $3; exit }' sendme.out)
     done
     local wall
-    wall=$(cd sendme-dst && seconds sendme receive --relay disabled "$ticket") || return 1
+    wall=$(cd sendme-dst && seconds sendme receive --relay disabled "$ticket" 2> ../sendme.err) ||
+        { cat sendme.err >&2; return 1; }
     kill "$sendme_pid"
     wait "$sendme_pid" 2>/dev/null || true
     sendme_pid=
@@ -136,6 +138,7 @@ cat parts/* whole.bin > /dev/null
 raw_copy . > /dev/null
 rsync_copy > /dev/null
 push_parts dst.db > /dev/null
+rm -rf dst.db
 
 declare -A times cpus
 tools="raw rsync p2p p2p-fs raw-tmpfs p2p-tmpfs${with_sendme:+ sendme}"
@@ -147,9 +150,15 @@ for round in $(seq 1 "$rounds"); do
     read -r r rc < <(raw_copy .) || exit 1
     y=$(rsync_copy) || exit 1
     read -r p pc < <(push_parts dst.db) || exit 1
-    read -r pf _ < <(push_parts dst-fs.db --backend fs) || exit 1
+    rm -rf dst.db
+    # Each round's fs store stays until the run ends. This disk's ext4 has no journal, and
+    # without one ext4 passes over every inode freed in the last minutes, one by one, on every
+    # create (recently_deleted in perf: 46% of the fs push's server CPU after a mass delete),
+    # so deleting a round's 2,048 files would slow the next round's creates.
+    read -r pf _ < <(push_parts "dst-fs-$round.db" --backend fs) || exit 1
     read -r rt rtc < <(raw_copy "$shm") || exit 1
     read -r pt ptc < <(push_parts "$shm/dst.db") || exit 1
+    rm -rf "$shm/dst.db"
     s=
     [ -z "$with_sendme" ] || s=$(sendme_copy) || exit 1
     times[raw]+=" $r" times[rsync]+=" $y" times[p2p]+=" $p" times[p2p-fs]+=" $pf"

@@ -33,7 +33,8 @@ stop_server() {
 
 send_flags=()
 
-# push_parts DB [SERVE-OPTIONS...]: every part in parts/ pushed into a fresh store at DB, with
+# push_parts DB [SERVE-OPTIONS...]: every part in parts/ pushed into a fresh store at DB (left
+# in place: the caller decides when to delete it), with
 # the options in the array `send_flags` (none unless set) given to `send`. Prints "seconds
 # cpu_seconds" (the sender, and the server up to the last acknowledgement).
 push_parts() {
@@ -44,7 +45,6 @@ push_parts() {
     local served
     served=$(server_cpu)
     stop_server
-    rm -rf "$db"
     echo "$wall $(awk -v s="$served" '{ print $2 + s }' send.cpu)"
 }
 
