@@ -51,6 +51,7 @@ mod listing;
 mod mem_store;
 mod name;
 mod name_index;
+mod pack_readers;
 mod pack_record;
 mod pack_scan;
 mod packs;

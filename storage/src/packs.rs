@@ -21,10 +21,12 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::StoreError;
 use crate::durable;
 use crate::error::IoContext;
+use crate::pack_readers::PackReaders;
 use crate::pack_record::Record;
 
 /// A pack stops taking records once it is this long, so compaction copies bounded amounts.
@@ -91,6 +93,8 @@ pub(crate) struct Packs {
     /// long as the index has applied): after opening, or after a failed append was cut back.
     /// Otherwise a pack stops being current because it is full or about to be compacted.
     may_reuse: bool,
+    /// The handles reads use, shared with the store's readers.
+    readers: Arc<PackReaders>,
 }
 
 #[derive(Debug)]
@@ -148,6 +152,7 @@ impl Packs {
         tails.sort_by_key(|tail| tail.pack);
         let next_id = known.keys().next_back().map_or(0, |last| last + 1);
         let packs = Self {
+            readers: Arc::new(PackReaders::new(dir.clone())),
             dir,
             states: known,
             current: None,
@@ -319,11 +324,17 @@ impl Packs {
         }
     }
 
-    /// Deletes a retired pack's file.
+    /// The open pack files reads go through, to share with the store's readers.
+    pub(crate) fn readers(&self) -> Arc<PackReaders> {
+        Arc::clone(&self.readers)
+    }
+
+    /// Deletes a retired pack's file, and the handle reads kept of it first.
     ///
     /// # Errors
     /// [`StoreError::Io`].
     pub(crate) fn delete_file(&self, id: u64) -> Result<(), StoreError> {
+        self.readers.retire(id);
         let path = self.path(id);
         match std::fs::remove_file(&path) {
             Err(err) if err.kind() != ErrorKind::NotFound => {
@@ -423,22 +434,6 @@ pub(crate) fn pack_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> 
     }
     packs.sort();
     Ok(packs)
-}
-
-/// Reads bytes without the writer's lock: bytes the index points at never change.
-pub(crate) fn read_body(dir: &Path, at: BodyAt) -> Result<Option<Vec<u8>>, StoreError> {
-    let path = pack_path(dir, at.pack);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(err) => {
-            return Err(StoreError::Io {
-                context: format!("opening {}", path.display()),
-                source: err,
-            });
-        }
-    };
-    read_at(&file, &path, at)
 }
 
 /// Reads `at.len` bytes at `at.offset` of an open pack; `None` when the file is shorter.

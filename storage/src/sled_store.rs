@@ -16,12 +16,13 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::batch::{self, Step};
 use crate::damage::DamageLog;
 use crate::error::IndexResult;
+use crate::pack_readers::PackReaders;
 use crate::pack_record::{Op, Record};
 use crate::pack_scan::{PackScan, Scanned};
 use crate::packs::{self, Appending, BodyAt, Compaction, Packs, Tail};
@@ -44,6 +45,7 @@ pub struct SledStore {
     dir: StoreDir,
     index: Index,
     packs_dir: PathBuf,
+    readers: Arc<PackReaders>,
     damage: DamageLog,
     /// The packs and the next sequence number, behind the one lock every writer takes.
     writer: Mutex<Writer>,
@@ -110,6 +112,7 @@ impl SledStore {
             dir,
             index,
             packs_dir,
+            readers: packs.readers(),
             writer: Mutex::new(Writer {
                 packs,
                 next_seq,
@@ -341,7 +344,7 @@ impl SledStore {
             let Some(at) = usable else {
                 return Ok((entry.info, None));
             };
-            if let Some(bytes) = packs::read_body(&self.packs_dir, at)? {
+            if let Some(bytes) = self.readers.read(at)? {
                 return Ok((entry.info, Some(bytes)));
             }
             last = Some(at);
@@ -425,7 +428,7 @@ impl PartStore for SledStore {
         match self.index.entry(&held.name)? {
             // A small body is cheap to read back whole.
             Some(entry) if entry.info.hash == held.hash && !entry.shared => {
-                let bytes = packs::read_body(&self.packs_dir, entry.own_body())?;
+                let bytes = self.readers.read(entry.own_body())?;
                 Ok(bytes.is_none_or(|bytes| PartHash::of(&bytes) != held.hash))
             }
             _ => self.body_damaged(&held.hash, self.index.body_at(&held.hash)?, held.size),
