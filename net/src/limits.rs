@@ -49,7 +49,7 @@ impl Default for Limits {
             max_part_size: 16 * 1024 * 1024,
             max_connections: 1024,
             max_connections_per_address: 128,
-            max_in_flight: 1024,
+            max_in_flight: 4096,
             max_buffered_per_connection: 32 * 1024 * 1024,
             max_memory: 256 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),

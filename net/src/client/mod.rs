@@ -25,8 +25,10 @@ use crate::frame::{self, FrameError, MAX_PAGE_ENTRIES, MAX_REQUEST_HEADER, MAX_R
 use crate::message::{ErrorCode, Request, RequestId, Response};
 use crate::tls::PeerId;
 
-/// Requests kept in flight at most, whatever the server allows.
-const MAX_WINDOW: u32 = 1024;
+/// Requests kept in flight at most, whatever the server allows. Small parts keep coming
+/// while the server syncs the last batch: pushing 1 KiB parts, 4096 gave 72,000-80,000
+/// parts/s where 1024 gave 62,000-69,000 (4 interleaved rounds).
+const MAX_WINDOW: u32 = 4096;
 
 /// Part bytes held in memory for offers not yet answered.
 const MAX_HELD_BYTES: u64 = 16 * 1024 * 1024;
