@@ -125,7 +125,7 @@ sendme_copy() {
     done
     local wall
     wall=$(cd sendme-dst && seconds sendme receive --relay disabled "$ticket" 2> ../sendme.err) ||
-        { cat sendme.err >&2; return 1; }
+        { cat sendme.err >&2; kill "$sendme_pid"; return 1; }
     kill "$sendme_pid"
     wait "$sendme_pid" 2>/dev/null || true
     sendme_pid=

@@ -41,7 +41,8 @@ push_parts() {
     local db=$1 wall
     shift
     start_server "$db" "$@"
-    wall=$(seconds measured send.cpu "$bin" -q "${send_flags[@]}" send --to "$addr" --json parts/*) || exit 1
+    wall=$(seconds measured send.cpu "$bin" -q "${send_flags[@]}" send --to "$addr" --json parts/*) ||
+        { stop_server; exit 1; }
     local served
     served=$(server_cpu)
     stop_server

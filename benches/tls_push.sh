@@ -54,8 +54,10 @@ push plain >/dev/null
 : > cpu.plain
 printf '%-6s %8s %8s %7s %9s %9s\n' round tls plain ratio cpu-tls cpu-plain
 for round in $(seq "$rounds"); do
-    read -r tls tls_cpu <<< "$(push tls)"
-    read -r plain plain_cpu <<< "$(push plain)"
+    took=$(push tls) || exit 1
+    read -r tls tls_cpu <<< "$took"
+    took=$(push plain) || exit 1
+    read -r plain plain_cpu <<< "$took"
     ratio=$(awk -v t="$tls" -v p="$plain" 'BEGIN { printf "%.3f", p / t }')
     echo "$ratio" >> ratios
     echo "$tls_cpu" >> cpu.tls

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, TempPath};
 
 use crate::StoreError;
 use crate::error::IoContext;
@@ -104,19 +104,46 @@ pub(crate) struct NewFile<'a> {
 /// synced before the first rename; the caller syncs the directories.
 ///
 /// # Errors
-/// [`StoreError::Io`]; then no temp file has been renamed into place and the temp files are
-/// gone (a fresh file may remain, unreferenced, for the sweep).
+/// [`StoreError::Io`]; then no temp file has been renamed into place, and the temp files and
+/// the fresh files this call made are gone.
 pub(crate) fn write_files(temp_dir: &Path, files: &[NewFile<'_>]) -> Result<(), StoreError> {
+    let mut created = Vec::new();
+    let staged = write_and_sync(temp_dir, files, &mut created).inspect_err(|_| {
+        // A fresh file left behind unsynced would read back intact, and a retry of the same
+        // bytes would take it as stored: every one this call made goes.
+        for path in &created {
+            let _ = std::fs::remove_file(path);
+        }
+    })?;
+    for (temp, dest) in staged {
+        temp.persist(&dest).map_err(|err| StoreError::Io {
+            context: format!("renaming into {}", dest.display()),
+            source: err.error,
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes and syncs every file, naming in `created` each fresh file as soon as it exists;
+/// returns the temp files still to be renamed.
+fn write_and_sync(
+    temp_dir: &Path,
+    files: &[NewFile<'_>],
+    created: &mut Vec<PathBuf>,
+) -> Result<Vec<(TempPath, PathBuf)>, StoreError> {
     let mut written = VecDeque::with_capacity(files.len().min(OPEN_WHILE_WRITING + 1));
     let mut staged = Vec::new();
     for file in files {
         let (handle, path) = match file.placement {
             Placement::Fresh => {
-                let handle = OpenOptions::new()
+                let mut handle = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .open(&file.dest)
-                    .and_then(|mut handle| handle.write_all(file.bytes).map(|()| handle))
+                    .context(|| format!("creating {}", file.dest.display()))?;
+                created.push(file.dest.clone());
+                handle
+                    .write_all(file.bytes)
                     .context(|| format!("writing {}", file.dest.display()))?;
                 (handle, file.dest.clone())
             }
@@ -141,13 +168,7 @@ pub(crate) fn write_files(temp_dir: &Path, files: &[NewFile<'_>]) -> Result<(), 
     for file in written {
         sync_written(file)?;
     }
-    for (temp, dest) in staged {
-        temp.persist(&dest).map_err(|err| StoreError::Io {
-            context: format!("renaming into {}", dest.display()),
-            source: err.error,
-        })?;
-    }
-    Ok(())
+    Ok(staged)
 }
 
 /// Files written and not yet synced at most: each holds a descriptor, and a batch of small
@@ -230,6 +251,27 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_batch_leaves_none_of_the_fresh_files_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("made");
+        let unwritable = dir.path().join("no such dir/b");
+        let files = [
+            NewFile {
+                dest: made.clone(),
+                bytes: b"synced or not, never left for a retry to trust",
+                placement: Placement::Fresh,
+            },
+            NewFile {
+                dest: unwritable,
+                bytes: b"b",
+                placement: Placement::Fresh,
+            },
+        ];
+        assert!(write_files(dir.path(), &files).is_err());
+        assert!(!made.exists());
+    }
 
     #[test]
     fn ensure_dir_creates_every_missing_parent_and_accepts_an_existing_one() {

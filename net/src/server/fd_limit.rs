@@ -1,7 +1,8 @@
 //! Raising the open-file limit, so a server can hold as many connections as the system allows.
 
-/// Descriptors a process needs besides its connections: the store, the poller, std streams.
-const RESERVED_FDS: u64 = 64;
+/// Descriptors a process needs besides its connections: the poller, std streams, and the
+/// store's (up to 256 files a batch is writing, 32 packs open for reads, the index).
+const RESERVED_FDS: u64 = 512;
 
 /// Raises the process's soft limit on open files to its hard limit, and warns when even that
 /// leaves no room for `max_connections`: accepts then pause whenever the limit is reached.
