@@ -23,9 +23,8 @@ set -euo pipefail
 
 rounds=${1:-7}
 small=${2:-100000}
-repo=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(realpath "${P2P_STORE_BIN:-$repo/target/release/p2p-store}")
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
+# shellcheck source=benches/lib.sh
+source "$(dirname "$0")/lib.sh"
 for tool in socat rsync python3; do
     command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install $tool" >&2; exit 2; }
 done
@@ -35,9 +34,6 @@ else
     with_sendme=
     echo "sendme is not on PATH, so it is skipped (cargo install sendme --locked)" >&2
 fi
-
-# shellcheck source=benches/lib.sh
-source "$repo/benches/lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-compare.XXXXXX")
 shm=$(mktemp -d /dev/shm/p2p-compare.XXXXXX)

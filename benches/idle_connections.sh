@@ -9,12 +9,10 @@ set -euo pipefail
 
 rounds=${1:-7}
 idle=${2:-10000}
-bin=$(realpath "${P2P_STORE_BIN:-target/release/p2p-store}")
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "python3 is needed for the idle clients" >&2; exit 2; }
-
 # shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
+command -v python3 >/dev/null || { echo "python3 is needed for the idle clients" >&2; exit 2; }
+
 # The idle connections all come from 127.0.0.1, so the per-address cap is raised with the total.
 serve_options=(--max-connections $((idle + 100)) --max-connections-per-address $((idle + 100))
     --idle-timeout 3600 --handshake-timeout 600)

@@ -10,12 +10,9 @@ set -euo pipefail
 
 rounds=${1:-3}
 files=${2:-1024}
-bin=${P2P_STORE_BIN:-target/release/p2p-store}
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "python3 is needed for the baseline writer" >&2; exit 2; }
-
 # shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
+command -v python3 >/dev/null || { echo "python3 is needed for the baseline writer" >&2; exit 2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-import-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT

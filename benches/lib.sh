@@ -1,4 +1,10 @@
-# Shared by the benchmark scripts: source it after setting `bin` (the p2p-store binary).
+# Shared by the benchmark scripts, which source it first: it sets `repo` (this repository) and
+# `bin` (the p2p-store binary: $P2P_STORE_BIN, or the release build), and stops when there is
+# no binary to run.
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=$(realpath "${P2P_STORE_BIN:-$repo/target/release/p2p-store}")
+[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 
 # Runs a command with its stdout discarded and prints how many seconds it took; fails with it.
 seconds() {

@@ -11,12 +11,8 @@
 set -euo pipefail
 
 rounds=${1:-7}
-repo=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(realpath "${P2P_STORE_BIN:-$repo/target/release/p2p-store}")
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
-
 # shellcheck source=benches/lib.sh
-source "$repo/benches/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/p2p-tls.XXXXXX")
 server_pid=

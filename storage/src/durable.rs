@@ -99,9 +99,8 @@ pub(crate) struct NewFile<'a> {
 
 /// Writes every file and makes its data durable: each file's writeback starts as soon as it
 /// is written, so the disk works while the next one is copied in, and the syncs at the end
-/// find little left to wait for. One journal commit then covers the whole batch, where a sync
-/// after each write forced one per file and made every create wait behind it. All data is
-/// synced before the first rename; the caller syncs the directories.
+/// find little left to wait for; no create waits behind a sync. All data is synced before the
+/// first rename; the caller syncs the directories.
 ///
 /// # Errors
 /// [`StoreError::Io`]; then no temp file has been renamed into place, and the temp files and
