@@ -28,8 +28,15 @@ pub(crate) struct PackReaders {
 
 #[derive(Debug, Default)]
 struct Open {
-    files: HashMap<u64, Arc<File>>,
+    files: HashMap<u64, Arc<OpenPack>>,
     retired: HashSet<u64>,
+}
+
+/// A pack's file, and its path for the errors of reads.
+#[derive(Debug)]
+struct OpenPack {
+    file: File,
+    path: PathBuf,
 }
 
 impl PackReaders {
@@ -46,11 +53,10 @@ impl PackReaders {
     /// # Errors
     /// [`StoreError::Io`].
     pub(crate) fn read(&self, at: BodyAt) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = packs::pack_path(&self.dir, at.pack);
-        let Some(file) = self.file(at.pack)? else {
+        let Some(pack) = self.open(at.pack)? else {
             return Ok(None);
         };
-        packs::read_at(&file, &path, at)
+        packs::read_at(&pack.file, &pack.path, at)
     }
 
     /// Drops the handle of pack `id`, whose file is about to be deleted, and keeps it from
@@ -61,13 +67,13 @@ impl PackReaders {
         open.retired.insert(id);
     }
 
-    fn file(&self, id: u64) -> Result<Option<Arc<File>>, StoreError> {
-        if let Some(file) = self.lock().files.get(&id) {
-            return Ok(Some(Arc::clone(file)));
+    fn open(&self, id: u64) -> Result<Option<Arc<OpenPack>>, StoreError> {
+        if let Some(pack) = self.lock().files.get(&id) {
+            return Ok(Some(Arc::clone(pack)));
         }
         let path = packs::pack_path(&self.dir, id);
-        let file = match File::open(&path) {
-            Ok(file) => Arc::new(file),
+        let pack = match File::open(&path) {
+            Ok(file) => Arc::new(OpenPack { file, path }),
             Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
             Err(err) => {
                 return Err(StoreError::Io {
@@ -81,9 +87,9 @@ impl PackReaders {
             if open.files.len() >= OPEN_PACKS {
                 open.files.clear();
             }
-            open.files.insert(id, Arc::clone(&file));
+            open.files.insert(id, Arc::clone(&pack));
         }
-        Ok(Some(file))
+        Ok(Some(pack))
     }
 
     fn lock(&self) -> MutexGuard<'_, Open> {
