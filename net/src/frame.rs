@@ -12,7 +12,7 @@
 //! slice, with a bincode limit (so a declared 1 TiB string is refused, not allocated), and it
 //! must use exactly `header_len` bytes (bincode itself ignores trailing bytes).
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 use serde::Serialize;
@@ -195,6 +195,30 @@ pub fn read<T: Framed, const MAX: usize>(reader: &mut impl Read) -> Result<Optio
     decode_header::<T, MAX>(&header).map(Some)
 }
 
+/// [`read`] from a buffered stream: a header already whole in the buffer is decoded where it
+/// lies, without a buffer of its own (a push of small parts reads two answers per part).
+///
+/// # Errors
+/// As [`read`].
+pub fn read_buffered<T: Framed, const MAX: usize>(
+    reader: &mut impl BufRead,
+) -> Result<Option<T>, FrameError> {
+    let buffered = loop {
+        match reader.fill_buf() {
+            Ok(buffered) => break buffered,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err.into()),
+        }
+    };
+    match decode::<T, MAX>(buffered)? {
+        Some((message, used)) => {
+            reader.consume(used);
+            Ok(Some(message))
+        }
+        None => read::<T, MAX>(reader),
+    }
+}
+
 /// Maps an end of stream inside a frame to [`FrameError::Truncated`].
 pub fn truncated(err: io::Error) -> FrameError {
     if err.kind() == io::ErrorKind::UnexpectedEof {
@@ -317,6 +341,29 @@ mod tests {
             read::<Response, MAX_RESPONSE_HEADER>(&mut whole).unwrap(),
             Some(Response::Stored { id: 9 })
         );
+    }
+
+    #[test]
+    fn a_buffered_read_decodes_whole_headers_in_place_and_split_ones_as_read_does() {
+        let frames = [
+            encode_response(&Response::Stored { id: 1 }).unwrap(),
+            encode_response(&Response::Want { id: 2 }).unwrap(),
+        ]
+        .concat();
+        // A buffer of 7 bytes holds neither frame whole: both are assembled from pieces.
+        for capacity in [7, frames.len()] {
+            let mut reader = io::BufReader::with_capacity(capacity, &frames[..]);
+            let mut read_all = || read_buffered::<Response, MAX_RESPONSE_HEADER>(&mut reader);
+            assert_eq!(read_all().unwrap(), Some(Response::Stored { id: 1 }));
+            assert_eq!(read_all().unwrap(), Some(Response::Want { id: 2 }));
+            assert_eq!(read_all().unwrap(), None);
+        }
+        let mut cut = io::BufReader::new(&frames[..frames.len() - 1]);
+        read_buffered::<Response, MAX_RESPONSE_HEADER>(&mut cut).unwrap();
+        assert!(matches!(
+            read_buffered::<Response, MAX_RESPONSE_HEADER>(&mut cut).unwrap_err(),
+            FrameError::Truncated
+        ));
     }
 
     #[test]

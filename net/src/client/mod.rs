@@ -494,7 +494,7 @@ impl Client {
         write_out
             .and_then(|()| self.reader.get_mut().flush())
             .map_err(|err| self.timed_out(err.into()))?;
-        let read = frame::read::<Response, MAX_RESPONSE_HEADER>(&mut self.reader);
+        let read = frame::read_buffered::<Response, MAX_RESPONSE_HEADER>(&mut self.reader);
         match read.map_err(|err| self.timed_out(err.into()))? {
             None => Err(ClientError::Closed),
             Some(Response::Error { code, message }) => Err(ClientError::Refused { code, message }),

@@ -61,7 +61,6 @@ pub use fd_limit::raise_fd_limit;
 use session::Shared;
 
 use crate::tls::{self, Identity, IdentityError, PeerId, Trust};
-use workers::Outbox;
 
 /// Totals of one `run`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -252,11 +251,7 @@ impl Server {
     pub fn run(self) -> io::Result<ServeSummary> {
         let (read_jobs, read_queue) = mpsc::channel();
         let (uploads, upload_queue) = mpsc::channel();
-        let (done_tx, done) = mpsc::channel();
-        let outbox = Outbox {
-            done: done_tx,
-            waker: Arc::clone(&self.waker),
-        };
+        let (outbox, inbox) = workers::mailbox(Arc::clone(&self.waker));
         let events = EventSender::new(self.events);
         let mut workers =
             workers::spawn_readers(Arc::clone(&self.store), read_queue, outbox.clone())?;
@@ -295,7 +290,7 @@ impl Server {
             self.listener,
             self.config.access.allow.clone(),
             shared,
-            done,
+            inbox,
             workers,
             self.shutdown,
         );

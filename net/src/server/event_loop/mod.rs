@@ -14,7 +14,6 @@ use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use super::admission::{self, Admission, Verdict};
 use super::connection::Connection;
 use super::session::{Session, Shared};
 use super::transport::Transport;
-use super::workers::{ConnId, Done, ToReaders};
+use super::workers::{ConnId, Inbox, ToReaders};
 use super::{ServerCounters, WorkerStopped};
 use crate::message::Response;
 
@@ -52,7 +51,7 @@ pub(crate) struct EventLoop {
     admission: Admission,
     sessions: Slab<Session>,
     shared: Shared,
-    done: Receiver<Done>,
+    inbox: Inbox,
     /// The store workers. While the loop runs it holds their job senders, so none of them
     /// ends unless it dies.
     pub(crate) workers: Vec<JoinHandle<()>>,
@@ -75,7 +74,7 @@ impl EventLoop {
         listener: TcpListener,
         allow: Vec<IpNet>,
         shared: Shared,
-        done: Receiver<Done>,
+        inbox: Inbox,
         workers: Vec<JoinHandle<()>>,
         shutdown: Arc<AtomicBool>,
     ) -> Self {
@@ -85,7 +84,7 @@ impl EventLoop {
             admission: Admission::new(allow, &shared.limits),
             sessions: Slab::new(),
             shared,
-            done,
+            inbox,
             workers,
             shutdown,
             next_serial: 0,
@@ -253,7 +252,7 @@ impl EventLoop {
     /// Delivers the workers' answers and resumes the connections they unblock.
     fn take_done(&mut self, now: Instant) {
         let mut touched = Vec::new();
-        while let Ok(done) = self.done.try_recv() {
+        for done in self.inbox.take() {
             if let Response::Stored { .. } = done.response {
                 self.shared.counters.stored(done.released);
             }

@@ -5,8 +5,9 @@
 //! (`turns.rs`) so that none waits behind another's pipelined requests. The writer
 //! (`writer.rs`) takes every upload queued when it wakes, verifies each against its offered
 //! hash, and commits them all with one `put_batch` (one durable sync), so many small parts cost
-//! one flush. Each finished request goes back to the loop as a [`Done`], followed by a wake of
-//! the loop's [`mio::Waker`]. When the caller has work done before a part is acknowledged (an
+//! one flush. Each finished request goes back to the loop as a [`Done`] through the
+//! [`Outbox`], which wakes the loop's [`mio::Waker`] only when the loop has taken everything
+//! sent before. When the caller has work done before a part is acknowledged (an
 //! export), the writer's answers pass through the acknowledging thread (`acker.rs`) first.
 
 mod acker;
@@ -16,7 +17,8 @@ mod writer;
 
 use std::io;
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use mio::Waker;
@@ -113,8 +115,35 @@ pub(crate) struct Done {
 /// Where the workers send what they finish.
 #[derive(Clone)]
 pub(crate) struct Outbox {
-    pub(crate) done: Sender<Done>,
-    pub(crate) waker: Arc<Waker>,
+    done: Sender<Done>,
+    waker: Arc<Waker>,
+    /// Set by the wake that the loop has not answered yet by taking its [`Inbox`]: answers
+    /// sent meanwhile need no wake of their own. One wake per answer cost the readers a
+    /// system call per offer, and the loop a turn per answer, when small parts stream in.
+    wake_pending: Arc<AtomicBool>,
+}
+
+/// The loop's end of the [`Outbox`].
+pub(crate) struct Inbox {
+    done: Receiver<Done>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+/// A new outbox for the workers and the inbox where the loop, woken by `waker`, takes what
+/// they send.
+pub(crate) fn mailbox(waker: Arc<Waker>) -> (Outbox, Inbox) {
+    let (done, receiver) = mpsc::channel();
+    let wake_pending = Arc::new(AtomicBool::new(false));
+    let inbox = Inbox {
+        done: receiver,
+        wake_pending: Arc::clone(&wake_pending),
+    };
+    let outbox = Outbox {
+        done,
+        waker,
+        wake_pending,
+    };
+    (outbox, inbox)
 }
 
 impl Outbox {
@@ -123,10 +152,22 @@ impl Outbox {
         let _ = self.done.send(done);
     }
 
+    /// Wakes the loop to take what was sent, unless a wake is already on its way.
     pub(crate) fn wake(&self) {
-        if let Err(err) = self.waker.wake() {
+        if !self.wake_pending.swap(true, Ordering::SeqCst)
+            && let Err(err) = self.waker.wake()
+        {
             error!(%err, "cannot wake the event loop");
         }
+    }
+}
+
+impl Inbox {
+    /// Everything the workers have sent. The pending wake is cleared first, so an answer sent
+    /// after this looked is either among these or followed by a new wake.
+    pub(crate) fn take(&self) -> impl Iterator<Item = Done> + '_ {
+        self.wake_pending.store(false, Ordering::SeqCst);
+        self.done.try_iter()
     }
 }
 
