@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use super::body_pool::{BodyPool, POOLED_CAPACITY};
 use super::output::Output;
 use super::transport::{Sniffed, Transport, Wire};
 use crate::frame::{self, FrameError, MAX_REQUEST_HEADER};
@@ -40,8 +41,9 @@ pub(crate) enum Incoming {
     Body { id: RequestId, bytes: Vec<u8> },
 }
 
-/// Room a body's buffer grows by at least: a default 1 MiB chunk arrives in one allocation.
-const BODY_GROWTH: usize = 1024 * 1024;
+/// Room a body's buffer grows by at least: a default 1 MiB chunk arrives in one allocation,
+/// a buffer from the [`BodyPool`].
+const BODY_GROWTH: usize = POOLED_CAPACITY;
 
 /// A body being received, its buffer grown as its bytes arrive (never to the size the peer
 /// declared up front, so a peer that stalls holds only what it sent), and read into without
@@ -66,10 +68,16 @@ impl PendingBody {
     }
 
     /// Makes room for the next bytes: the rest of the body, [`BODY_GROWTH`] at most, so one
-    /// turn of the loop never takes much past what the budget allowed.
-    fn grow(&mut self) {
+    /// turn of the loop never takes much past what the budget allowed. A first room of
+    /// exactly the pooled size is a buffer from `pool`.
+    fn grow(&mut self, pool: &BodyPool) {
         if self.bytes.len() == self.bytes.capacity() {
-            self.bytes.reserve_exact(self.missing().min(BODY_GROWTH));
+            let room = self.missing().min(BODY_GROWTH);
+            if self.bytes.capacity() == 0 && room == POOLED_CAPACITY {
+                self.bytes = pool.take();
+            } else {
+                self.bytes.reserve_exact(room);
+            }
         }
     }
 }
@@ -124,11 +132,12 @@ impl Connection {
     }
 
     /// Reads what the socket has, up to [`MAX_PENDING_INPUT`] unparsed bytes. A body's bytes
-    /// go straight into the body's buffer when nothing else is pending.
+    /// go straight into the body's buffer (from `bodies` when it is of the pooled size) when
+    /// nothing else is pending.
     ///
     /// # Errors
     /// The socket's errors other than `WouldBlock` and `Interrupted`.
-    pub(crate) fn read(&mut self, now: Instant) -> io::Result<ReadEnd> {
+    pub(crate) fn read(&mut self, now: Instant, bodies: &BodyPool) -> io::Result<ReadEnd> {
         match self.transport.sniff(&self.stream)? {
             Sniffed::Waiting => return Ok(ReadEnd::Drained),
             Sniffed::Closed => return Ok(ReadEnd::Closed),
@@ -156,7 +165,7 @@ impl Connection {
                             return Ok(ReadEnd::Full);
                         }
                         grown = true;
-                        body.grow();
+                        body.grow(bodies);
                     }
                     // Never past the body's end: what follows it is the next frame.
                     let room = body.missing().min(4 * READ_CHUNK);
@@ -193,14 +202,20 @@ impl Connection {
     }
 
     /// The next complete request or body from the buffered bytes, `Ok(None)` if more bytes
-    /// are needed.
+    /// are needed. A body that starts in the buffered bytes gets its buffer as `read` would
+    /// give it.
     ///
     /// # Errors
     /// A [`FrameError`]: the stream can no longer be trusted.
-    pub(crate) fn next_incoming(&mut self, now: Instant) -> Result<Option<Incoming>, FrameError> {
+    pub(crate) fn next_incoming(
+        &mut self,
+        now: Instant,
+        bodies: &BodyPool,
+    ) -> Result<Option<Incoming>, FrameError> {
         if let Some(body) = &mut self.body {
             let take = body.missing().min(self.input.len() - self.parsed);
             if take > 0 {
+                body.grow(bodies);
                 body.bytes
                     .extend_from_slice(&self.input[self.parsed..self.parsed + take]);
                 self.parsed += take;

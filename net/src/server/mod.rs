@@ -27,6 +27,7 @@
 
 mod admission;
 mod before_ack;
+mod body_pool;
 mod config;
 mod connection;
 mod counters;
@@ -52,6 +53,7 @@ use storage::{Feed, FeedStore, PartStore};
 use tracing::{error, info};
 
 pub use before_ack::{BeforeAck, NotDone};
+use body_pool::BodyPool;
 pub use config::{Access, ConfigError, MAX_PEER_NAME, ServerConfig};
 pub use counters::{CountersSnapshot, ServerCounters};
 use event_loop::{EventLoop, LISTENER, WAKER};
@@ -252,14 +254,16 @@ impl Server {
         let (read_jobs, read_queue) = mpsc::channel();
         let (uploads, upload_queue) = mpsc::channel();
         let (outbox, inbox) = workers::mailbox(Arc::clone(&self.waker));
+        let bodies = Arc::new(BodyPool::default());
         let events = EventSender::new(self.events);
         let mut workers =
             workers::spawn_readers(Arc::clone(&self.store), read_queue, outbox.clone())?;
         let acks = match self.before_ack {
             Some(hook) => {
                 let (commits, committed) = mpsc::channel();
+                let bodies = Arc::clone(&bodies);
                 workers.push(workers::spawn("store-acks", move || {
-                    workers::run_acker(hook, committed, outbox);
+                    workers::run_acker(hook, committed, outbox, &bodies);
                 })?);
                 workers::Acks::AfterHook(commits)
             }
@@ -267,7 +271,8 @@ impl Server {
         };
         workers.push(workers::spawn("store-writer", {
             let store = Arc::clone(&self.store);
-            move || workers::run_writer(store, upload_queue, acks, events)
+            let bodies = Arc::clone(&bodies);
+            move || workers::run_writer(store, upload_queue, acks, events, &bodies)
         })?);
         let shared = Shared {
             limits: self.config.limits.clone(),
@@ -279,6 +284,7 @@ impl Server {
             read_jobs,
             uploads,
             memory: memory::Memory::new(self.config.limits.max_memory),
+            bodies,
             counters: Arc::clone(&self.counters),
             shutting_down: false,
             feed: Arc::clone(&self.feed),

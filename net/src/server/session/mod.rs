@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use storage::{PartHash, PartKind, PartName};
 use tracing::{info, warn};
 
+use super::body_pool::BodyPool;
 use super::connection::{Connection, Incoming, ReadEnd};
 use super::memory::{Memory, REQUEST_COST};
 use super::workers::{ConnId, Done, ReadJob, ToReaders, Upload};
@@ -60,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) uploads: Sender<Upload>,
     /// Everything held for the peers, against `limits.max_memory`.
     pub(crate) memory: Memory,
+    /// Buffers for the next bodies, given back by the store writer.
+    pub(crate) bodies: std::sync::Arc<BodyPool>,
     /// What the loop counts for the outside world.
     pub(crate) counters: std::sync::Arc<super::ServerCounters>,
     pub(crate) shutting_down: bool,
@@ -198,7 +201,7 @@ impl Session {
             if self.stalled || self.closing_since.is_some() || self.read_closed {
                 return Ok(());
             }
-            match self.conn.read(now)? {
+            match self.conn.read(now, &shared.bodies)? {
                 ReadEnd::Full => {}
                 ReadEnd::Yield => {
                     self.yielded = true;
@@ -354,7 +357,7 @@ impl Session {
 
     fn take_incoming(&mut self, shared: &mut Shared, now: Instant) {
         while self.closing_since.is_none() && self.may_read(shared) {
-            match self.conn.next_incoming(now) {
+            match self.conn.next_incoming(now, &shared.bodies) {
                 Ok(Some(incoming)) => self.handle(incoming, shared),
                 Ok(None) => return,
                 Err(err) => {

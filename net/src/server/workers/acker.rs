@@ -11,6 +11,7 @@ use storage::VerifiedPart;
 use super::{Done, Outbox};
 use crate::message::{ErrorCode, Response};
 use crate::server::before_ack::BeforeAck;
+use crate::server::body_pool::BodyPool;
 
 /// One commit's answers, in the order of its uploads, and the parts it newly stored, each with
 /// the position of its answer.
@@ -26,10 +27,24 @@ pub(crate) enum Acks {
     AfterHook(Sender<Committed>),
 }
 
+impl Committed {
+    /// Gives the stored parts' buffers back for the next bodies.
+    fn recycle(self, bodies: &BodyPool) {
+        for (_, part) in self.stored {
+            bodies.give(part.into_bytes());
+        }
+    }
+}
+
 impl Acks {
-    pub(crate) fn deliver(&self, committed: Committed) {
+    /// Sends a commit's answers on, giving the buffers of the parts it stored back to
+    /// `bodies` once nothing needs them.
+    pub(crate) fn deliver(&self, mut committed: Committed, bodies: &BodyPool) {
         match self {
-            Self::Now(outbox) => send_all(outbox, committed.answers),
+            Self::Now(outbox) => {
+                send_all(outbox, std::mem::take(&mut committed.answers));
+                committed.recycle(bodies);
+            }
             // A send fails only when the acknowledging thread died, which the loop notices.
             Self::AfterHook(acker) => drop(acker.send(committed)),
         }
@@ -39,7 +54,12 @@ impl Acks {
 /// Runs `hook` on what each commit stored, then releases its answers, until the writer ends.
 /// Commits that queued up while the hook ran are taken together, so the hook's own syncs
 /// (a directory's, for an export) are shared by them.
-pub(crate) fn run_acker(hook: Arc<dyn BeforeAck>, commits: Receiver<Committed>, outbox: Outbox) {
+pub(crate) fn run_acker(
+    hook: Arc<dyn BeforeAck>,
+    commits: Receiver<Committed>,
+    outbox: Outbox,
+    bodies: &BodyPool,
+) {
     while let Ok(first) = commits.recv() {
         let mut group: Vec<Committed> = std::iter::once(first).chain(commits.try_iter()).collect();
         let parts: Vec<&VerifiedPart> = group
@@ -64,8 +84,9 @@ pub(crate) fn run_acker(hook: Arc<dyn BeforeAck>, commits: Receiver<Committed>, 
                 }
             }
         }
-        for committed in group {
-            send_all(&outbox, committed.answers);
+        for mut committed in group {
+            send_all(&outbox, std::mem::take(&mut committed.answers));
+            committed.recycle(bodies);
         }
     }
 }

@@ -12,18 +12,21 @@ use tracing::{debug, error, warn};
 use super::acker::{Acks, Committed};
 use super::{Done, Upload, done, rejection};
 use crate::message::Response;
+use crate::server::body_pool::BodyPool;
 use crate::server::events::{EventSender, ServerEvent};
 
 /// How many uploads, and how many of their bytes, one commit takes at most.
 const BATCH_PARTS: usize = 4096;
 const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Commits [`Upload`]s in groups until the loop drops its sender.
+/// Commits [`Upload`]s in groups until the loop drops its sender. The bodies of parts not
+/// newly stored go back to `bodies` here; [`Acks`] gives back the others.
 pub(crate) fn run_writer(
     store: Arc<dyn PartStore>,
     uploads: Receiver<Upload>,
     acks: Acks,
     mut events: EventSender,
+    bodies: &BodyPool,
 ) {
     while let Ok(first) = uploads.recv() {
         let mut batch_bytes = first.bytes.len() as u64;
@@ -33,13 +36,18 @@ pub(crate) fn run_writer(
             batch_bytes += next.bytes.len() as u64;
             batch.push(next);
         }
-        acks.deliver(commit(store.as_ref(), batch, &mut events));
+        acks.deliver(commit(store.as_ref(), batch, &mut events, bodies), bodies);
     }
 }
 
 /// Verifies and stores one group, and reports each part newly stored: the answers, and the
 /// parts that [`Acks`] may have work to do on before they go.
-fn commit(store: &dyn PartStore, batch: Vec<Upload>, events: &mut EventSender) -> Committed {
+fn commit(
+    store: &dyn PartStore,
+    batch: Vec<Upload>,
+    events: &mut EventSender,
+    bodies: &BodyPool,
+) -> Committed {
     let mut committed = Committed::default();
     let mut verified = Vec::with_capacity(batch.len());
     let mut owners = Vec::with_capacity(batch.len());
@@ -83,16 +91,13 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, events: &mut EventSender) -
         verified.into_iter().zip(outcomes).zip(owners)
     {
         let peer_id = peer.map(display);
+        let newly_stored = matches!(
+            outcome,
+            Ok(PutOutcome::Stored | PutOutcome::Replaced { .. })
+        );
         let response = match outcome {
             Ok(PutOutcome::Stored | PutOutcome::Replaced { .. }) => {
                 debug!(name = %part.name(), size = part.size(), peer_id, "stored");
-                events.emit(ServerEvent::Stored {
-                    name: part.name().clone(),
-                    kind: part.kind(),
-                    size: part.size(),
-                    peer,
-                });
-                committed.stored.push((committed.answers.len(), part));
                 Response::Stored { id }
             }
             Ok(PutOutcome::Repaired) => {
@@ -106,6 +111,17 @@ fn commit(store: &dyn PartStore, batch: Vec<Upload>, events: &mut EventSender) -
             },
             Err(err) => rejection(id, &err),
         };
+        if newly_stored {
+            events.emit(ServerEvent::Stored {
+                name: part.name().clone(),
+                kind: part.kind(),
+                size: part.size(),
+                peer,
+            });
+            committed.stored.push((committed.answers.len(), part));
+        } else {
+            bodies.give(part.into_bytes());
+        }
         committed.answers.push(Done {
             released,
             ..done(conn, id, response)
