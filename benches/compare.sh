@@ -10,8 +10,9 @@
 #           the CPU path alone, without the disk;
 #   sendme: `sendme send` / `sendme receive` (iroh-blobs), when `sendme` is on PATH
 #           (`cargo install sendme --locked`); skipped otherwise;
-# then SMALL_PARTS parts of 1 KiB pushed from a store into a fresh `serve` (parts/s), against
-# sled's own rate for as many inserts of 1 KiB plus a flush, measured in the same run.
+# then SMALL_PARTS parts of 1 KiB pushed from a store into a fresh `serve` (parts/s), each round
+# followed by sled's own rate for as many inserts of 1 KiB plus a flush, and the two compared
+# round by round.
 # Prints each round, then per tool the median, best and worst time, the ratios, the CPU
 # seconds (user + system of both processes) per GiB of p2p-store and socat, and a table for
 # README. Times on a busy machine swing 2-4x: compare the ratios of one run.
@@ -186,20 +187,28 @@ done
 rm -rf small.db
 (cd small && ls | xargs "$bin" -q --db ../small.db import > /dev/null)
 rates=()
+sled_rates=()
+small_ratios=()
 for round in $(seq 1 "$rounds"); do
     start_server dst-small.db
     t=$(seconds "$bin" -q --db small.db send --to "$addr" --json) || exit 1
     stop_server
     rate=$(awk -v n="$small" -v t="$t" 'BEGIN { printf "%.0f", n / t }')
+    # sled's own rate, right after: the machine's speed swings within a run.
+    sled_line=$(cd "$repo" && cargo bench -q --bench sled_baseline -- "$small" 2>/dev/null | grep '^sled:')
+    sled_rate=$(echo "$sled_line" | awk '{print $NF}' | tr -d '/s')
     rates+=("$rate")
-    printf 'small round %s: %d parts of 1 KiB in %.3f s = %s parts/s\n' "$round" "$small" "$t" "$rate"
+    sled_rates+=("$sled_rate")
+    small_ratios+=("$(ratio "$rate" "$sled_rate")")
+    printf 'small round %s: %d parts of 1 KiB in %.3f s = %s parts/s; %s\n' \
+        "$round" "$small" "$t" "$rate" "$sled_line"
 done
 small_rate=$(printf '%s\n' "${rates[@]}" | median)
-sled_line=$(cd "$repo" && cargo bench -q --bench sled_baseline -- "$small" 2>/dev/null | grep '^sled:')
-echo "$sled_line"
-sled_rate=$(echo "$sled_line" | awk '{print $NF}' | tr -d '/s')
-small_ratio=$(awk -v a="$small_rate" -v b="$sled_rate" 'BEGIN { print a / b }')
-printf 'small parts: median %s parts/s, %.3f of sled%ss own rate\n' "$small_rate" "$small_ratio" "'"
+sled_rate=$(printf '%s\n' "${sled_rates[@]}" | median)
+small_ratio=$(printf '%s\n' "${small_ratios[@]}" | median)
+small_worst=$(printf '%s\n' "${small_ratios[@]}" | sort -g | head -1)
+printf 'small parts: median %s parts/s; sled median %s/s; ratio median %.3f, worst %.3f\n' \
+    "$small_rate" "$sled_rate" "$small_ratio" "$small_worst"
 
 # middle/worst of a list, for the table: median and the round furthest from it.
 mid() { printf '%s\n' "$@" | median; }
@@ -227,5 +236,5 @@ printf '| CPU s per GiB, both processes: p2p-store %.2f, socat %.2f (tmpfs: %.2f
     "$(mid ${cpus[p2p]})" "$(mid ${cpus[raw]})" "$(mid ${cpus[p2p-tmpfs]})" "$(mid ${cpus[raw-tmpfs]})" \
     "$(ratio "$(mid ${cpus[p2p]})" "$(mid ${cpus[raw]})")"
 }
-printf '| %s parts of 1 KiB, p2p-store send | %s parts/s, %.2f of sled%ss own insert+flush (%s/s) |\n' \
-    "$small" "$small_rate" "$small_ratio" "'" "$sled_rate"
+printf '| %s parts of 1 KiB, p2p-store send | %s parts/s; %.2f (worst %.2f) of sled%ss own insert+flush measured after each round (median %s/s) |\n' \
+    "$small" "$small_rate" "$small_ratio" "$small_worst" "'" "$sled_rate"
