@@ -130,6 +130,10 @@ sendme_copy() {
     echo "$wall"
 }
 
+# sled's baseline is built now, not inside the timed rounds.
+(cd "$repo" && cargo bench -q --no-run --bench sled_baseline 2>/dev/null) ||
+    { echo "cannot build the sled_baseline bench" >&2; exit 2; }
+
 # Warm up the page cache, the disk and the loopback path right before timing.
 cat parts/* whole.bin > /dev/null
 raw_copy . > /dev/null
@@ -195,7 +199,8 @@ for round in $(seq 1 "$rounds"); do
     stop_server
     rate=$(awk -v n="$small" -v t="$t" 'BEGIN { printf "%.0f", n / t }')
     # sled's own rate, right after: the machine's speed swings within a run.
-    sled_line=$(cd "$repo" && cargo bench -q --bench sled_baseline -- "$small" 2>/dev/null | grep '^sled:')
+    sled_line=$(cd "$repo" && cargo bench -q --bench sled_baseline -- "$small" 2>/dev/null |
+        grep '^sled:') || { echo "the sled_baseline bench failed" >&2; exit 1; }
     sled_rate=$(echo "$sled_line" | awk '{print $NF}' | tr -d '/s')
     rates+=("$rate")
     sled_rates+=("$sled_rate")

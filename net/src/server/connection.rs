@@ -202,8 +202,8 @@ impl Connection {
     }
 
     /// The next complete request or body from the buffered bytes, `Ok(None)` if more bytes
-    /// are needed. A body that starts in the buffered bytes gets its buffer as `read` would
-    /// give it.
+    /// are needed. A body of a pooled buffer's size or more that starts in the buffered bytes
+    /// goes into a free buffer of `bodies`, when there is one.
     ///
     /// # Errors
     /// A [`FrameError`]: the stream can no longer be trusted.
@@ -215,7 +215,13 @@ impl Connection {
         if let Some(body) = &mut self.body {
             let take = body.missing().min(self.input.len() - self.parsed);
             if take > 0 {
-                body.grow(bodies);
+                // Resident already: taking it allocates nothing the budget has not weighed.
+                if body.bytes.capacity() == 0
+                    && body.missing() >= POOLED_CAPACITY
+                    && let Some(buffer) = bodies.take_free()
+                {
+                    body.bytes = buffer;
+                }
                 body.bytes
                     .extend_from_slice(&self.input[self.parsed..self.parsed + take]);
                 self.parsed += take;

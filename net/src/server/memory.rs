@@ -92,6 +92,15 @@ impl Memory {
         self.released_since_trim += bytes;
     }
 
+    /// Gives back to the system the `bytes` the server let go of (free body buffers, which no
+    /// peer was charged for) if it holds nothing for any peer now.
+    pub(crate) fn freed_while_idle(&mut self, bytes: u64) {
+        if bytes > 0 && self.used == 0 {
+            self.released_since_trim = 0;
+            trim_allocator();
+        }
+    }
+
     /// Asks the allocator to return free memory to the system once enough was released and
     /// little is held, so the resident size follows what is held.
     pub(crate) fn give_back(&mut self) {

@@ -254,7 +254,7 @@ impl Server {
         let (read_jobs, read_queue) = mpsc::channel();
         let (uploads, upload_queue) = mpsc::channel();
         let (outbox, inbox) = workers::mailbox(Arc::clone(&self.waker));
-        let bodies = Arc::new(BodyPool::default());
+        let bodies = Arc::new(BodyPool::new(self.config.limits.max_memory));
         let events = EventSender::new(self.events);
         let mut workers =
             workers::spawn_readers(Arc::clone(&self.store), read_queue, outbox.clone())?;

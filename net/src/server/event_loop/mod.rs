@@ -332,6 +332,12 @@ impl EventLoop {
     /// Acts on every passed deadline and finds the next one.
     fn expire(&mut self, now: Instant) {
         self.next_sweep = now + MAX_SWEEP_INTERVAL;
+        // Free body buffers are kept for a stream of bodies, not for a server that holds
+        // nothing for anyone.
+        if self.shared.memory.used() == 0 {
+            let freed = self.shared.bodies.clear();
+            self.shared.memory.freed_while_idle(freed);
+        }
         // Quiet subscriptions get their heartbeats.
         self.announce_all(now);
         let mut expired = Vec::new();

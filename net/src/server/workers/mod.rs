@@ -157,6 +157,8 @@ impl Outbox {
         if !self.wake_pending.swap(true, Ordering::SeqCst)
             && let Err(err) = self.waker.wake()
         {
+            // The next answer tries again.
+            self.wake_pending.store(false, Ordering::SeqCst);
             error!(%err, "cannot wake the event loop");
         }
     }
