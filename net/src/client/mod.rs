@@ -502,14 +502,10 @@ impl Client {
         }
     }
 
-    /// Whether the read buffer holds a whole frame header, so the next answer can be decoded
-    /// without waiting on the peer.
+    /// Whether the read buffer holds a whole frame header (or a length too large to wait for),
+    /// so the next answer can be decoded, or refused, without waiting on the peer.
     fn has_whole_frame(&self) -> bool {
-        let buffered = self.reader.buffer();
-        buffered.get(..4).is_some_and(|len| {
-            let len = u32::from_le_bytes(len.try_into().expect("four bytes"));
-            buffered.len() - 4 >= len as usize
-        })
+        frame::starts_with_header::<MAX_RESPONSE_HEADER>(self.reader.buffer())
     }
 
     /// Reads and drops a body, keeping the stream's frame boundaries.

@@ -92,10 +92,10 @@ impl Memory {
         self.released_since_trim += bytes;
     }
 
-    /// Gives back to the system the `bytes` the server let go of (free body buffers, which no
-    /// peer was charged for) if it holds nothing for any peer now.
+    /// Gives back to the system the `bytes` the server let go of while it held nothing for any
+    /// peer (free body buffers, which no peer was charged for).
     pub(crate) fn freed_while_idle(&mut self, bytes: u64) {
-        if bytes > 0 && self.used == 0 {
+        if bytes > 0 {
             self.released_since_trim = 0;
             trim_allocator();
         }
