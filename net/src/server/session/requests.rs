@@ -7,7 +7,7 @@ use tracing::warn;
 use super::{Offer, Pending, Session, Shared, Stage};
 use crate::frame::MAX_PAGE_ENTRIES;
 use crate::message::{ErrorCode, RequestId};
-use crate::server::workers::{ReadJob, Upload};
+use crate::server::workers::{Body, ReadJob, Upload};
 
 impl Session {
     pub(super) fn offer(
@@ -109,10 +109,8 @@ impl Session {
             conn: self.id,
             peer: self.peer_id,
             id,
-            name: offer.name.clone(),
-            hash: offer.hash,
-            kind: offer.kind,
-            bytes,
+            size: bytes.len() as u64,
+            body: Body::arrived(offer.name.clone(), offer.hash, offer.kind, bytes),
         };
         if shared.uploads.send(upload).is_err() {
             self.fail(

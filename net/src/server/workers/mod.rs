@@ -22,7 +22,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use mio::Waker;
-use storage::{ManifestError, PartHash, PartKind, PartName, StoreError};
+use storage::{ManifestError, PartHash, PartKind, PartName, StoreError, VerifiedPart};
 use tracing::error;
 
 use crate::message::{ErrorCode, RequestId, Response};
@@ -88,17 +88,76 @@ impl ReadJob {
     }
 }
 
-/// A received body for the writer thread, not yet verified.
+/// A received body for the writer thread.
 #[derive(Debug)]
 pub(crate) struct Upload {
     pub(crate) conn: ConnId,
     /// Whose part it is, for the `Stored` event and the log.
     pub(crate) peer: Option<PeerId>,
     pub(crate) id: RequestId,
-    pub(crate) name: PartName,
-    pub(crate) hash: PartHash,
-    pub(crate) kind: PartKind,
-    pub(crate) bytes: Vec<u8>,
+    /// The body's length, released from the budgets once the part is answered.
+    pub(crate) size: u64,
+    pub(crate) body: Body,
+}
+
+/// Bodies up to this size are verified on the loop as they arrive. For a small part, hashing
+/// costs less than the writer's share of storing it, and the writer is what bounds how many
+/// small parts a second the server takes; a larger body is left to the writer, so that
+/// hashing it never holds up the loop's other connections.
+const VERIFIED_ON_ARRIVAL_MAX: usize = 64 * 1024;
+
+/// An uploaded body, verified against its offered hash or still to be.
+#[derive(Debug)]
+pub(crate) enum Body {
+    Verified(Result<VerifiedPart, StoreError>),
+    Unverified {
+        name: PartName,
+        hash: PartHash,
+        kind: PartKind,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Body {
+    /// A body as it arrives for the offer of `name`, `hash` and `kind`: verified now when it
+    /// is small.
+    pub(crate) fn arrived(name: PartName, hash: PartHash, kind: PartKind, bytes: Vec<u8>) -> Self {
+        if bytes.len() <= VERIFIED_ON_ARRIVAL_MAX {
+            Self::Verified(verify(name, hash, kind, bytes))
+        } else {
+            Self::Unverified {
+                name,
+                hash,
+                kind,
+                bytes,
+            }
+        }
+    }
+
+    /// The part, verified here if it was not on arrival.
+    ///
+    /// # Errors
+    /// When the bytes are not the ones offered, or too large for a part.
+    pub(crate) fn verified(self) -> Result<VerifiedPart, StoreError> {
+        match self {
+            Self::Verified(part) => part,
+            Self::Unverified {
+                name,
+                hash,
+                kind,
+                bytes,
+            } => verify(name, hash, kind, bytes),
+        }
+    }
+}
+
+fn verify(
+    name: PartName,
+    hash: PartHash,
+    kind: PartKind,
+    bytes: Vec<u8>,
+) -> Result<VerifiedPart, StoreError> {
+    VerifiedPart::new(name, hash, bytes).map(|part| part.with_kind(kind))
 }
 
 /// A finished request: the response to send, any body bytes after it, and the upload bytes it

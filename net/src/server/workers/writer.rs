@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
-use storage::{OnConflict, PartStore, PutOutcome, StoreError, VerifiedPart};
+use storage::{OnConflict, PartStore, PutOutcome, StoreError};
 use tracing::field::display;
 use tracing::{debug, error, warn};
 
@@ -29,11 +29,11 @@ pub(crate) fn run_writer(
     bodies: &BodyPool,
 ) {
     while let Ok(first) = uploads.recv() {
-        let mut batch_bytes = first.bytes.len() as u64;
+        let mut batch_bytes = first.size;
         let mut batch = vec![first];
         while batch.len() < BATCH_PARTS && batch_bytes < BATCH_BYTES {
             let Ok(next) = uploads.try_recv() else { break };
-            batch_bytes += next.bytes.len() as u64;
+            batch_bytes += next.size;
             batch.push(next);
         }
         acks.deliver(commit(store.as_ref(), batch, &mut events, bodies), bodies);
@@ -52,11 +52,8 @@ fn commit(
     let mut verified = Vec::with_capacity(batch.len());
     let mut owners = Vec::with_capacity(batch.len());
     for upload in batch {
-        let released = upload.bytes.len() as u64;
-        let (conn, id, peer) = (upload.conn, upload.id, upload.peer);
-        let checked = VerifiedPart::new(upload.name, upload.hash, upload.bytes)
-            .map(|part| part.with_kind(upload.kind));
-        match checked {
+        let (conn, id, peer, released) = (upload.conn, upload.id, upload.peer, upload.size);
+        match upload.body.verified() {
             Ok(part) => {
                 verified.push(part);
                 owners.push((conn, id, released, peer));
