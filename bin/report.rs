@@ -128,7 +128,7 @@ impl Observer for Report {
         // An export's bar counts files, not the bytes pulled to write them.
         let counts_bytes = matches!(self.words, Words::Transfer);
         match event {
-            TransferEvent::Planned { bytes } if counts_bytes => self.set_total(bytes),
+            TransferEvent::Planned { bytes } if counts_bytes => self.bar.inc_length(bytes),
             TransferEvent::Moved { bytes } if counts_bytes => self.bar.inc(bytes),
             TransferEvent::Settled { name, outcome } => self.settle(&name, &outcome),
             other => warn_about_peers(other),

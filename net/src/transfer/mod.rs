@@ -26,6 +26,7 @@ mod observe;
 mod pull;
 mod push;
 mod repair;
+mod store_pages;
 mod swarm;
 
 pub use dial::Dialer;

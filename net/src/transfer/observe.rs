@@ -28,7 +28,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransferEvent {
-    /// The bytes the transfer expects to move, once known: a progress bar's total.
+    /// More bytes the transfer expects to move, as they become known: added to a progress
+    /// bar's total.
     Planned { bytes: u64 },
     /// Bytes moved: read and offered by a push, received and verified by a pull.
     Moved { bytes: u64 },

@@ -6,11 +6,12 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 
 use storage::{
-    FileError, FileSource, LocalFile, Manifest, PartInfo, PartKind, PartName, PartStore,
+    FileError, FileSource, LocalFile, Manifest, PartInfo, PartKind, PartName, PartStore, StoreError,
 };
 
 use super::TransferError;
 use super::observe::{Counting, Observer, Outcome, Tally, TransferEvent};
+use super::store_pages::store_pages;
 use crate::{Client, ClientError, Outgoing, PushEvent};
 
 /// What a push did.
@@ -143,30 +144,46 @@ pub fn push_store(
     observer: &mut dyn Observer,
 ) -> Result<PushReport, TransferError> {
     let counting = RefCell::new(Counting::new(observer));
-    let held = store.list()?;
-    let selected = match names {
-        None => held,
-        Some(names) => select_with_chunks(store, &held, names, &counting)?,
+    let pages: Box<dyn Iterator<Item = Result<Vec<PartInfo>, StoreError>>> = match names {
+        None => Box::new(store_pages(store)),
+        Some(names) => {
+            let selected = select_with_chunks(store, &store.list()?, names, &counting)?;
+            Box::new(std::iter::once(Ok(selected)))
+        }
     };
-    let total = selected.iter().map(|info| info.size).sum();
-    counting
-        .borrow_mut()
-        .event(TransferEvent::Planned { bytes: total });
-    let (manifests, parts): (Vec<PartInfo>, Vec<PartInfo>) = selected
-        .into_iter()
-        .partition(|info| info.kind == PartKind::Manifest);
     let load = |info: &PartInfo| {
         let bytes = store.get(&info.name).map_err(|err| err.to_string())?;
         moved(&counting, bytes.len() as u64);
         Ok(bytes)
     };
+    let listing_failure = RefCell::new(None);
+    let mut manifests = Vec::new();
+    let parts = pages
+        .map_while(|page| page.map_err(|err| listing_failure.replace(Some(err))).ok())
+        .flat_map(|page| {
+            let bytes = page.iter().map(|info| info.size).sum();
+            counting
+                .borrow_mut()
+                .event(TransferEvent::Planned { bytes });
+            let (held_back, parts): (Vec<PartInfo>, Vec<PartInfo>) = page
+                .into_iter()
+                .partition(|info| info.kind == PartKind::Manifest);
+            manifests.extend(held_back);
+            parts
+        });
     let mut bytes_sent = 0;
-    for round in [parts, manifests] {
-        let outgoing = round.into_iter().map(|info| Outgoing { info, bytes: None });
-        bytes_sent += client
-            .push(outgoing, load, |event| settle(&counting, event))?
-            .bytes_sent;
+    let outgoing = |info| Outgoing { info, bytes: None };
+    bytes_sent += client
+        .push(parts.map(outgoing), load, |event| settle(&counting, event))?
+        .bytes_sent;
+    if let Some(err) = listing_failure.into_inner() {
+        return Err(err.into());
     }
+    bytes_sent += client
+        .push(manifests.into_iter().map(outgoing), load, |event| {
+            settle(&counting, event)
+        })?
+        .bytes_sent;
     let tally = counting.into_inner().tally;
     Ok(PushReport { tally, bytes_sent })
 }
