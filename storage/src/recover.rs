@@ -173,8 +173,7 @@ fn write_index(index: &Index, found: &Found, report: &mut RecoverReport) -> Resu
     for (name, latest) in &found.latest {
         let scanned = &latest.scanned;
         let Op::Put { kind, .. } = scanned.record.op else {
-            db.insert(key::tomb_key(name), key::encode_body_at(scanned.at))
-                .index()?;
+            index.put_tomb(name, scanned.at)?;
             *live.entry(scanned.at.pack).or_default() += scanned.at.len;
             continue;
         };

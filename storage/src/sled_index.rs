@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::durable;
@@ -33,6 +34,10 @@ pub(crate) struct Index {
     db: sled::Db,
     log: File,
     dir: PathBuf,
+    /// Whether any `t` key may be held: false spares every put of a store that has never
+    /// removed a part a lookup that cannot find anything. Set by [`Index::put_tomb`], the
+    /// only way one is written, and never cleared while open.
+    may_hold_tombs: AtomicBool,
 }
 
 /// Packs whose state changed since it was last written to the index.
@@ -96,10 +101,12 @@ impl Index {
         };
         let log_path = path.join("db");
         let log = File::open(&log_path).context(|| format!("opening {}", log_path.display()))?;
+        let may_hold_tombs = db.scan_prefix(key::TOMB_PREFIX).next().is_some();
         Ok(Self {
             db,
             log,
             dir: path.to_owned(),
+            may_hold_tombs: AtomicBool::new(may_hold_tombs),
         })
     }
 
@@ -166,7 +173,22 @@ impl Index {
     }
 
     pub(crate) fn tomb(&self, name: &PartName) -> Result<Option<BodyAt>, StoreError> {
+        if !self.may_hold_tombs.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         self.at(&key::tomb_key(name))
+    }
+
+    /// Records that `name` was removed by the record at `at`.
+    ///
+    /// # Errors
+    /// When the index cannot be written.
+    pub(crate) fn put_tomb(&self, name: &PartName, at: BodyAt) -> Result<(), StoreError> {
+        self.may_hold_tombs.store(true, Ordering::Relaxed);
+        self.db
+            .insert(key::tomb_key(name), key::encode_body_at(at))
+            .index()?;
+        Ok(())
     }
 
     fn at(&self, at_key: &[u8]) -> Result<Option<BodyAt>, StoreError> {
@@ -246,9 +268,7 @@ impl Index {
                 if let Some(tomb) = self.tomb(name)? {
                     dead(packs, tomb, touched);
                 }
-                self.db
-                    .insert(key::tomb_key(name), key::encode_body_at(scanned.at))
-                    .index()?;
+                self.put_tomb(name, scanned.at)?;
             }
             (Op::Body, None) => {
                 let held = self.body_at(&record.hash)?;
@@ -360,9 +380,7 @@ impl Index {
             }
             (Op::Remove, Some(name)) => {
                 if self.tomb(name)? == Some(old) {
-                    self.db
-                        .insert(key::tomb_key(name), key::encode_body_at(new.at))
-                        .index()?;
+                    self.put_tomb(name, new.at)?;
                 }
             }
             _ => unreachable!("decoding pairs puts and removes with a name, bodies without"),

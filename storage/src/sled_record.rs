@@ -37,6 +37,7 @@ pub(crate) const FORMAT: u64 = 1;
 pub(crate) const NAME_PREFIX: [u8; 1] = [NAME];
 pub(crate) const BODY_PREFIX: [u8; 1] = [BODY];
 pub(crate) const PACK_PREFIX: [u8; 1] = [PACK];
+pub(crate) const TOMB_PREFIX: [u8; 1] = [TOMB];
 
 /// An `n` entry: what a name holds and where its put record is.
 #[derive(Debug, Clone, PartialEq, Eq)]
