@@ -145,10 +145,11 @@ fn sending_again_moves_no_bytes() {
     }
 }
 
-/// More parts than one `Page` holds (2048): every listing, push and fetch must see them all.
+/// More parts than one `Page` holds (2048), and than `send --db` lists at once (4096): every
+/// listing, push and fetch must see them all.
 #[test]
 fn a_store_longer_than_one_page_is_listed_pushed_and_fetched_whole() {
-    const PARTS: usize = 2100;
+    const PARTS: usize = 4200;
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..PARTS).map(|i| format!("p-{i:04}")).collect();
     let files: Vec<(&str, Vec<u8>)> = names
@@ -703,24 +704,29 @@ fn byte_after_the_message(addr: SocketAddr) {
     peer.expect_error_then_close(ErrorCode::Malformed);
 }
 
-/// The bytes are refused, nothing is stored (the name is still wanted), the connection goes on.
+/// The bytes are refused, nothing is stored (the name is still wanted), the connection goes on:
+/// for a small body, which the server verifies as it arrives, and for one past 64 KiB, which
+/// its store writer verifies.
 fn body_not_matching_its_hash(addr: SocketAddr) {
-    let genuine = b"the bytes that were promised";
-    let forged = b"the bytes that were SENT ...";
-    assert_eq!(genuine.len(), forged.len());
     let mut peer = RawPeer::greeted(addr);
-    peer.send(&offer(1, "forged.bin", genuine), &[]);
-    assert_eq!(peer.expect(), Response::Want { id: 1 });
-    peer.send(&body(1, forged), forged);
-    peer.expect_rejected(1, ErrorCode::HashMismatch);
-    peer.send(&offer(2, "forged.bin", genuine), &[]);
-    assert_eq!(
-        peer.expect(),
-        Response::Want { id: 2 },
-        "nothing was stored"
-    );
-    peer.send(&Request::Cancel { id: 2 }, &[]);
-    peer.expect_rejected(2, ErrorCode::Cancelled);
+    for (round, len) in [(0, 28), (1, 65 * 1024)] {
+        let genuine = vec![b'g'; len];
+        let mut forged = genuine.clone();
+        forged[len / 2] ^= 1;
+        let (first, second) = (2 * round + 1, 2 * round + 2);
+        peer.send(&offer(first, "forged.bin", &genuine), &[]);
+        assert_eq!(peer.expect(), Response::Want { id: first });
+        peer.send(&body(first, &forged), &forged);
+        peer.expect_rejected(first, ErrorCode::HashMismatch);
+        peer.send(&offer(second, "forged.bin", &genuine), &[]);
+        assert_eq!(
+            peer.expect(),
+            Response::Want { id: second },
+            "nothing was stored ({len} bytes)"
+        );
+        peer.send(&Request::Cancel { id: second }, &[]);
+        peer.expect_rejected(second, ErrorCode::Cancelled);
+    }
 }
 
 /// Each is refused with a reason; the connection goes on.
