@@ -1,4 +1,5 @@
-//! The store writer: verifies uploads against their offered hashes and commits them in
+//! The store writer: verifies uploads against their offered hashes (those the loop has not
+//! verified on arrival) and commits them in
 //! groups, one durable sync per group, then acknowledges each (through the acknowledging
 //! thread when the caller has work done before an acknowledgement).
 
