@@ -41,7 +41,7 @@ mod tests {
         let mut held = 0;
         for count in [0, 1, PAGE - 1, PAGE, PAGE + 1, 2 * PAGE] {
             for number in held..count {
-                let name = PartName::new(&format!("p{number:06}")).unwrap();
+                let name = PartName::new(format!("p{number:06}")).unwrap();
                 let part = VerifiedPart::hashing(name, vec![1]).unwrap();
                 store.put(&part, OnConflict::Refuse).unwrap();
             }
