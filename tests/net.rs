@@ -13,8 +13,8 @@ use net::message::{ErrorCode, PROTOCOL_VERSION, Request, Response, WireEntry};
 use storage::{BackendKind, PartHash, PartKind};
 
 use support::{
-    BACKENDS, RawPeer, Server, body, expected_listing, hello, list_from, list_local, names_in,
-    offer, p, random_bytes, run, send, start_server, total_len, write_files,
+    BACKENDS, RawPeer, Server, body, expected_listing, expected_listing_in_parts, hello, list_from,
+    list_local, names_in, offer, p, random_bytes, run, send, start_server, total_len, write_files,
 };
 
 // ---- The CLI, end to end ----
@@ -145,32 +145,38 @@ fn sending_again_moves_no_bytes() {
     }
 }
 
-/// More parts than one `Page` holds (2048), and than `send --db` lists at once (4096): every
-/// listing, push and fetch must see them all.
+/// More parts than one `Page` holds (2048), and than `send --db` lists at once (4096), with a
+/// file's manifest listed first and its chunks after it: every listing, push and fetch must
+/// see them all, and the push must offer the manifest only after the chunks.
 #[test]
 fn a_store_longer_than_one_page_is_listed_pushed_and_fetched_whole() {
     const PARTS: usize = 4200;
+    const PART_SIZE: u64 = 16;
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..PARTS).map(|i| format!("p-{i:04}")).collect();
-    let files: Vec<(&str, Vec<u8>)> = names
+    let mut files: Vec<(&str, Vec<u8>)> = names
         .iter()
         .map(|name| (name.as_str(), name.clone().into_bytes()))
         .collect();
+    files.push(("a-file.bin", (0..100).collect()));
     let paths = write_files(&dir.path().join("in"), &files);
     let local = dir.path().join("local.db");
-    let import = ["--db", p(&local), "import"];
+    let import = ["--db", p(&local), "import", "--part-size", "16"];
     run(import.into_iter().chain(paths.iter().map(|path| p(path)))).ok();
 
     let server = start_server(&dir.path().join("served.db"), BackendKind::Fs, &[]);
     let at = server.at();
     let pushed = run(["--db", p(&local), "send", "--to", &at, "--json"]);
-    assert_eq!(pushed.ok().json()["stored"], PARTS);
-    assert_eq!(list_from(&server), expected_listing(&files));
+    assert_eq!(pushed.ok().json()["stored"], PARTS + 1);
+    assert_eq!(
+        list_from(&server),
+        expected_listing_in_parts(&files, PART_SIZE)
+    );
     let fetched_db = dir.path().join("fetched.db");
     let fetched = run(["--db", p(&fetched_db), "fetch", "--from", &at, "--json"])
         .ok()
         .json();
-    assert_eq!(fetched["stored"], PARTS);
+    assert_eq!(fetched["stored"], PARTS + 1);
     assert_eq!(fetched["rejected"], 0);
     server.stop();
 }

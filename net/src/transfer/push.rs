@@ -136,7 +136,8 @@ fn push_chunked(
 /// first, manifests last, so the peer has a file's chunks before its manifest.
 ///
 /// # Errors
-/// When the store cannot be listed or the connection fails.
+/// When the connection fails, or the store cannot be listed: the parts listed before that
+/// are pushed and settled first, and no manifest is offered.
 pub fn push_store(
     client: &mut Client,
     store: &dyn PartStore,

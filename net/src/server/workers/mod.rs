@@ -4,11 +4,12 @@
 //! The readers (`reader.rs`) answer offers, lists, gets and stats, connections taking turns
 //! (`turns.rs`) so that none waits behind another's pipelined requests. The writer
 //! (`writer.rs`) takes every upload queued when it wakes, verifies each against its offered
-//! hash (unless the loop already did: see [`Body::arrived`]), and commits them all with one `put_batch` (one durable sync), so many small parts cost
-//! one flush. Each finished request goes back to the loop as a [`Done`] through the
-//! [`Outbox`], which wakes the loop's [`mio::Waker`] only when the loop has taken everything
-//! sent before. When the caller has work done before a part is acknowledged (an
-//! export), the writer's answers pass through the acknowledging thread (`acker.rs`) first.
+//! hash (unless the loop already did: see [`Body::arrived`]), and commits them all with one
+//! `put_batch` (one durable sync), so many small parts cost one flush. Each finished request
+//! goes back to the loop as a [`Done`] through the [`Outbox`], which wakes the loop's
+//! [`mio::Waker`] only when the loop has taken everything sent before. When the caller has
+//! work done before a part is acknowledged (an export), the writer's answers pass through the
+//! acknowledging thread (`acker.rs`) first.
 
 mod acker;
 mod reader;

@@ -1,7 +1,7 @@
 //! The store writer: verifies uploads against their offered hashes (those the loop has not
-//! verified on arrival) and commits them in
-//! groups, one durable sync per group, then acknowledges each (through the acknowledging
-//! thread when the caller has work done before an acknowledgement).
+//! verified on arrival) and commits them in groups, one durable sync per group, then
+//! acknowledges each (through the acknowledging thread when the caller has work done before an
+//! acknowledgement).
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
