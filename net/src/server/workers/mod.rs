@@ -287,3 +287,42 @@ pub(crate) fn spawn(
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name.into()).spawn(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrived(len: usize, offered: &[u8]) -> Body {
+        let name = PartName::new("p").unwrap();
+        Body::arrived(name, PartHash::of(offered), PartKind::Plain, vec![7; len])
+    }
+
+    /// Up to the limit a body is verified as it arrives, its bytes or its mismatch settled;
+    /// one byte more and it is left, unverified, to the writer, which settles it the same way.
+    #[test]
+    fn bodies_up_to_the_limit_are_verified_on_arrival_and_larger_ones_by_the_writer() {
+        let limit = VERIFIED_ON_ARRIVAL_MAX;
+        for len in [0, 1, limit - 1, limit] {
+            let genuine = vec![7; len];
+            assert!(
+                matches!(arrived(len, &genuine), Body::Verified(Ok(_))),
+                "{len}"
+            );
+            assert!(
+                matches!(arrived(len, b"other"), Body::Verified(Err(_))),
+                "{len}"
+            );
+        }
+        for len in [limit + 1, 4 * limit] {
+            let genuine = vec![7; len];
+            let body = arrived(len, &genuine);
+            assert!(matches!(body, Body::Unverified { .. }), "{len}");
+            assert_eq!(body.verified().unwrap().bytes(), genuine);
+            let forged = arrived(len, b"other");
+            assert!(matches!(
+                forged.verified(),
+                Err(StoreError::HashMismatch { .. })
+            ));
+        }
+    }
+}
