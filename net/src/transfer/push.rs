@@ -146,7 +146,7 @@ pub fn push_store(
 ) -> Result<PushReport, TransferError> {
     let counting = RefCell::new(Counting::new(observer));
     let pages: Box<dyn Iterator<Item = Result<Vec<PartInfo>, StoreError>>> = match names {
-        None => Box::new(store_pages(store)),
+        None => Box::new(store_pages(|after, limit| store.list_page(after, limit))),
         Some(names) => {
             let selected = select_with_chunks(store, &store.list()?, names, &counting)?;
             Box::new(std::iter::once(Ok(selected)))
