@@ -56,6 +56,7 @@ mod pack_record;
 mod pack_scan;
 mod packs;
 mod part;
+mod read_ahead;
 mod recover;
 mod recover_report;
 mod registry;

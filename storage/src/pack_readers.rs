@@ -6,6 +6,9 @@
 //! retires the handle before it deletes the file, and a retired pack is never opened into
 //! the cache again, so a compacted pack's space goes back to the disk as soon as the reads
 //! already under way end. Pack ids are never reused while a store is open.
+//!
+//! Small reads that follow each other are served from a block read ahead ([`ReadAhead`]),
+//! which holds only bytes the index has applied ([`PackReaders::settle`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -15,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::StoreError;
 use crate::packs::{self, BodyAt};
+use crate::read_ahead::{Plan, ReadAhead};
 
 /// Packs held open at most; past it the cache starts again, so a store of many packs keeps
 /// few descriptors.
@@ -30,6 +34,9 @@ pub(crate) struct PackReaders {
 struct Open {
     files: HashMap<u64, Arc<OpenPack>>,
     retired: HashSet<u64>,
+    /// Per pack, how far its bytes are settled: applied by the index, so never to change.
+    settled: HashMap<u64, u64>,
+    ahead: ReadAhead,
 }
 
 /// A pack's file, and its path for the errors of reads.
@@ -53,10 +60,40 @@ impl PackReaders {
     /// # Errors
     /// [`StoreError::Io`].
     pub(crate) fn read(&self, at: BodyAt) -> Result<Option<Vec<u8>>, StoreError> {
+        let plan = {
+            let mut open = self.lock();
+            let settled = open.settled.get(&at.pack).copied().unwrap_or(0);
+            open.ahead.plan(at, settled)
+        };
+        let block = match plan {
+            Plan::Cached(bytes) => return Ok(Some(bytes)),
+            Plan::Block(block) => block,
+            Plan::Direct => at,
+        };
         let Some(pack) = self.open(at.pack)? else {
             return Ok(None);
         };
-        packs::read_at(&pack.file, &pack.path, at)
+        if block == at {
+            return packs::read_at(&pack.file, &pack.path, at);
+        }
+        let Some(bytes) = packs::read_at(&pack.file, &pack.path, block)? else {
+            // Shorter than the index says: read what was asked for, which says what is there.
+            return packs::read_at(&pack.file, &pack.path, at);
+        };
+        let wanted = bytes[..usize::try_from(at.len).expect("a small read")].to_vec();
+        let mut open = self.lock();
+        if !open.retired.contains(&at.pack) {
+            open.ahead.keep(block, bytes);
+        }
+        Ok(Some(wanted))
+    }
+
+    /// Records that pack `id`'s bytes up to `len` are applied by the index: they never
+    /// change again while the store is open, so a block may hold them.
+    pub(crate) fn settle(&self, id: u64, len: u64) {
+        let mut open = self.lock();
+        let settled = open.settled.entry(id).or_default();
+        *settled = (*settled).max(len);
     }
 
     /// Drops the handle of pack `id`, whose file is about to be deleted, and keeps it from
@@ -64,6 +101,8 @@ impl PackReaders {
     pub(crate) fn retire(&self, id: u64) {
         let mut open = self.lock();
         open.files.remove(&id);
+        open.settled.remove(&id);
+        open.ahead.forget(id);
         open.retired.insert(id);
     }
 
@@ -98,3 +137,6 @@ impl PackReaders {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -151,8 +151,12 @@ impl Packs {
         }
         tails.sort_by_key(|tail| tail.pack);
         let next_id = known.keys().next_back().map_or(0, |last| last + 1);
+        let readers = Arc::new(PackReaders::new(dir.clone()));
+        for (&id, state) in &known {
+            readers.settle(id, state.len);
+        }
         let packs = Self {
-            readers: Arc::new(PackReaders::new(dir.clone())),
+            readers,
             dir,
             states: known,
             current: None,
@@ -179,6 +183,7 @@ impl Packs {
     pub(crate) fn indexed(&mut self, id: u64, len: u64) -> PackState {
         let state = self.states.entry(id).or_default();
         state.len = state.len.max(len);
+        self.readers.settle(id, state.len);
         *state
     }
 
