@@ -30,6 +30,7 @@ pub(crate) struct PackReaders {
     open: Mutex<Open>,
 }
 
+/// The open handles, and what reads ahead may rely on.
 #[derive(Debug, Default)]
 struct Open {
     files: HashMap<u64, Arc<OpenPack>>,
@@ -68,16 +69,14 @@ impl PackReaders {
         let block = match plan {
             Plan::Cached(bytes) => return Ok(Some(bytes)),
             Plan::Block(block) => block,
-            Plan::Direct => at,
+            Plan::Direct => return self.read_direct(at),
         };
         let Some(pack) = self.open(at.pack)? else {
             return Ok(None);
         };
-        if block == at {
-            return packs::read_at(&pack.file, &pack.path, at);
-        }
-        let Some(bytes) = packs::read_at(&pack.file, &pack.path, block)? else {
-            // Shorter than the index says: read what was asked for, which says what is there.
+        // Shorter than its settled length, or failing past the bytes asked for (damage
+        // from outside): read just those, which says what they are.
+        let Ok(Some(bytes)) = packs::read_at(&pack.file, &pack.path, block) else {
             return packs::read_at(&pack.file, &pack.path, at);
         };
         let wanted = bytes[..usize::try_from(at.len).expect("a small read")].to_vec();
@@ -86,6 +85,18 @@ impl PackReaders {
             open.ahead.keep(block, bytes);
         }
         Ok(Some(wanted))
+    }
+
+    /// Reads the bytes at `at` from the file, never from a block: for a check of what the
+    /// disk holds now.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub(crate) fn read_direct(&self, at: BodyAt) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(pack) = self.open(at.pack)? else {
+            return Ok(None);
+        };
+        packs::read_at(&pack.file, &pack.path, at)
     }
 
     /// Records that pack `id`'s bytes up to `len` are applied by the index: they never

@@ -5,10 +5,12 @@
 //! cost `send` paid per part after hashing it; one read of 64 KiB serves the next fifty.
 //!
 //! A block holds only settled bytes: those the index has applied, which never change while
-//! the store is open (a failed append is cut back only to where it started, past them, and
-//! pack ids are never reused). So a block never serves bytes that a later write replaced.
-//! Reads that do not follow the previous one (a server's gets for many peers) never fill a
-//! block, so they read no more than they ask for.
+//! the store is open (a failed append, or a torn one at replay, is cut back only to where it
+//! started, past them, and pack ids are never reused while the store is open). So a block
+//! never serves bytes that a later write of the store replaced; it assumes, as the rest of
+//! the store does while open, that nothing else writes its packs. A read that does not follow
+//! the previous one never fills a block, so random gets read no more than they ask for;
+//! two sequential readers at once take turns with the one block and gain little.
 
 use crate::PartName;
 use crate::pack_record::HEADER_LEN;
@@ -27,7 +29,7 @@ const FOLLOWING_GAP: u64 = HEADER_LEN + PartName::MAX_LEN as u64;
 #[derive(Debug, Default)]
 pub(crate) struct ReadAhead {
     block: Option<Block>,
-    /// Where the previous read ended.
+    /// Where the previous read ended: its pack and offset.
     last_end: Option<(u64, u64)>,
 }
 
@@ -42,7 +44,10 @@ impl Block {
     fn holds(&self, at: BodyAt) -> bool {
         at.pack == self.pack
             && at.offset >= self.start
-            && at.offset + at.len <= self.start + self.bytes.len() as u64
+            && at
+                .offset
+                .checked_add(at.len)
+                .is_some_and(|end| end <= self.start + self.bytes.len() as u64)
     }
 
     fn slice(&self, at: BodyAt) -> Vec<u8> {
@@ -53,7 +58,7 @@ impl Block {
 }
 
 /// How to serve a read.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Plan {
     /// The block holds the bytes.
     Cached(Vec<u8>),
@@ -68,15 +73,19 @@ impl ReadAhead {
     /// is read only for a small read that follows the previous one, and only when it would
     /// hold more than `at`.
     pub(crate) fn plan(&mut self, at: BodyAt, settled: u64) -> Plan {
+        // A location past the end of any file is a damaged index: read as asked, and fail.
+        let Some(at_end) = at.offset.checked_add(at.len) else {
+            return Plan::Direct;
+        };
         let follows = self.last_end.is_some_and(|(pack, end)| {
             pack == at.pack && at.offset >= end && at.offset - end <= FOLLOWING_GAP
         });
-        self.last_end = Some((at.pack, at.offset + at.len));
+        self.last_end = Some((at.pack, at_end));
         if let Some(block) = self.block.as_ref().filter(|block| block.holds(at)) {
             return Plan::Cached(block.slice(at));
         }
         let end = settled.min(at.offset.saturating_add(BLOCK));
-        if follows && at.len <= SMALL_READ && end > at.offset + at.len {
+        if follows && at.len <= SMALL_READ && end > at_end {
             Plan::Block(BodyAt {
                 pack: at.pack,
                 offset: at.offset,

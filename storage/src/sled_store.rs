@@ -426,9 +426,9 @@ impl PartStore for SledStore {
 
     fn known_damaged(&self, held: &PartInfo) -> Result<bool, StoreError> {
         match self.index.entry(&held.name)? {
-            // A small body is cheap to read back whole.
+            // A small body is cheap to read back whole, from the disk, not from a block.
             Some(entry) if entry.info.hash == held.hash && !entry.shared => {
-                let bytes = self.readers.read(entry.own_body())?;
+                let bytes = self.readers.read_direct(entry.own_body())?;
                 Ok(bytes.is_none_or(|bytes| PartHash::of(&bytes) != held.hash))
             }
             _ => self.body_damaged(&held.hash, self.index.body_at(&held.hash)?, held.size),
