@@ -4,7 +4,11 @@
 //!
 //! Only the event loop touches it. Each session charges what it holds after each turn
 //! ([`Memory::recharge`]); uploads a closed session left at the writer stay charged until the
-//! writer is done with them.
+//! writer is done with them. Charges are also summed per host (IP address), so that when the
+//! memory runs short a host holding less than its share is still read.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// What one request in flight costs beyond its buffers: its map entry, its name, its answer's
 /// header.
@@ -15,12 +19,11 @@ pub(crate) const REQUEST_COST: u64 = 512;
 pub(crate) struct Memory {
     used: u64,
     limit: u64,
+    /// What the live connections of each host hold, for its share of the reserve.
+    by_host: HashMap<IpAddr, u64>,
     /// Bytes released since the allocator was last asked to give memory back.
     released_since_trim: u64,
 }
-
-/// Holders below this keep reading from the reserve while the limit is reached.
-const LIGHT: u64 = 64 * 1024;
 
 /// Released bytes after which the allocator is asked to return free memory to the system, so
 /// the memory a departed attacker made the server hold does not stay with the process.
@@ -31,6 +34,7 @@ impl Memory {
         Self {
             used: 0,
             limit,
+            by_host: HashMap::new(),
             released_since_trim: 0,
         }
     }
@@ -40,20 +44,26 @@ impl Memory {
         self.used < self.limit
     }
 
-    /// Whether a holder of `held` bytes may take more. The heaviest stop first: a holder of a
-    /// sixteenth of the limit or more stops at half of it, so lighter ones still find room;
-    /// everyone else stops at the limit, except those holding almost nothing (a new
-    /// connection's handshake, one small request), who may go on into a reserve of an eighth
-    /// of it, so a newcomer is never starved by the rest.
-    pub(crate) fn has_room_for(&self, held: u64) -> bool {
-        let stop_at = if held >= self.limit / 16 {
-            self.limit / 2
-        } else if held < LIGHT {
+    /// Whether a holder of `held` bytes from `host` may take more. Until half the limit is
+    /// used, everyone may. Past it, a holder of a sixteenth of the limit or more stops, and
+    /// so does every connection of a host holding as much as the share it would have if one
+    /// more host came (the limit over one more than the hosts holding anything): whatever
+    /// many connections a few hosts open, they leave a share free, and a newcomer is served
+    /// while they wait to be closed for what they hold. A host under that share goes on to
+    /// the limit and into a reserve of an eighth of it.
+    pub(crate) fn has_room_for(&self, held: u64, host: IpAddr) -> bool {
+        let stop_at = if held < self.limit / 16 && self.leaves_a_share_free(host) {
             self.limit + self.limit / 8
         } else {
-            self.limit
+            self.limit / 2
         };
         self.used < stop_at
+    }
+
+    fn leaves_a_share_free(&self, host: IpAddr) -> bool {
+        let holds = self.by_host.get(&host).copied().unwrap_or(0);
+        let others = self.by_host.len() as u64 - u64::from(holds > 0);
+        holds < self.limit / (others + 2)
     }
 
     /// Bytes held now.
@@ -77,12 +87,29 @@ impl Memory {
         }
     }
 
-    /// Replaces a holder's charge `from` with `to`.
-    pub(crate) fn recharge(&mut self, from: u64, to: u64) {
+    /// Replaces the charge `from` of a holder from `host` with `to`.
+    pub(crate) fn recharge(&mut self, host: IpAddr, from: u64, to: u64) {
         if to < from {
             self.release(from - to);
         } else {
             self.used += to - from;
+        }
+        self.move_host(host, from, to);
+    }
+
+    /// Ends the charge `charged` of a holder from `host` that closed, giving back
+    /// `releasable` of it now; the rest (uploads it left at the writer) is given back with
+    /// [`Memory::release`] as they are done, and counts for no host.
+    pub(crate) fn closed(&mut self, host: IpAddr, charged: u64, releasable: u64) {
+        self.release(releasable);
+        self.move_host(host, charged, 0);
+    }
+
+    fn move_host(&mut self, host: IpAddr, from: u64, to: u64) {
+        let holds = self.by_host.entry(host).or_default();
+        *holds = (*holds + to).saturating_sub(from);
+        if *holds == 0 {
+            self.by_host.remove(&host);
         }
     }
 
@@ -121,3 +148,54 @@ fn trim_allocator() {
 
 #[cfg(not(target_env = "gnu"))]
 fn trim_allocator() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: u64 = 256;
+
+    fn host(last: u8) -> IpAddr {
+        [127, 0, 1, last].into()
+    }
+
+    /// Eight hosts fill the memory to the limit, a share each: none may take more, and a
+    /// ninth host, whose arrival lowers every share, goes on into the reserve.
+    #[test]
+    fn a_newcomer_host_is_served_while_others_hold_their_shares() {
+        let mut memory = Memory::new(LIMIT);
+        for last in 1..=8 {
+            memory.recharge(host(last), 0, LIMIT / 8);
+        }
+        assert!((1..=8).all(|last| !memory.has_room_for(1, host(last))));
+        assert!(memory.has_room_for(0, host(9)));
+    }
+
+    /// Past half the limit, a host alone goes on only while it holds less than half of it:
+    /// the other half is the share a newcomer would have. A holder of a sixteenth stops.
+    #[test]
+    fn a_lone_host_leaves_half_the_limit_to_a_newcomer() {
+        let mut memory = Memory::new(LIMIT);
+        memory.recharge(host(1), 0, LIMIT / 2 - 1);
+        assert!(memory.has_room_for(1, host(1)));
+        memory.recharge(host(1), LIMIT / 2 - 1, LIMIT / 2);
+        assert!(!memory.has_room_for(1, host(1)));
+        assert!(memory.has_room_for(0, host(2)));
+        assert!(!memory.has_room_for(LIMIT / 16, host(2)));
+    }
+
+    /// A closed holder's charge leaves its host at once; what it left at the writer stays in
+    /// the total until released.
+    #[test]
+    fn a_closed_holder_leaves_its_host() {
+        let mut memory = Memory::new(LIMIT);
+        memory.recharge(host(1), 0, 100);
+        memory.recharge(host(2), 0, 100);
+        memory.closed(host(1), 100, 60);
+        assert_eq!(memory.used(), 140);
+        assert!(!memory.by_host.contains_key(&host(1)));
+        memory.release(40);
+        assert_eq!(memory.used(), 100);
+        assert_eq!(memory.by_host.get(&host(2)), Some(&100));
+    }
+}

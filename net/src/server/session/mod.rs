@@ -281,7 +281,9 @@ impl Session {
             self.active = HashMap::new();
         }
         let held = self.held(&shared.limits);
-        shared.memory.recharge(self.charged, held);
+        shared
+            .memory
+            .recharge(self.conn.peer.ip(), self.charged, held);
         self.charged = held;
     }
 

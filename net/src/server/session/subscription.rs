@@ -72,7 +72,9 @@ impl Session {
         let room = shared.limits.max_buffered_per_connection / 2;
         let mut sent = false;
         while (self.conn.pending_output() as u64) < room
-            && shared.memory.has_room_for(self.held(&shared.limits))
+            && shared
+                .memory
+                .has_room_for(self.held(&shared.limits), self.conn.peer.ip())
         {
             match shared.feed.since(subscription.cursor, BATCH) {
                 Since::Entries(entries) if entries.is_empty() => break,
