@@ -52,12 +52,20 @@ impl Memory {
     /// while they wait to be closed for what they hold. A host under that share goes on to
     /// the limit and into a reserve of an eighth of it.
     pub(crate) fn has_room_for(&self, held: u64, host: IpAddr) -> bool {
-        let stop_at = if held < self.limit / 16 && self.leaves_a_share_free(host) {
+        let stop_at = if self.may_use_the_reserve(held, host) {
             self.limit + self.limit / 8
         } else {
             self.limit / 2
         };
         self.used < stop_at
+    }
+
+    /// Whether a holder of `held` bytes from `host` reads on past half the limit, into the
+    /// reserve: it is light, and its host holds less than its share. Such a holder stops
+    /// only when the reserve is gone too, which heavier holders, at the writer or waiting to
+    /// be closed, brought about; it is not one to close for it.
+    pub(crate) fn may_use_the_reserve(&self, held: u64, host: IpAddr) -> bool {
+        held < self.limit / 16 && self.leaves_a_share_free(host)
     }
 
     fn leaves_a_share_free(&self, host: IpAddr) -> bool {
@@ -182,6 +190,18 @@ mod tests {
         assert!(!memory.has_room_for(1, host(1)));
         assert!(memory.has_room_for(0, host(2)));
         assert!(!memory.has_room_for(LIMIT / 16, host(2)));
+    }
+
+    /// A light holder of a host under its share may use the reserve; one of a host over it,
+    /// or one holding a sixteenth of the limit, may not.
+    #[test]
+    fn the_reserve_is_for_light_holders_of_hosts_under_their_share() {
+        let mut memory = Memory::new(LIMIT);
+        memory.recharge(host(1), 0, LIMIT / 2);
+        memory.recharge(host(2), 0, LIMIT / 8);
+        assert!(memory.may_use_the_reserve(LIMIT / 16 - 1, host(2)));
+        assert!(!memory.may_use_the_reserve(LIMIT / 16, host(2)));
+        assert!(!memory.may_use_the_reserve(1, host(1)));
     }
 
     /// A closed holder's charge leaves its host at once; what it left at the writer stays in

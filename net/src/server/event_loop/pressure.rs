@@ -21,13 +21,17 @@ const STALE: Duration = Duration::from_secs(1);
 const WORTH_CLOSING: u64 = 256 * 1024;
 
 /// The slots to close, heaviest first, so that `memory` is back under half its limit with
-/// some to spare.
+/// some to spare. Holders still entitled to the reserve are spared: a push the server itself
+/// stopped reading, from a host under its share, is not the peer's silence.
 fn to_evict(sessions: &Slab<Session>, memory: &Memory, now: Instant) -> Vec<usize> {
     let Some(since) = now.checked_sub(STALE) else {
         return Vec::new();
     };
     let mut holders: Vec<(u64, usize)> = sessions
         .iter()
+        .filter(|(_, session)| {
+            !memory.may_use_the_reserve(session.charged(), session.conn.peer.ip())
+        })
         .filter_map(|(slot, session)| Some((session.idle_holder(since)?, slot)))
         .filter(|&(held, _)| held >= WORTH_CLOSING)
         .collect();
