@@ -1,6 +1,6 @@
-//! An honest push against the real `serve` (release build, default flags) alone and during each
-//! attack of `tests/support/attacks.rs` (once it has taken hold), interleaved round by round,
-//! with serve's peak resident memory. `cargo bench --bench hostile -- [ROUNDS] [WORD]`: 7
+//! An honest push against the real `serve` (release build, default flags) alone, after an
+//! untimed first push, and during each attack of `tests/support/attacks.rs` (once it has taken
+//! hold), interleaved round by round, with serve's peak resident memory. `cargo bench --bench hostile -- [ROUNDS] [WORD]`: 7
 //! rounds by default; with a word, only the attacks whose description holds it.
 
 #[path = "../tests/support/mod.rs"]
@@ -33,6 +33,7 @@ fn main() {
         for (attack, samples) in chosen.iter().zip(&mut samples) {
             let dir = tempfile::tempdir().unwrap();
             let server = attacks::serve_prepared(attack, &dir.path().join("served.db"));
+            honest_push(&server, dir.path(), "warm-up");
             let alone = timed(|| honest_push(&server, dir.path(), "alone"));
             let held = (attack.start)(server.addr());
             wait_for_hold(server.pid());

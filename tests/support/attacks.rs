@@ -291,10 +291,14 @@ pub fn memory_of(pid: u32, field: &str) -> u64 {
 
 /// An honest push of a small file and a chunked one to `server`; both must be stored.
 pub fn honest_push(server: &Server, dir: &std::path::Path, tag: &str) {
+    // Content of the tag's own: a push must not find its chunks stored by an earlier one.
+    let seed = tag
+        .bytes()
+        .fold(0u64, |seed, byte| seed.wrapping_mul(257) ^ u64::from(byte));
     let small = dir.join(format!("{tag}-small.txt"));
-    std::fs::write(&small, random_bytes(1, 4096)).unwrap();
+    std::fs::write(&small, random_bytes(seed, 4096)).unwrap();
     let chunked = dir.join(format!("{tag}-chunked.bin"));
-    std::fs::write(&chunked, random_bytes(2, 3 << 20)).unwrap();
+    std::fs::write(&chunked, random_bytes(seed ^ (1 << 63), 3 << 20)).unwrap();
     let sent = run([
         "send",
         "--to",
