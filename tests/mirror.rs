@@ -148,13 +148,13 @@ fn a_name_holding_other_bytes_here_is_kept_and_reported() {
     let other = push_new(&a, dir.path(), "other.txt", 22, 700);
     wait_for(&b, "other.txt", &other);
     wait_for(&b, "notes.txt", &our_hash);
-    let log = b.log();
-    assert!(
-        log.lines().any(|line| line.contains("mirror: not stored")
+    let refused = |line: &str| {
+        line.contains("mirror: not stored")
             && line.contains("notes.txt")
-            && line.contains("holds other content")),
-        "{log}"
-    );
+            && line.contains("holds other content")
+    };
+    let log = b.log_with(refused);
+    assert!(log.lines().any(refused), "{log}");
     wait_for(&a, "notes.txt", &their_hash);
     b.stop();
     a.stop();

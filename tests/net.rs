@@ -290,7 +290,8 @@ fn every_command_names_the_peer_by_the_id_it_prints() {
         "{fetched}"
     );
 
-    let log = server.log();
+    let closed_by_fetcher = |line: &str| line.contains("closed") && line.contains(&fetcher_id);
+    let log = server.log_with(closed_by_fetcher);
     assert!(
         log.lines()
             .any(|line| line.contains("handshake") && line.contains(&sender_id)),
@@ -303,11 +304,7 @@ fn every_command_names_the_peer_by_the_id_it_prints() {
         stored.is_some_and(|line| line.contains(&sender_id)),
         "{log}"
     );
-    assert!(
-        log.lines()
-            .any(|line| line.contains("closed") && line.contains(&fetcher_id)),
-        "{log}"
-    );
+    assert!(log.lines().any(closed_by_fetcher), "{log}");
     server.stop();
 }
 

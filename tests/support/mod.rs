@@ -286,6 +286,19 @@ impl Server {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// What the server logged, once a line of it passes `wanted` (10 s at most): the log is
+    /// written by a thread of its own, after the event it tells of.
+    pub fn log_with(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.lines().any(&wanted) || std::time::Instant::now() >= deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Asks for a graceful stop with SIGTERM and checks the server exits with status 0.
     pub fn stop(mut self) {
         signal(self.pid(), "-TERM");
