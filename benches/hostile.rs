@@ -1,6 +1,7 @@
 //! An honest push against the real `serve` (release build, default flags) alone, after an
 //! untimed first push, and during each attack of `tests/support/attacks.rs` (once it has taken
-//! hold), interleaved round by round, with serve's peak resident memory. `cargo bench --bench hostile -- [ROUNDS] [WORD]`: 7
+//! hold), interleaved round by round, with serve's peak resident memory: each round on stderr,
+//! then a table of medians and worsts. `cargo bench --bench hostile -- [ROUNDS] [WORD]`: 7
 //! rounds by default; with a word, only the attacks whose description holds it.
 
 #[path = "../tests/support/mod.rs"]
@@ -41,13 +42,19 @@ fn main() {
             let peak = memory_of(server.pid(), "VmHWM");
             drop(held);
             server.stop();
+            eprintln!(
+                "round {round}: {}: alone {:.3} s, attacked {:.3} s, peak {} MiB",
+                attack.name,
+                alone.as_secs_f64(),
+                attacked.as_secs_f64(),
+                peak >> 20
+            );
             samples.push(Sample {
                 alone,
                 attacked,
                 peak,
             });
         }
-        eprintln!("round {round} of {rounds} done");
     }
     println!(
         "| attack | push alone (median) | push during the attack: median, worst | ratio: median, worst | serve peak RSS (worst) |"

@@ -52,6 +52,9 @@ impl Memory {
     /// while they wait to be closed for what they hold. A host under that share goes on to
     /// the limit and into a reserve of an eighth of it.
     pub(crate) fn has_room_for(&self, held: u64, host: IpAddr) -> bool {
+        if self.used < self.limit / 2 {
+            return true;
+        }
         let stop_at = if self.may_use_the_reserve(held, host) {
             self.limit + self.limit / 8
         } else {

@@ -39,6 +39,7 @@ mod memory;
 mod output;
 mod session;
 mod transport;
+mod turn_shares;
 mod workers;
 
 use std::io;
@@ -284,6 +285,7 @@ impl Server {
             read_jobs,
             uploads,
             memory: memory::Memory::new(self.config.limits.max_memory),
+            turn: turn_shares::TurnShares::new(),
             bodies,
             counters: Arc::clone(&self.counters),
             shutting_down: false,

@@ -114,6 +114,7 @@ impl EventLoop {
                 Err(err) => return Err(err),
             }
             let now = Instant::now();
+            self.shared.turn.new_turn();
             for slot in std::mem::take(&mut self.again) {
                 if self.sessions.contains(slot) {
                     self.drive_slot(slot, now);
@@ -243,7 +244,7 @@ impl EventLoop {
     fn drive_slot(&mut self, slot: usize, now: Instant) {
         let session = &mut self.sessions[slot];
         let result = drive(&self.poll, &mut self.shared, session, now);
-        if session.take_yield() {
+        if session.yielded() {
             self.again.push(slot);
         }
         self.settle(slot, result);

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::body_pool::BodyPool;
 use super::connection::{Connection, Incoming, ReadEnd};
 use super::memory::{Memory, REQUEST_COST};
+use super::turn_shares::TurnShares;
 use super::workers::{ConnId, Done, ReadJob, ToReaders, Upload};
 use crate::Limits;
 use crate::auth::Key;
@@ -61,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) uploads: Sender<Upload>,
     /// Everything held for the peers, against `limits.max_memory`.
     pub(crate) memory: Memory,
+    /// What each host may still have handled in this turn of the loop.
+    pub(crate) turn: TurnShares,
     /// Buffers for the next bodies, given back by the store writer.
     pub(crate) bodies: std::sync::Arc<BodyPool>,
     /// What the loop counts for the outside world.
@@ -140,7 +143,8 @@ pub(crate) struct Session {
     read_closed: bool,
     /// Reading stopped at a budget, not because the socket was empty.
     pub(crate) stalled: bool,
-    /// Reading stopped at this turn's share; the loop comes back to it.
+    /// Reading stopped at this turn's share of the connection or of its host; the loop
+    /// comes back to it.
     yielded: bool,
     pub(crate) wants_write: bool,
     /// What this connection follows, once it subscribed.
@@ -194,11 +198,12 @@ impl Session {
         let span = self.span.clone();
         let _entered = span.enter();
         self.conn.new_turn();
+        self.yielded = false;
         loop {
             self.take_incoming(shared, now);
             self.recharge(shared);
             self.stalled = !self.may_read(shared);
-            if self.stalled || self.closing_since.is_some() || self.read_closed {
+            if self.stalled || self.closing_since.is_some() || self.read_closed || self.yielded {
                 return Ok(());
             }
             match self.conn.read(now, &shared.bodies)? {
@@ -298,9 +303,9 @@ impl Session {
         self.at_workers > 0
     }
 
-    /// Whether reading stopped at this turn's share, clearing the mark.
-    pub(crate) fn take_yield(&mut self) -> bool {
-        std::mem::take(&mut self.yielded)
+    /// Whether reading stopped at this turn's share, so the loop must come back to it.
+    pub(crate) fn yielded(&self) -> bool {
+        self.yielded
     }
 
     /// What this session has charged to the server's memory.
@@ -321,8 +326,8 @@ impl Session {
             && self.active.values().all(
                 |pending| matches!(pending, Pending::Offer(offer) if offer.stage == Stage::Wanted),
             );
-        // Requests read but held back by a budget still need their answers.
-        let unread = self.stalled && self.conn.has_partial_input();
+        // Requests read but held back by a budget or the turn's share still need their answers.
+        let unread = (self.stalled || self.yielded) && self.conn.has_partial_input();
         self.conn.pending_output() == 0
             && (self.closing_since.is_some() || (self.read_closed && idle && !unread))
     }
@@ -358,10 +363,20 @@ impl Session {
     }
 
     fn take_incoming(&mut self, shared: &mut Shared, now: Instant) {
+        let host = self.conn.peer.ip();
+        let share = shared.turn.left(host);
+        let mut left = share;
         while self.closing_since.is_none() && self.may_read(shared) {
+            if left == 0 {
+                self.yielded = true;
+                break;
+            }
             match self.conn.next_incoming(now, &shared.bodies) {
-                Ok(Some(incoming)) => self.handle(incoming, shared),
-                Ok(None) => return,
+                Ok(Some(incoming)) => {
+                    left -= 1;
+                    self.handle(incoming, shared);
+                }
+                Ok(None) => break,
                 Err(err) => {
                     let code = match err {
                         FrameError::TooLarge { .. } => ErrorCode::FrameTooLarge,
@@ -371,6 +386,7 @@ impl Session {
                 }
             }
         }
+        shared.turn.took(host, share - left);
     }
 
     /// Whether request `id` is an offer still at the store reader.
