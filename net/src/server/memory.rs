@@ -64,9 +64,7 @@ impl Memory {
     }
 
     /// Whether a holder of `held` bytes from `host` reads on past half the limit, into the
-    /// reserve: it is light, and its host holds less than its share. Such a holder stops
-    /// only when the reserve is gone too, which heavier holders, at the writer or waiting to
-    /// be closed, brought about; it is not one to close for it.
+    /// reserve: it is light, and its host holds less than its share.
     pub(crate) fn may_use_the_reserve(&self, held: u64, host: IpAddr) -> bool {
         held < self.limit / 16 && self.leaves_a_share_free(host)
     }

@@ -7,6 +7,7 @@
 //! registered only while a connection has output pending.
 
 mod pressure;
+mod revisits;
 mod stopping;
 mod subscribers;
 
@@ -30,6 +31,7 @@ use super::transport::Transport;
 use super::workers::{ConnId, Inbox, ToReaders};
 use super::{ServerCounters, WorkerStopped};
 use crate::message::Response;
+use revisits::Revisits;
 
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
@@ -63,7 +65,7 @@ pub(crate) struct EventLoop {
     /// The slot resumed last after a budget freed, so the next resumption starts after it.
     resumed_last: usize,
     /// Sessions that stopped at their share of reading, to drive again next turn.
-    again: Vec<usize>,
+    again: Revisits,
     /// The memory held at the end of the last turn, to see it go down.
     memory_mark: u64,
 }
@@ -91,7 +93,7 @@ impl EventLoop {
             accept_paused_until: None,
             next_sweep: Instant::now() + MAX_SWEEP_INTERVAL,
             resumed_last: 0,
-            again: Vec::new(),
+            again: Revisits::default(),
             memory_mark: 0,
         }
     }
@@ -115,7 +117,7 @@ impl EventLoop {
             }
             let now = Instant::now();
             self.shared.turn.new_turn();
-            for slot in std::mem::take(&mut self.again) {
+            for slot in self.again.take() {
                 if self.sessions.contains(slot) {
                     self.drive_slot(slot, now);
                 }
@@ -245,7 +247,7 @@ impl EventLoop {
         let session = &mut self.sessions[slot];
         let result = drive(&self.poll, &mut self.shared, session, now);
         if session.yielded() {
-            self.again.push(slot);
+            self.again.push(slot, session.starved());
         }
         self.settle(slot, result);
     }

@@ -21,17 +21,14 @@ const STALE: Duration = Duration::from_secs(1);
 const WORTH_CLOSING: u64 = 256 * 1024;
 
 /// The slots to close, heaviest first, so that `memory` is back under half its limit with
-/// some to spare. Holders still entitled to the reserve are spared: a push the server itself
-/// stopped reading, from a host under its share, is not the peer's silence.
+/// some to spare.
 fn to_evict(sessions: &Slab<Session>, memory: &Memory, now: Instant) -> Vec<usize> {
     let Some(since) = now.checked_sub(STALE) else {
         return Vec::new();
     };
     let mut holders: Vec<(u64, usize)> = sessions
         .iter()
-        .filter(|(_, session)| {
-            !memory.may_use_the_reserve(session.charged(), session.conn.peer.ip())
-        })
+        .filter(|(_, session)| !stopped_by_us(session, memory))
         .filter_map(|(slot, session)| Some((session.idle_holder(since)?, slot)))
         .filter(|&(held, _)| held >= WORTH_CLOSING)
         .collect();
@@ -46,6 +43,16 @@ fn to_evict(sessions: &Slab<Session>, memory: &Memory, now: Instant) -> Vec<usiz
         chosen.push(slot);
     }
     chosen
+}
+
+/// Whether the server stopped reading a session its peer would have it read: a light one, of
+/// a host under its share, that its peer owes nothing (no answer unread). Its silence is the
+/// server's, since such a holder stops only when the reserve too is gone, which heavier
+/// holders brought about; it is not one to close for it.
+fn stopped_by_us(session: &Session, memory: &Memory) -> bool {
+    session.stalled
+        && session.conn.pending_output() == 0
+        && memory.may_use_the_reserve(session.charged(), session.conn.peer.ip())
 }
 
 impl EventLoop {

@@ -51,7 +51,8 @@ impl Session {
             && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection;
         // A subscriber with nothing unread waits for the store, not the other way round.
         let waits_for_news = self.is_subscribed() && self.conn.pending_output() == 0;
-        (self.at_workers == 0 && !held_by_store && !waits_for_news)
+        // One that stopped at its share of a turn is read again next turn.
+        (self.at_workers == 0 && !held_by_store && !waits_for_news && !self.yielded)
             .then_some(self.conn.last_activity + limits.idle_timeout)
     }
 

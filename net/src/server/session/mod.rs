@@ -146,6 +146,8 @@ pub(crate) struct Session {
     /// Reading stopped at this turn's share of the connection or of its host; the loop
     /// comes back to it.
     yielded: bool,
+    /// Requests handled since the loop last drove the session.
+    handled_this_drive: u32,
     pub(crate) wants_write: bool,
     /// What this connection follows, once it subscribed.
     subscription: Option<subscription::Subscription>,
@@ -179,6 +181,7 @@ impl Session {
             read_closed: false,
             stalled: false,
             yielded: false,
+            handled_this_drive: 0,
             wants_write: false,
             subscription: None,
         }
@@ -199,6 +202,7 @@ impl Session {
         let _entered = span.enter();
         self.conn.new_turn();
         self.yielded = false;
+        self.handled_this_drive = 0;
         loop {
             self.take_incoming(shared, now);
             self.recharge(shared);
@@ -308,6 +312,11 @@ impl Session {
         self.yielded
     }
 
+    /// Whether it yielded with nothing handled: its host's share was gone before its turn.
+    pub(crate) fn starved(&self) -> bool {
+        self.yielded && self.handled_this_drive == 0
+    }
+
     /// What this session has charged to the server's memory.
     pub(crate) fn charged(&self) -> u64 {
         self.charged
@@ -387,6 +396,7 @@ impl Session {
             }
         }
         shared.turn.took(host, share - left);
+        self.handled_this_drive += share - left;
     }
 
     /// Whether request `id` is an offer still at the store reader.
