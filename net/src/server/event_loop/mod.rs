@@ -117,11 +117,9 @@ impl EventLoop {
             }
             let now = Instant::now();
             self.shared.turn.new_turn();
-            for slot in self.again.take() {
-                if self.sessions.contains(slot) {
-                    self.drive_slot(slot, now);
-                }
-            }
+            // Those the last turn left with more to read come after the peers that just sent
+            // something: a request that arrived waits for no one's backlog.
+            let revisits = self.again.take();
             let mut listener_ready = false;
             for event in &events {
                 match event.token() {
@@ -133,6 +131,11 @@ impl EventLoop {
                             event.is_error() || (event.is_read_closed() && event.is_write_closed());
                         self.on_socket(token - FIRST_CONNECTION, gone, now);
                     }
+                }
+            }
+            for slot in revisits {
+                if self.sessions.contains(slot) {
+                    self.drive_slot(slot, now);
                 }
             }
             // Accepted only once this batch's events are handled: a slot freed by one of them
