@@ -166,7 +166,7 @@ pub(crate) fn say_evicted(conn: &mut Connection) {
 /// The peer's address, with an IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`)
 /// given as the IPv4 address it is, so `--allow` rules for IPv4 networks apply to it and it
 /// shares its per-address count with its plain IPv4 connections.
-fn plain_ip(peer: SocketAddr) -> IpAddr {
+pub(crate) fn plain_ip(peer: SocketAddr) -> IpAddr {
     match peer.ip() {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,

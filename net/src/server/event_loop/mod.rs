@@ -325,11 +325,9 @@ impl EventLoop {
             // Its jobs still waiting at the readers would only take turns from the living.
             let _ = self.shared.read_jobs.send(ToReaders::Forget(session.id));
         }
-        self.shared.memory.closed(
-            session.conn.peer.ip(),
-            session.charged(),
-            session.releasable(),
-        );
+        self.shared
+            .memory
+            .closed(session.conn.host(), session.charged(), session.releasable());
         self.shared.memory.give_back();
         self.admission.closed(session.conn.peer);
         self.shared.counters.closed();

@@ -52,7 +52,7 @@ fn to_evict(sessions: &Slab<Session>, memory: &Memory, now: Instant) -> Vec<usiz
 fn stopped_by_us(session: &Session, memory: &Memory) -> bool {
     session.stalled
         && session.conn.pending_output() == 0
-        && memory.may_use_the_reserve(session.charged(), session.conn.peer.ip())
+        && memory.may_use_the_reserve(session.charged(), session.conn.host())
 }
 
 impl EventLoop {

@@ -21,9 +21,7 @@ impl Session {
         self.closing_since.is_none()
             && self.held.is_none()
             && !shared.shutting_down
-            && shared
-                .memory
-                .has_room_for(self.charged, self.conn.peer.ip())
+            && shared.memory.has_room_for(self.charged, self.conn.host())
             && self.buffered < limits.max_buffered_per_connection
             && (self.gets_at_workers == 0 || answers <= limits.max_buffered_per_connection)
             && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection

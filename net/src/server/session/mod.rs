@@ -290,9 +290,7 @@ impl Session {
             self.active = HashMap::new();
         }
         let held = self.held(&shared.limits);
-        shared
-            .memory
-            .recharge(self.conn.peer.ip(), self.charged, held);
+        shared.memory.recharge(self.conn.host(), self.charged, held);
         self.charged = held;
     }
 
@@ -372,7 +370,7 @@ impl Session {
     }
 
     fn take_incoming(&mut self, shared: &mut Shared, now: Instant) {
-        let host = self.conn.peer.ip();
+        let host = self.conn.host();
         let share = shared.turn.left(host);
         let mut left = share;
         while self.closing_since.is_none() && self.may_read(shared) {

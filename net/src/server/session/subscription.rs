@@ -74,7 +74,7 @@ impl Session {
         while (self.conn.pending_output() as u64) < room
             && shared
                 .memory
-                .has_room_for(self.held(&shared.limits), self.conn.peer.ip())
+                .has_room_for(self.held(&shared.limits), self.conn.host())
         {
             match shared.feed.since(subscription.cursor, BATCH) {
                 Since::Entries(entries) if entries.is_empty() => break,
