@@ -1,18 +1,21 @@
 //! No single host can keep the others out: hosts that take every connection they can get, from
-//! one loopback address or from many, against the real `serve` with default flags. Each test
-//! then needs an honest `send` from 127.0.0.1 to get in and complete, and serve's peak memory
-//! to stay in bounds.
+//! one loopback address, from many, or from the many addresses of one IPv6 /64, against the
+//! real `serve` with default flags. Each test then needs an honest `send` from another host to
+//! get in and complete, and serve's peak memory to stay in bounds.
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use net::Limits;
 use net::message::{ErrorCode, PROTOCOL_VERSION, Response};
 use storage::BackendKind;
+use support::netns::{self, Namespaces};
 use support::{
-    RawPeer, Server, hello, p, raise_fd_limit, random_bytes, run, start_server, write_files,
+    RawPeer, Server, hello, p, raise_fd_limit, random_bytes, start_server,
+    start_server_in_namespace, write_files,
 };
 
 /// Serve's peak resident memory must stay under this during an attack.
@@ -27,7 +30,7 @@ enum Greeting {
 /// Connects to `server` from the local address `from` (any of 127.0.0.0/8 is this machine)
 /// and says `Hello`: the server answers `Welcome`, or an `Error` (before TLS, at the door) and
 /// closes.
-fn greet_from(from: Ipv4Addr, server: SocketAddr) -> Greeting {
+fn greet_from(from: IpAddr, server: SocketAddr) -> Greeting {
     let mut peer = RawPeer::connect_from(from, server);
     peer.send(&hello(PROTOCOL_VERSION), &[]);
     match peer.receive() {
@@ -49,14 +52,54 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 /// `p2p-store send` of one small file from 127.0.0.1, which must be stored.
 fn honest_send(server: &Server, dir: &std::path::Path, seed: u64) {
+    honest_send_by(
+        Command::new(env!("CARGO_BIN_EXE_p2p-store")),
+        server,
+        dir,
+        seed,
+    );
+}
+
+/// [`honest_send`] by `client`, a command that runs the binary where the client is.
+fn honest_send_by(mut client: Command, server: &Server, dir: &std::path::Path, seed: u64) {
     let name = format!("honest-{seed}.bin");
     let files = write_files(dir, &[(&name, random_bytes(seed, 5000))]);
-    let sent = run(["send", "--to", &server.at(), p(&files[0])]).ok();
+    let sent = client
+        .args(["send", "--to", &server.at(), p(&files[0])])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&sent.stdout);
     assert!(
-        sent.stdout().contains(&format!("stored {name}")),
-        "{}",
-        sent.stdout()
+        sent.status.success() && stdout.contains(&format!("stored {name}")),
+        "{stdout}{}\nserve's log:\n{}",
+        String::from_utf8_lossy(&sent.stderr),
+        server.log()
     );
+}
+
+/// Greets `server` again and again, from the address `source` gives for each attempt, and
+/// holds every connection it is given, until the server has refused 20 with
+/// `TooManyConnections`.
+fn hold_every_connection_given(
+    server: SocketAddr,
+    source: impl Fn(usize) -> IpAddr,
+) -> Vec<RawPeer> {
+    let defaults = Limits::default();
+    let mut held = Vec::new();
+    let mut refusals = 0;
+    for attempt in 0..defaults.max_connections + 100 {
+        match greet_from(source(attempt), server) {
+            Greeting::Welcomed(stream) => held.push(stream),
+            Greeting::Refused(code) => {
+                assert_eq!(code, ErrorCode::TooManyConnections);
+                refusals += 1;
+                if refusals == 20 {
+                    break;
+                }
+            }
+        }
+    }
+    held
 }
 
 fn assert_peak_rss_in_bounds(server: &Server) {
@@ -75,25 +118,50 @@ fn one_host_holding_every_connection_it_can_get_cannot_keep_another_out() {
     raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
-    let defaults = Limits::default();
     let attacker = Ipv4Addr::new(127, 0, 0, 2);
-    let mut held = Vec::new();
-    let mut refusals = 0;
-    for _ in 0..defaults.max_connections + 100 {
-        match greet_from(attacker, server.addr()) {
-            Greeting::Welcomed(stream) => held.push(stream),
-            Greeting::Refused(code) => {
-                assert_eq!(code, ErrorCode::TooManyConnections);
-                refusals += 1;
-                if refusals == 20 {
-                    break;
-                }
-            }
-        }
-    }
-    assert_eq!(held.len(), defaults.max_connections_per_address);
+    let held = hold_every_connection_given(server.addr(), |_| attacker.into());
+    assert_eq!(held.len(), Limits::default().max_connections_per_address);
 
     honest_send(&server, &dir.path().join("in"), 1);
+    assert_peak_rss_in_bounds(&server);
+    drop(held);
+    server.stop();
+}
+
+/// An IPv6 host has a whole /64 to connect from. 2001:db8:1::/64 opens connection after
+/// connection, each from an address of its own, and holds each: between them they get one
+/// host's share and no more, and a newcomer from ::1 is served meanwhile.
+#[test]
+fn an_ipv6_host_gets_one_share_whichever_addresses_of_its_64_it_uses() {
+    if let Some(why) = netns::unavailable("slots6") {
+        support::skip(&why);
+        return;
+    }
+    raise_fd_limit();
+    let namespace = format!("p2p-{}-slots6", std::process::id());
+    let _namespaces = Namespaces::create(std::slice::from_ref(&namespace));
+    netns::route_to_lo(&namespace, "2001:db8:1::/64");
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_in_namespace(&namespace, &dir.path().join("served.db"), "[::1]:0");
+
+    let held = std::thread::scope(|scope| {
+        let attacker = scope.spawn(|| {
+            netns::enter(&namespace);
+            hold_every_connection_given(server.addr(), |attempt| {
+                let low = u16::try_from(attempt + 1).expect("under 65,536 attempts");
+                Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, low).into()
+            })
+        });
+        attacker.join().unwrap()
+    });
+    assert_eq!(held.len(), Limits::default().max_connections_per_address);
+
+    honest_send_by(
+        netns::in_namespace(&namespace),
+        &server,
+        &dir.path().join("in"),
+        3,
+    );
     assert_peak_rss_in_bounds(&server);
     drop(held);
     server.stop();
@@ -115,7 +183,7 @@ fn a_full_server_evicts_an_idle_connection_to_let_a_newcomer_in() {
     let mut held = Vec::new();
     let mut busy = 0;
     for host in 1..=hosts {
-        let from = Ipv4Addr::new(127, 0, 1, u8::try_from(host).unwrap());
+        let from = IpAddr::from([127, 0, 1, u8::try_from(host).unwrap()]);
         for _ in 0..defaults.max_connections_per_address {
             match greet_from(from, server.addr()) {
                 Greeting::Welcomed(stream) => held.push(stream),

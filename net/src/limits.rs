@@ -18,8 +18,8 @@ pub struct Limits {
     /// address holding the most) is told `Evicted` and closed to make room; with none idle,
     /// the newcomer is told `Busy` and closed.
     pub max_connections: usize,
-    /// Connections one address may hold at once; one more from it is told `TooManyConnections`
-    /// and closed. An honest peer needs a few (one per transfer); the default, 128, is an
+    /// Connections one host (an IPv4 address, or an IPv6 /64) may hold at once; one more from
+    /// it is told `TooManyConnections` and closed. An honest peer needs a few (one per transfer); the default, 128, is an
     /// eighth of the default `max_connections`, so it takes at least eight addresses to fill
     /// the server, while a NAT or a build farm behind one address still has room. It does not
     /// follow `max_connections` by itself: raise it with it when one host needs more.

@@ -230,7 +230,8 @@ pub enum ErrorCode {
     /// [`storage::MAX_MANIFEST_CHUNKS`], or one chunk listed more often than
     /// [`storage::MAX_CHUNK_REPEATS`]. Pushing more chunks cannot make it acceptable.
     ManifestTooLarge,
-    /// The client's address already holds as many connections as the server gives one address.
+    /// The client's host (IPv4 address, or IPv6 /64) already holds as many connections as the
+    /// server gives one host.
     TooManyConnections,
     /// The connection was idle while the server was full, and was closed to let another in.
     Evicted,

@@ -225,6 +225,17 @@ pub fn start_server_with_fd_limit(
     launch(shell, db, backend, "127.0.0.1:0", extra)
 }
 
+/// [`start_server_at`] inside a network namespace made for the test.
+pub fn start_server_in_namespace(namespace: &str, db: &Path, listen: &str) -> Server {
+    launch(
+        netns::in_namespace(namespace),
+        db,
+        BackendKind::Sled,
+        listen,
+        &[],
+    )
+}
+
 fn launch(
     mut command: Command,
     db: &Path,
@@ -372,9 +383,9 @@ impl RawPeer {
         Self::secure_as(TcpStream::connect(addr).unwrap(), identity, pin)
     }
 
-    /// Connects from `source`, another address of this machine (any of 127.0.0.0/8), as a
-    /// second host would.
-    pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> Self {
+    /// Connects from `source`, another address of this machine (any of 127.0.0.0/8, or an
+    /// IPv6 prefix routed to `lo`), as a second host would.
+    pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Self {
         Self::secure(plain_from(source, addr), None)
     }
 
@@ -578,11 +589,15 @@ fn is_closed(err: &io::Error) -> bool {
 }
 
 /// A plain socket to `addr` from `source`, another address of this machine.
-pub fn plain_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+pub fn plain_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
     use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let from = SocketAddr::new(std::net::IpAddr::V4(source), 0);
-    socket.bind(&from.into()).unwrap();
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    if source.is_ipv6() {
+        // An address of a prefix routed to `lo` is this machine's, but IPv6 binds only to
+        // addresses configured one by one unless told otherwise.
+        socket.set_freebind_v6(true).unwrap();
+    }
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
     socket.connect_timeout(&addr.into(), PATIENCE).unwrap();
     TcpStream::from(socket)
 }

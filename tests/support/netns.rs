@@ -41,6 +41,24 @@ impl Drop for Served {
     }
 }
 
+/// Moves the calling thread into `namespace`: the sockets it opens from then on are there.
+/// The rest of the process stays where it was.
+pub fn enter(namespace: &str) {
+    use std::os::fd::AsRawFd;
+    let handle = std::fs::File::open(format!("/var/run/netns/{namespace}")).unwrap();
+    // SAFETY: setns only reads the descriptor, which is open for the call.
+    let entered = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+/// Makes every address of the IPv6 `prefix` one of `namespace`'s own, as if a host there had
+/// the whole prefix (as an IPv6 host has its /64).
+pub fn route_to_lo(namespace: &str, prefix: &str) {
+    ip(&[
+        "-n", namespace, "-6", "route", "add", "local", prefix, "dev", "lo",
+    ]);
+}
+
 pub fn ip(args: &[&str]) {
     let status = Command::new("ip").args(args).status().unwrap();
     assert!(status.success(), "ip {args:?} failed");

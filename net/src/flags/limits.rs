@@ -14,7 +14,8 @@ pub struct LimitFlags {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
 
-    /// Connections one address may hold at once; more from it are refused.
+    /// Connections one host (an IPv4 address, or an IPv6 /64) may hold at once; more from it
+    /// are refused.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_address)]
     max_connections_per_address: usize,
 

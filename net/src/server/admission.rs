@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -79,12 +79,13 @@ impl Admission {
             refuse(stream, ErrorCode::Forbidden, "this address may not connect");
             return Verdict::Refused;
         }
-        if self.held.get(&ip).copied().unwrap_or(0) >= self.max_per_address {
-            warn!(%peer, max = self.max_per_address, "refusing a connection: address holds its share");
+        if self.held.get(&host_of(peer)).copied().unwrap_or(0) >= self.max_per_address {
+            warn!(%peer, max = self.max_per_address, "refusing a connection: host holds its share");
             refuse(
                 stream,
                 ErrorCode::TooManyConnections,
-                "this address holds as many connections as the server gives one address",
+                "this host (its IPv4 address, or its IPv6 /64) holds as many connections as the \
+                 server gives one host",
             );
             return Verdict::Refused;
         }
@@ -105,16 +106,16 @@ impl Admission {
 
     /// Counts a connection now held.
     pub(crate) fn opened(&mut self, peer: SocketAddr) {
-        *self.held.entry(plain_ip(peer)).or_insert(0) += 1;
+        *self.held.entry(host_of(peer)).or_insert(0) += 1;
     }
 
     /// Counts a connection no longer held.
     pub(crate) fn closed(&mut self, peer: SocketAddr) {
-        let ip = plain_ip(peer);
-        if let Some(count) = self.held.get_mut(&ip) {
+        let host = host_of(peer);
+        if let Some(count) = self.held.get_mut(&host) {
             *count -= 1;
             if *count == 0 {
-                self.held.remove(&ip);
+                self.held.remove(&host);
             }
         }
     }
@@ -136,7 +137,7 @@ impl Admission {
                 next_candidate = next_candidate.min(since + MIN_IDLE_TO_EVICT);
                 continue;
             }
-            let held = self.held.get(&plain_ip(session.conn.peer)).copied();
+            let held = self.held.get(&host_of(session.conn.peer)).copied();
             let held = held.unwrap_or(0);
             let better = best.is_none_or(|(_, best_held, best_since)| {
                 held > best_held || (held == best_held && since < best_since)
@@ -165,13 +166,26 @@ pub(crate) fn say_evicted(conn: &mut Connection) {
 
 /// The peer's address, with an IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`)
 /// given as the IPv4 address it is, so `--allow` rules for IPv4 networks apply to it and it
-/// shares its per-address count with its plain IPv4 connections.
-pub(crate) fn plain_ip(peer: SocketAddr) -> IpAddr {
+/// counts as the same host as its plain IPv4 connections.
+fn plain_ip(peer: SocketAddr) -> IpAddr {
     match peer.ip() {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
+
+/// The host a peer is, for every share the server keeps (connections, memory, turns): its
+/// IPv4 address, or the /64 of its IPv6 address. An IPv6 host is given a /64 and may connect
+/// from any address in it, so counting addresses would give it 2^64 shares.
+pub(crate) fn host_of(peer: SocketAddr) -> IpAddr {
+    match plain_ip(peer) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & HOST_PREFIX_V6)),
+        v4 => v4,
+    }
+}
+
+/// The bits of an IPv6 address that name its host's network: the first 64.
+const HOST_PREFIX_V6: u128 = u128::MAX << 64;
 
 /// Tells a connection refused at the door why, if its socket takes the bytes at once; never
 /// waits for it.
@@ -182,5 +196,30 @@ fn refuse(stream: &mut TcpStream, code: ErrorCode, message: &str) {
     };
     if let Ok(frame) = frame::encode_response(&refusal) {
         let _ = stream.write(&frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(peer: &str) -> IpAddr {
+        host_of(SocketAddr::new(peer.parse().unwrap(), 6881))
+    }
+
+    #[test]
+    fn an_ipv4_host_is_its_address_even_through_an_ipv6_socket() {
+        assert_eq!(host("192.0.2.7"), host("::ffff:192.0.2.7"));
+        assert_ne!(host("192.0.2.7"), host("192.0.2.8"));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_its_64() {
+        assert_eq!(host("2001:db8:1::5"), host("2001:db8:1:0:ffff:ffff:ffff:1"));
+        assert_eq!(
+            host("2001:db8:1::5"),
+            "2001:db8:1::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(host("2001:db8:1::5"), host("2001:db8:1:1::5"));
     }
 }

@@ -277,10 +277,10 @@ impl Connection {
         (self.input.capacity() + body + self.output.held() + self.transport.held()) as u64
     }
 
-    /// The peer's host, as admission counts it: an IPv4 peer on an IPv6 socket is its IPv4
-    /// address, so its connections, memory and turns are counted as one host's.
+    /// The peer's host, as admission counts it (an IPv4 address, or an IPv6 /64), so that its
+    /// connections, memory and turns are counted as one host's.
     pub(crate) fn host(&self) -> std::net::IpAddr {
-        super::admission::plain_ip(self.peer)
+        super::admission::host_of(self.peer)
     }
 
     /// Whether the TLS handshake is still under way.

@@ -4,8 +4,8 @@
 //!
 //! Only the event loop touches it. Each session charges what it holds after each turn
 //! ([`Memory::recharge`]); uploads a closed session left at the writer stay charged until the
-//! writer is done with them. Charges are also summed per host (IP address), so that when the
-//! memory runs short a host holding less than its share is still read.
+//! writer is done with them. Charges are also summed per host (IPv4 address or IPv6 /64), so
+//! that when the memory runs short a host holding less than its share is still read.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
