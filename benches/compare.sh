@@ -191,8 +191,12 @@ done
 # the 1 GiB ratios of such a run measure the VM more than the tools.
 raw_cpu_rounds=$(printf '%s\n' ${cpus[raw]} | awk '$1 > 1.2' | wc -l)
 if [ "$raw_cpu_rounds" -gt 0 ]; then
-    echo "warning: socat's disk copy took over 1.2 CPU s per GiB in $raw_cpu_rounds of $rounds" \
-        "rounds (quiet: 0.6-0.9); the 1 GiB ratios of this run are not comparable" | tee /dev/stderr
+    # Said on both streams, so it is seen whichever one is kept. Not through `tee /dev/stderr`,
+    # which reopens a stderr redirected to a file and truncates what stdout wrote there.
+    slow="warning: socat's disk copy took over 1.2 CPU s per GiB in $raw_cpu_rounds of $rounds"
+    slow+=" rounds (quiet: 0.6-0.9); the 1 GiB ratios of this run are not comparable"
+    echo "$slow"
+    echo "$slow" >&2
 fi
 
 # Small parts: peer 2's store holds them; the push is timed from connect to the last ack.
