@@ -79,3 +79,8 @@ fn manifest_bombs_are_bounded() {
 fn one_host_cannot_keep_others_out() {
     withstands(&attacks::ALL[6]);
 }
+
+#[test]
+fn answers_read_at_a_trickle_are_bounded() {
+    withstands(&attacks::ALL[7]);
+}

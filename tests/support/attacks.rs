@@ -1,9 +1,14 @@
 //! Hostile peers written from PROTOCOL.md, each against a served store: what `tests/hostile.rs`
-//! checks and `benches/hostile.rs` measures. An attacker never reads, so whatever the server
-//! answers piles up on its side; the attack holds its connections until they are dropped.
+//! checks and `benches/hostile.rs` measures. An attacker reads nothing, or just enough to look
+//! busy, so whatever the server answers piles up on its side; the attack holds its connections
+//! until they are dropped.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use std::path::Path;
 
@@ -23,45 +28,117 @@ pub struct Attack {
     /// Fills the store at this path with what the attack needs, before it is served.
     pub prepare: fn(&Path),
     /// Opens the attacker's connections and sends what it sends.
-    pub start: fn(SocketAddr) -> Vec<RawPeer>,
+    pub start: fn(SocketAddr) -> Held,
+}
+
+/// What an attack holds until it is dropped: its connections, and for one that reads its
+/// answers slowly, the thread reading them.
+pub struct Held {
+    _peers: Vec<RawPeer>,
+    trickle: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Held {
+    fn idle(peers: Vec<RawPeer>) -> Self {
+        Self {
+            _peers: peers,
+            trickle: None,
+        }
+    }
+
+    /// Reads [`TRICKLE_BYTES`] of each connection every [`TRICKLE_EVERY`], raw off the socket
+    /// (the attacker has no use for what the answers say): the server sees its peer take its
+    /// answers, so the connection never looks idle and is never closed for what it holds,
+    /// which drains slowly.
+    fn trickling(peers: Vec<RawPeer>) -> Self {
+        let sockets: Vec<TcpStream> = peers.iter().map(RawPeer::socket).collect();
+        for socket in &sockets {
+            socket.set_nonblocking(true).unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || trickle(&sockets, &stop))
+        };
+        Self {
+            _peers: peers,
+            trickle: Some((stop, reader)),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some((stop, reader)) = self.trickle.take() {
+            stop.store(true, Ordering::Relaxed);
+            reader.join().unwrap();
+        }
+    }
+}
+
+/// How much a trickling attacker reads of each connection at a time, and how often. The server
+/// sees a write make progress only once its socket has room again, so a peer that reads less
+/// (64 or 256 KiB at a time, measured) still goes a second without the server seeing progress,
+/// and some of the 24 connections are closed for what they hold; at 1 MiB none is.
+const TRICKLE_BYTES: usize = 1024 * 1024;
+const TRICKLE_EVERY: Duration = Duration::from_millis(200);
+
+/// The longest a trickle goes on if nobody stops it.
+const TRICKLE_AT_MOST: Duration = Duration::from_secs(600);
+
+fn trickle(sockets: &[TcpStream], stop: &AtomicBool) {
+    let mut bytes = vec![0; TRICKLE_BYTES];
+    let deadline = Instant::now() + TRICKLE_AT_MOST;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        for mut socket in sockets {
+            // Nothing waiting, or the server closed it: either way, on to the next.
+            let _ = socket.read(&mut bytes);
+        }
+        std::thread::sleep(TRICKLE_EVERY);
+    }
 }
 
 /// Every attack, in the order they are reported.
-pub const ALL: [Attack; 7] = [
+pub const ALL: [Attack; 8] = [
     Attack {
         name: "40 connections stall 16 MiB bodies 64 KiB short",
         prepare: |_| {},
-        start: stalled_bodies,
+        start: |addr| Held::idle(stalled_bodies(addr)),
     },
     Attack {
         name: "24 connections pipeline 16 Gets of a 16 MiB part, never read",
         prepare: store_big_part,
-        start: unread_gets,
+        start: |addr| Held::idle(unread_gets(addr)),
     },
     Attack {
         name: "4 connections pipeline 4,096 full-page Lists, never read",
         prepare: store_many_parts,
-        start: unread_lists,
+        start: |addr| Held::idle(unread_lists(addr)),
     },
     Attack {
         name: "1,000 connections send 4,095 offers each, never their bodies",
         prepare: |_| {},
-        start: held_offers,
+        start: |addr| Held::idle(held_offers(addr)),
     },
     Attack {
         name: "1 connection pipelines 300 Lists of 1 on a store of 200,000 parts, never reads",
         prepare: store_200k_parts,
-        start: small_lists_on_a_big_store,
+        start: |addr| Held::idle(small_lists_on_a_big_store(addr)),
     },
     Attack {
         name: "a manifest listing one 1 MiB chunk 500,000 times",
         prepare: |_| {},
-        start: manifest_bomb,
+        start: |addr| Held::idle(manifest_bomb(addr)),
     },
     Attack {
         name: "one host opens 1,024 connections, each sending a List",
         prepare: |_| {},
-        start: one_host_takes_every_slot,
+        start: |addr| Held::idle(one_host_takes_every_slot(addr)),
+    },
+    Attack {
+        name: "24 connections pipeline 16 Gets of a 16 MiB part, read 1 MiB every 200 ms",
+        prepare: store_big_part,
+        start: |addr| Held::trickling(unread_gets(addr)),
     },
 ];
 

@@ -461,6 +461,13 @@ impl RawPeer {
 
     /// Gives up on a write after `timeout`, so an attacker the server stops reading does not
     /// wait for it forever.
+    /// A second handle on the connection's socket, for reading its raw bytes elsewhere; the
+    /// connection stays open until both are dropped.
+    pub fn socket(&self) -> TcpStream {
+        let tls = self.stream.as_ref().expect("a connection the server took");
+        tls.sock.try_clone().unwrap()
+    }
+
     pub fn set_write_timeout(&mut self, timeout: Duration) {
         if let Some(tls) = self.stream.as_mut() {
             tls.sock.set_write_timeout(Some(timeout)).unwrap();
