@@ -14,7 +14,7 @@ use net::message::{ErrorCode, PROTOCOL_VERSION, Response};
 use storage::BackendKind;
 use support::netns::{self, Namespaces};
 use support::{
-    RawPeer, Server, hello, p, raise_fd_limit, random_bytes, start_server,
+    RawPeer, Server, hello, p, plain_from, raise_fd_limit, random_bytes, start_server,
     start_server_in_namespace, write_files,
 };
 
@@ -219,6 +219,46 @@ fn a_full_server_evicts_an_idle_connection_to_let_a_newcomer_in() {
         assert!(Instant::now() < deadline, "looking at the held connections");
     }
     assert!(evicted >= 1, "no held connection was told it was evicted");
+    drop(held);
+    server.stop();
+}
+
+/// Nine addresses of 127.0.1.x open their share of connections each, more than the server
+/// holds in all, and never begin a handshake (serve waits a minute for one here, so none ends
+/// on its own during the test). The server is full: a newcomer is told `Busy` at once. A second
+/// later, a newcomer from 127.0.0.1 gets in by the eviction of one of them, and is served.
+#[test]
+fn a_full_server_evicts_a_stalled_handshake_to_let_a_newcomer_in() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        &dir.path().join("served.db"),
+        BackendKind::Sled,
+        &["--handshake-timeout", "60"],
+    );
+    let defaults = Limits::default();
+    let hosts = defaults
+        .max_connections
+        .div_ceil(defaults.max_connections_per_address)
+        + 1;
+    let mut held = Vec::new();
+    for host in 1..=hosts {
+        let from = IpAddr::from([127, 0, 1, u8::try_from(host).unwrap()]);
+        for _ in 0..defaults.max_connections_per_address {
+            held.push(plain_from(from, server.addr()));
+        }
+    }
+    // Accepted after every one of them (the kernel queues connections in order).
+    match greet_from(IpAddr::from([127, 0, 2, 1]), server.addr()) {
+        Greeting::Refused(ErrorCode::Busy) => {}
+        Greeting::Refused(code) => panic!("the probe was refused with {code:?}"),
+        Greeting::Welcomed(_) => panic!("the server was not full"),
+    }
+
+    // Past the time a handshake must have stalled to be evicted.
+    std::thread::sleep(Duration::from_millis(1500));
+    honest_send(&server, &dir.path().join("in"), 4);
+    assert_peak_rss_in_bounds(&server);
     drop(held);
     server.stop();
 }

@@ -1,12 +1,13 @@
 //! Who gets in, and who makes room: the allow-list, the per-address cap and the connection cap,
 //! checked the moment a connection is accepted, before a byte of it is read.
 //!
-//! So that no single host can keep the others out, one address holds at most
-//! `max_connections_per_address` connections, and a full server evicts an idle connection
-//! before it refuses a newcomer. The one evicted is idle (greeted, nothing at the workers, no
-//! answer unwritten, no frame or body half-received) and has been for at least
-//! [`MIN_IDLE_TO_EVICT`]; among those, it comes from the address holding the most connections,
-//! and is the one idle longest. Nothing is lost by closing it: the peer can reconnect.
+//! So that no single host can keep the others out, one host holds at most
+//! `max_connections_per_address` connections, and a full server evicts a connection before it
+//! refuses a newcomer. The one evicted is idle (greeted, nothing at the workers, no answer
+//! unwritten, no frame or body half-received) and has been for at least [`MIN_IDLE_TO_EVICT`],
+//! or has been that long in its handshake; among those, it comes from the host holding the most
+//! connections, and is the one idle longest. Nothing is lost by closing it: the peer can
+//! reconnect.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,10 +25,11 @@ use crate::Limits;
 use crate::frame;
 use crate::message::{ErrorCode, Response};
 
-/// How long a connection must have been idle before it may be evicted. Honest clients pause
-/// between requests for moments (a file being read, a window being refilled); evicting them
-/// then would let a flood of newcomers churn them out. A peer that idles for longer can
-/// reconnect when it has something to ask.
+/// How long a connection must have been idle, or in its handshake, before it may be evicted.
+/// Honest clients pause between requests for moments (a file being read, a window being
+/// refilled) and finish a handshake in a few round trips; evicting them then would let a flood
+/// of newcomers churn them out. A peer that idles for longer can reconnect when it has
+/// something to ask.
 const MIN_IDLE_TO_EVICT: Duration = Duration::from_secs(1);
 
 /// What becomes of a connection just accepted.
@@ -45,12 +47,13 @@ pub(crate) struct Admission {
     allow: Vec<IpNet>,
     max_connections: usize,
     max_per_address: usize,
-    /// Connections held, by address as [`plain_ip`] gives it; an address holding none is
-    /// absent, so the map shrinks back after a flood.
+    /// Connections held, by host as [`host_of`] gives it; a host holding none is absent, so
+    /// the map shrinks back after a flood.
     held: HashMap<IpAddr, usize>,
     /// Until then no connection can have been idle long enough to be evicted (a connection
-    /// only turns idle on activity, which restarts its idle time), so a full server refuses
-    /// a flood of newcomers without looking at every connection for each.
+    /// only turns idle on activity, which restarts its idle time, and one accepted since
+    /// began its handshake later), so a full server refuses a flood of newcomers without
+    /// looking at every connection for each.
     no_victim_before: Option<Instant>,
 }
 
@@ -120,8 +123,8 @@ impl Admission {
         }
     }
 
-    /// The slot of the connection to evict: idle long enough, of the address holding the most
-    /// connections, idle longest. `None` when no connection is.
+    /// The slot of the connection to evict: idle or in its handshake long enough, of the host
+    /// holding the most connections, idle longest. `None` when no connection is.
     fn victim(&mut self, sessions: &Slab<Session>, now: Instant) -> Option<usize> {
         if self.no_victim_before.is_some_and(|until| now < until) {
             return None;
@@ -129,10 +132,9 @@ impl Admission {
         let mut next_candidate = now + MIN_IDLE_TO_EVICT;
         let mut best: Option<(usize, usize, Instant)> = None;
         for (slot, session) in sessions {
-            if !session.is_idle() {
+            let Some(since) = session.evictable_since() else {
                 continue;
-            }
-            let since = session.conn.last_activity;
+            };
             if now < since + MIN_IDLE_TO_EVICT {
                 next_candidate = next_candidate.min(since + MIN_IDLE_TO_EVICT);
                 continue;
@@ -152,7 +154,8 @@ impl Admission {
 }
 
 /// Tells a connection about to be evicted why, if its socket takes the bytes at once. An idle
-/// connection has no output pending, so the frame goes first in line.
+/// connection has no output pending, so the frame goes first in line. One still in its
+/// handshake has no channel to say it on.
 pub(crate) fn say_evicted(conn: &mut Connection) {
     let evicted = Response::Error {
         code: ErrorCode::Evicted,

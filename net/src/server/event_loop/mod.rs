@@ -314,8 +314,10 @@ impl EventLoop {
         let session = &mut self.sessions[slot];
         session
             .span()
-            .in_scope(|| info!("evicting an idle connection to make room"));
-        admission::say_evicted(&mut session.conn);
+            .in_scope(|| info!("evicting an idle or stalled connection to make room"));
+        if session.is_greeted() {
+            admission::say_evicted(&mut session.conn);
+        }
         self.close(slot);
     }
 

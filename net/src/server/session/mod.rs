@@ -339,6 +339,21 @@ impl Session {
             && (self.closing_since.is_some() || (self.read_closed && idle && !unread))
     }
 
+    /// Since when the session could have been closed to make room for a newcomer: since its
+    /// last activity if it is idle, since it was accepted if it has not finished its handshake
+    /// (a peer that has not begun its session holds a slot for nothing), `None` while busy.
+    pub(crate) fn evictable_since(&self) -> Option<Instant> {
+        if !self.greeted && self.closing_since.is_none() {
+            return Some(self.accepted_at);
+        }
+        self.is_idle().then_some(self.conn.last_activity)
+    }
+
+    /// Whether the session has finished its handshake and said `Hello`.
+    pub(crate) fn is_greeted(&self) -> bool {
+        self.greeted
+    }
+
     /// Whether closing the connection now would lose nothing: greeted, nothing at the workers
     /// or held back, no answer unwritten, no frame or body half-received. An offer answered
     /// `Want` whose body has not started does not count: the peer can offer it again.
