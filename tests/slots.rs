@@ -167,6 +167,53 @@ fn an_ipv6_host_gets_one_share_whichever_addresses_of_its_64_it_uses() {
     server.stop();
 }
 
+/// Nine hosts of 127.0.1.x, more than the server holds in all, each greeting `server` as many
+/// times as one host may connect, on a thread of its own, and doing `then` with each connection
+/// welcomed. Returns every connection welcomed, which must be at least as many as the server
+/// holds.
+fn flood_of_greeted_hosts(server: SocketAddr, then: fn(&mut RawPeer)) -> Vec<RawPeer> {
+    let defaults = Limits::default();
+    let per_host = defaults.max_connections_per_address;
+    let hosts = defaults.max_connections.div_ceil(per_host) + 1;
+    let greetings: Vec<Greeting> = std::thread::scope(|scope| {
+        let floods: Vec<_> = (1..=hosts)
+            .map(|host| {
+                scope.spawn(move || {
+                    let from = IpAddr::from([127, 0, 1, u8::try_from(host).unwrap()]);
+                    let mut greetings = Vec::with_capacity(per_host);
+                    for _ in 0..per_host {
+                        let mut greeting = greet_from(from, server);
+                        if let Greeting::Welcomed(peer) = &mut greeting {
+                            then(peer);
+                        }
+                        greetings.push(greeting);
+                    }
+                    greetings
+                })
+            })
+            .collect();
+        floods
+            .into_iter()
+            .flat_map(|flood| flood.join().unwrap())
+            .collect()
+    });
+    let mut held = Vec::new();
+    let mut busy = 0;
+    for greeting in greetings {
+        match greeting {
+            Greeting::Welcomed(peer) => held.push(peer),
+            Greeting::Refused(ErrorCode::Busy) => busy += 1,
+            Greeting::Refused(code) => panic!("a flood connection was refused with {code:?}"),
+        }
+    }
+    assert!(
+        held.len() >= defaults.max_connections,
+        "the flood got only {} connections ({busy} told Busy)",
+        held.len()
+    );
+    held
+}
+
 /// Nine addresses of 127.0.1.x take their share each, more than the server holds in all, and
 /// then sit idle: a newcomer from 127.0.0.1 gets in by the eviction of one of them, which is
 /// told so.
@@ -175,28 +222,7 @@ fn a_full_server_evicts_an_idle_connection_to_let_a_newcomer_in() {
     raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
-    let defaults = Limits::default();
-    let hosts = defaults
-        .max_connections
-        .div_ceil(defaults.max_connections_per_address)
-        + 1;
-    let mut held = Vec::new();
-    let mut busy = 0;
-    for host in 1..=hosts {
-        let from = IpAddr::from([127, 0, 1, u8::try_from(host).unwrap()]);
-        for _ in 0..defaults.max_connections_per_address {
-            match greet_from(from, server.addr()) {
-                Greeting::Welcomed(stream) => held.push(stream),
-                Greeting::Refused(ErrorCode::Busy) => busy += 1,
-                Greeting::Refused(code) => panic!("a flood connection was refused with {code:?}"),
-            }
-        }
-    }
-    assert!(
-        held.len() >= defaults.max_connections,
-        "the flood got only {} connections ({busy} told Busy)",
-        held.len()
-    );
+    let mut held = flood_of_greeted_hosts(server.addr(), |_| {});
 
     // Past the time a connection must have been idle to be evicted.
     std::thread::sleep(Duration::from_millis(1500));
@@ -258,6 +284,25 @@ fn a_full_server_evicts_a_stalled_handshake_to_let_a_newcomer_in() {
     // Past the time a handshake must have stalled to be evicted.
     std::thread::sleep(Duration::from_millis(1500));
     honest_send(&server, &dir.path().join("in"), 4);
+    assert_peak_rss_in_bounds(&server);
+    drop(held);
+    server.stop();
+}
+
+/// As with idle connections, but each one, once welcomed, sends the first two bytes of a
+/// frame's length and nothing more: it is not idle, since a frame has begun, yet its peer has
+/// stopped while serve would read on. A second later, a newcomer from 127.0.0.1 gets in by the
+/// eviction of one of them, and is served.
+#[test]
+fn a_full_server_evicts_a_connection_stopped_mid_frame_to_let_a_newcomer_in() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
+    let held = flood_of_greeted_hosts(server.addr(), |peer| peer.send_raw(&[0x10, 0]));
+
+    // Past the time a peer must have stopped to be evicted.
+    std::thread::sleep(Duration::from_millis(1500));
+    honest_send(&server, &dir.path().join("in"), 5);
     assert_peak_rss_in_bounds(&server);
     drop(held);
     server.stop();

@@ -4,10 +4,11 @@
 //! So that no single host can keep the others out, one host holds at most
 //! `max_connections_per_address` connections, and a full server evicts a connection before it
 //! refuses a newcomer. The one evicted is idle (greeted, nothing at the workers, no answer
-//! unwritten, no frame or body half-received) and has been for at least [`MIN_IDLE_TO_EVICT`],
-//! or has been that long in its handshake; among those, it comes from the host holding the most
-//! connections, and is the one idle longest. Nothing is lost by closing it: the peer can
-//! reconnect.
+//! unwritten, and no frame or body half-received unless its peer stopped sending it while the
+//! server would read on) and has been for at least [`MIN_IDLE_TO_EVICT`], or has been that long
+//! in its handshake; among those, it comes from the host holding the most connections, and is
+//! the one idle longest. Closing it loses at most a request its peer stopped sending: the peer
+//! can reconnect and send it again.
 
 use std::collections::HashMap;
 use std::io::Write;

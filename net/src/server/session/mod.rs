@@ -339,14 +339,18 @@ impl Session {
             && (self.closing_since.is_some() || (self.read_closed && idle && !unread))
     }
 
-    /// Since when the session could have been closed to make room for a newcomer: since its
-    /// last activity if it is idle, since it was accepted if it has not finished its handshake
-    /// (a peer that has not begun its session holds a slot for nothing), `None` while busy.
+    /// Since when the session could have been closed to make room for a newcomer: since it
+    /// was accepted if it has not finished its handshake (a peer that has not begun its
+    /// session holds a slot for nothing), since its last activity if it waits on its peer and
+    /// nothing else, `None` while the server owes the peer something.
     pub(crate) fn evictable_since(&self) -> Option<Instant> {
-        if !self.greeted && self.closing_since.is_none() {
+        if self.closing_since.is_some() {
+            return None;
+        }
+        if !self.greeted {
             return Some(self.accepted_at);
         }
-        self.is_idle().then_some(self.conn.last_activity)
+        self.waits_on_its_peer().then_some(self.conn.last_activity)
     }
 
     /// Whether the session has finished its handshake and said `Hello`.
@@ -354,16 +358,16 @@ impl Session {
         self.greeted
     }
 
-    /// Whether closing the connection now would lose nothing: greeted, nothing at the workers
-    /// or held back, no answer unwritten, no frame or body half-received. An offer answered
-    /// `Want` whose body has not started does not count: the peer can offer it again.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.greeted
-            && self.closing_since.is_none()
-            && self.at_workers == 0
+    /// Whether only the peer can move the session on: nothing at the workers or held back, no
+    /// answer unwritten, and a frame or body half-received only if the server would read on
+    /// (neither a budget nor the turn's share stopped it). Closing it loses at most that half
+    /// request, which the peer can send again; an offer answered `Want` whose body has not
+    /// started can be offered again too.
+    fn waits_on_its_peer(&self) -> bool {
+        self.at_workers == 0
             && self.held.is_none()
             && self.conn.pending_output() == 0
-            && !self.conn.has_partial_input()
+            && !(self.conn.has_partial_input() && (self.stalled || self.yielded))
     }
 
     /// Stops taking requests: new offers are refused, a body in progress is abandoned.
