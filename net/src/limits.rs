@@ -15,14 +15,15 @@ pub struct Limits {
     /// bounds what one request can make the server hold.
     pub max_part_size: u64,
     /// Connections held at once. When they are all taken, the connection idle longest (of the
-    /// address holding the most) is told `Evicted` and closed to make room; with none idle,
-    /// the newcomer is told `Busy` and closed.
+    /// host holding the most; one stuck in its handshake counts as idle) is closed to make
+    /// room; with none idle for a second, the newcomer is told `Busy` and closed.
     pub max_connections: usize,
     /// Connections one host (an IPv4 address, or an IPv6 /64) may hold at once; one more from
-    /// it is told `TooManyConnections` and closed. An honest peer needs a few (one per transfer); the default, 128, is an
-    /// eighth of the default `max_connections`, so it takes at least eight addresses to fill
-    /// the server, while a NAT or a build farm behind one address still has room. It does not
-    /// follow `max_connections` by itself: raise it with it when one host needs more.
+    /// it is told `TooManyConnections` and closed. An honest peer needs a few (one per
+    /// transfer); the default, 128, is an eighth of the default `max_connections`, so it takes
+    /// at least eight hosts to fill the server, while a NAT or a build farm behind one address
+    /// still has room. It does not follow `max_connections` by itself: raise it with it when
+    /// one host needs more.
     pub max_connections_per_address: usize,
     /// Requests of one connection unanswered at once (announced in the handshake); a request
     /// past it is a broken client, told `TooManyRequests` and disconnected.

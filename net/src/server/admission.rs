@@ -1,4 +1,4 @@
-//! Who gets in, and who makes room: the allow-list, the per-address cap and the connection cap,
+//! Who gets in, and who makes room: the allow-list, the per-host cap and the connection cap,
 //! checked the moment a connection is accepted, before a byte of it is read.
 //!
 //! So that no single host can keep the others out, one host holds at most
