@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use net::Limits;
-use net::message::{ErrorCode, PROTOCOL_VERSION, Response};
+use net::message::{ErrorCode, PROTOCOL_VERSION, Request, Response};
 use storage::BackendKind;
 use support::netns::{self, Namespaces};
 use support::{
@@ -304,6 +304,39 @@ fn a_full_server_evicts_a_connection_stopped_mid_frame_to_let_a_newcomer_in() {
     std::thread::sleep(Duration::from_millis(1500));
     honest_send(&server, &dir.path().join("in"), 5);
     assert_peak_rss_in_bounds(&server);
+    drop(held);
+    server.stop();
+}
+
+/// Every connection of a full server, nine hosts' worth, asks for a page of the list at once.
+/// The pages charged for fill half the server's memory within one turn and stop the hosts
+/// over their share; the workers' answers bring it down before the next. Each connection is
+/// still answered (or was told it was evicted while the flood came in), none left waiting.
+#[test]
+fn every_connection_of_a_full_server_is_answered() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
+    let mut held = flood_of_greeted_hosts(server.addr(), |_| {});
+    let list = Request::List {
+        id: 1,
+        after: None,
+        limit: 10,
+    };
+    for peer in &mut held {
+        peer.send(&list, &[]);
+    }
+    let mut answered = 0;
+    for peer in &mut held {
+        match peer.receive() {
+            Some(Response::Page { id: 1, .. }) => answered += 1,
+            Some(Response::Error {
+                code: ErrorCode::Evicted,
+                ..
+            }) => {}
+            other => panic!("after {answered} pages, a connection got {other:?}"),
+        }
+    }
     drop(held);
     server.stop();
 }

@@ -459,8 +459,6 @@ impl RawPeer {
         }
     }
 
-    /// Gives up on a write after `timeout`, so an attacker the server stops reading does not
-    /// wait for it forever.
     /// A second handle on the connection's socket, for reading its raw bytes elsewhere; the
     /// connection stays open until both are dropped.
     pub fn socket(&self) -> TcpStream {
@@ -468,6 +466,8 @@ impl RawPeer {
         tls.sock.try_clone().unwrap()
     }
 
+    /// Gives up on a write after `timeout`, so an attacker the server stops reading does not
+    /// wait for it forever.
     pub fn set_write_timeout(&mut self, timeout: Duration) {
         if let Some(tls) = self.stream.as_mut() {
             tls.sock.set_write_timeout(Some(timeout)).unwrap();

@@ -21,6 +21,8 @@ pub(crate) struct Memory {
     limit: u64,
     /// What the live connections of each host hold, for its share of the reserve.
     by_host: HashMap<IpAddr, u64>,
+    /// The most held since [`Memory::take_peak`] was last asked.
+    peak: u64,
     /// Bytes released since the allocator was last asked to give memory back.
     released_since_trim: u64,
 }
@@ -35,6 +37,7 @@ impl Memory {
             used: 0,
             limit,
             by_host: HashMap::new(),
+            peak: 0,
             released_since_trim: 0,
         }
     }
@@ -80,6 +83,13 @@ impl Memory {
         self.used
     }
 
+    /// The most held since the last call, which starts the next watch from what is held now.
+    /// Sessions stop reading only when that much was held, which can happen and pass between
+    /// two looks at [`Memory::used`].
+    pub(crate) fn take_peak(&mut self) -> u64 {
+        std::mem::replace(&mut self.peak, self.used)
+    }
+
     /// Whether more than half the limit is held: past it the heaviest holders stop reading,
     /// and holders whose peers take nothing are worth closing.
     pub(crate) fn is_pressed(&self) -> bool {
@@ -102,6 +112,7 @@ impl Memory {
             self.release(from - to);
         } else {
             self.used += to - from;
+            self.peak = self.peak.max(self.used);
         }
         self.move_host(host, from, to);
     }
@@ -218,5 +229,19 @@ mod tests {
         memory.release(40);
         assert_eq!(memory.used(), 100);
         assert_eq!(memory.by_host.get(&host(2)), Some(&100));
+    }
+
+    /// A peak that came and went between two looks is still seen, once: the next look starts
+    /// from what is held then.
+    #[test]
+    fn a_peak_between_two_looks_is_seen() {
+        let mut memory = Memory::new(LIMIT);
+        memory.recharge(host(1), 0, LIMIT / 2);
+        memory.recharge(host(1), LIMIT / 2, 10);
+        assert_eq!(memory.take_peak(), LIMIT / 2);
+        assert_eq!(memory.take_peak(), 10);
+        memory.release(10);
+        assert_eq!(memory.take_peak(), 10);
+        assert_eq!(memory.take_peak(), 0);
     }
 }

@@ -66,8 +66,6 @@ pub(crate) struct EventLoop {
     resumed_last: usize,
     /// Sessions that stopped at their share of reading, to drive again next turn.
     again: Revisits,
-    /// The memory held at the end of the last turn, to see it go down.
-    memory_mark: u64,
 }
 
 impl EventLoop {
@@ -94,7 +92,6 @@ impl EventLoop {
             next_sweep: Instant::now() + MAX_SWEEP_INTERVAL,
             resumed_last: 0,
             again: Revisits::default(),
-            memory_mark: 0,
         }
     }
 
@@ -280,12 +277,14 @@ impl EventLoop {
         if self.shared.memory.is_pressed() {
             self.relieve_memory(now);
         }
-        // Budgets stop sessions only under pressure; once some of it is gone, they resume.
-        let used = self.shared.memory.used();
-        if used < self.memory_mark && self.shared.limits.max_memory / 2 <= self.memory_mark {
+        // Budgets stop sessions only under pressure; once some of it is gone, they resume. The
+        // peak counts, not what was held when this was last asked: one turn's requests can
+        // fill the memory and the workers' answers empty it before the next, and a session
+        // stopped in between has nothing else to wake it.
+        let peak = self.shared.memory.take_peak();
+        if self.shared.memory.used() < peak && self.shared.limits.max_memory / 2 <= peak {
             self.resume_stalled(now);
         }
-        self.memory_mark = self.shared.memory.used();
     }
 
     /// Drops a session that failed or finished.
