@@ -183,25 +183,36 @@ const PER_HOST: usize = 100;
 
 /// Opens `count` connections from hosts of their own (127.0.1.1, 127.0.1.2, ...: the
 /// honest client on 127.0.0.1 shares no per-address cap with them), each sending a `Hello`
-/// and then what `frames` gives it, on its own thread.
+/// and then what `frames` gives it, on its own thread. Every connection has its TLS session
+/// before any sends: what the first ones ask for can fill the server's memory, and a host
+/// over its share waits for memory to come back before its next connections are read, so
+/// under load their handshakes would time out.
 fn attackers(
     addr: SocketAddr,
     count: usize,
     frames: impl Fn(usize) -> Vec<u8> + Sync,
 ) -> Vec<RawPeer> {
+    let peers = on_threads((0..count).collect(), |index| {
+        let host = u8::try_from(1 + index / PER_HOST).expect("under 25,500");
+        (index, RawPeer::connect_from([127, 0, 1, host].into(), addr))
+    });
+    on_threads(peers, |(index, mut peer)| {
+        peer.set_write_timeout(Duration::from_secs(2));
+        let mut bytes = encode_request(&hello(PROTOCOL_VERSION)).unwrap();
+        bytes.extend(frames(index));
+        peer.send_until_blocked(&bytes);
+        peer
+    })
+}
+
+/// `work` done on each of `items`, each on a thread of its own; the results in order.
+fn on_threads<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..count)
-            .map(|index| {
-                let frames = &frames;
-                scope.spawn(move || {
-                    let host = u8::try_from(1 + index / PER_HOST).expect("under 25,500");
-                    let mut peer = RawPeer::connect_from([127, 0, 1, host].into(), addr);
-                    peer.set_write_timeout(Duration::from_secs(2));
-                    let mut bytes = encode_request(&hello(PROTOCOL_VERSION)).unwrap();
-                    bytes.extend(frames(index));
-                    peer.send_until_blocked(&bytes);
-                    peer
-                })
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| {
+                let work = &work;
+                scope.spawn(move || work(item))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
