@@ -7,6 +7,8 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use net::Limits;
@@ -167,21 +169,51 @@ fn an_ipv6_host_gets_one_share_whichever_addresses_of_its_64_it_uses() {
     server.stop();
 }
 
-/// Nine hosts of 127.0.1.x, more than the server holds in all, each greeting `server` as many
-/// times as one host may connect, on a thread of its own, and doing `then` with each connection
-/// welcomed. Returns every connection welcomed, which must be at least as many as the server
-/// holds.
-fn flood_of_greeted_hosts(server: SocketAddr, then: fn(&mut RawPeer)) -> Vec<RawPeer> {
-    let defaults = Limits::default();
-    let per_host = defaults.max_connections_per_address;
-    let hosts = defaults.max_connections.div_ceil(per_host) + 1;
+/// Threads a flood of connections is spread over.
+const FLOOD_THREADS: usize = 9;
+
+/// The sources of a flood of `hosts` hosts of 127.0.1.x each connecting as many times as one
+/// host may: from eight such hosts on, they fill the server.
+fn hosts_at_their_cap(hosts: usize) -> Vec<IpAddr> {
+    let per_host = Limits::default().max_connections_per_address;
+    (1..=hosts)
+        .flat_map(|host| {
+            std::iter::repeat_n(
+                IpAddr::from([127, 0, 1, u8::try_from(host).unwrap()]),
+                per_host,
+            )
+        })
+        .collect()
+}
+
+/// The sources of a flood filling the server from one connection per host, 127.0.1.1,
+/// 127.0.1.2, ... on into 127.0.2.x: no host holds more than its fair share, so a newcomer
+/// gets in only by the eviction of an idle connection.
+fn one_host_per_slot() -> Vec<IpAddr> {
+    (0..Limits::default().max_connections)
+        .map(|index| {
+            let [third, fourth] =
+                [1 + index / 250, 1 + index % 250].map(|byte| u8::try_from(byte).unwrap());
+            IpAddr::from([127, 0, third, fourth])
+        })
+        .collect()
+}
+
+/// Greets `server` once from each of `sources`, spread over [`FLOOD_THREADS`] threads, and
+/// does `then` with each connection welcomed. Returns every connection welcomed, which must be
+/// at least as many as the server holds.
+fn flood_of_greeted(
+    server: SocketAddr,
+    sources: &[IpAddr],
+    then: fn(&mut RawPeer),
+) -> Vec<RawPeer> {
     let greetings: Vec<Greeting> = std::thread::scope(|scope| {
-        let floods: Vec<_> = (1..=hosts)
-            .map(|host| {
+        let floods: Vec<_> = sources
+            .chunks(sources.len().div_ceil(FLOOD_THREADS))
+            .map(|sources| {
                 scope.spawn(move || {
-                    let from = IpAddr::from([127, 0, 1, u8::try_from(host).unwrap()]);
-                    let mut greetings = Vec::with_capacity(per_host);
-                    for _ in 0..per_host {
+                    let mut greetings = Vec::with_capacity(sources.len());
+                    for &from in sources {
                         let mut greeting = greet_from(from, server);
                         if let Greeting::Welcomed(peer) = &mut greeting {
                             then(peer);
@@ -206,23 +238,24 @@ fn flood_of_greeted_hosts(server: SocketAddr, then: fn(&mut RawPeer)) -> Vec<Raw
             Greeting::Refused(code) => panic!("a flood connection was refused with {code:?}"),
         }
     }
+    let max_connections = Limits::default().max_connections;
     assert!(
-        held.len() >= defaults.max_connections,
+        held.len() >= max_connections,
         "the flood got only {} connections ({busy} told Busy)",
         held.len()
     );
     held
 }
 
-/// Nine addresses of 127.0.1.x take their share each, more than the server holds in all, and
-/// then sit idle: a newcomer from 127.0.0.1 gets in by the eviction of one of them, which is
-/// told so.
+/// A thousand hosts take a connection each, every slot of the server between them, and then
+/// sit idle: none holds more than its share, yet a newcomer from 127.0.0.1 gets in by the
+/// eviction of one of them, which is told so.
 #[test]
 fn a_full_server_evicts_an_idle_connection_to_let_a_newcomer_in() {
     raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
-    let mut held = flood_of_greeted_hosts(server.addr(), |_| {});
+    let mut held = flood_of_greeted(server.addr(), &one_host_per_slot(), |_| {});
 
     // Past the time a connection must have been idle to be evicted.
     std::thread::sleep(Duration::from_millis(1500));
@@ -249,10 +282,11 @@ fn a_full_server_evicts_an_idle_connection_to_let_a_newcomer_in() {
     server.stop();
 }
 
-/// Nine addresses of 127.0.1.x open their share of connections each, more than the server
-/// holds in all, and never begin a handshake (serve waits a minute for one here, so none ends
-/// on its own during the test). The server is full: a newcomer is told `Busy` at once. A second
-/// later, a newcomer from 127.0.0.1 gets in by the eviction of one of them, and is served.
+/// A thousand hosts open a connection each, every slot of the server between them, and never
+/// begin a handshake (serve waits a minute for one here, so none ends on its own during the
+/// test). The server is full and no host is over its share: a newcomer is told `Busy` at once.
+/// A second later, a newcomer from 127.0.0.1 gets in by the eviction of one of them, and is
+/// served.
 #[test]
 fn a_full_server_evicts_a_stalled_handshake_to_let_a_newcomer_in() {
     raise_fd_limit();
@@ -262,20 +296,12 @@ fn a_full_server_evicts_a_stalled_handshake_to_let_a_newcomer_in() {
         BackendKind::Sled,
         &["--handshake-timeout", "60"],
     );
-    let defaults = Limits::default();
-    let hosts = defaults
-        .max_connections
-        .div_ceil(defaults.max_connections_per_address)
-        + 1;
-    let mut held = Vec::new();
-    for host in 1..=hosts {
-        let from = IpAddr::from([127, 0, 1, u8::try_from(host).unwrap()]);
-        for _ in 0..defaults.max_connections_per_address {
-            held.push(plain_from(from, server.addr()));
-        }
-    }
+    let held: Vec<_> = one_host_per_slot()
+        .into_iter()
+        .map(|from| plain_from(from, server.addr()))
+        .collect();
     // Accepted after every one of them (the kernel queues connections in order).
-    match greet_from(IpAddr::from([127, 0, 2, 1]), server.addr()) {
+    match greet_from(IpAddr::from([127, 0, 9, 1]), server.addr()) {
         Greeting::Refused(ErrorCode::Busy) => {}
         Greeting::Refused(code) => panic!("the probe was refused with {code:?}"),
         Greeting::Welcomed(_) => panic!("the server was not full"),
@@ -289,16 +315,18 @@ fn a_full_server_evicts_a_stalled_handshake_to_let_a_newcomer_in() {
     server.stop();
 }
 
-/// As with idle connections, but each one, once welcomed, sends the first two bytes of a
-/// frame's length and nothing more: it is not idle, since a frame has begun, yet its peer has
-/// stopped while serve would read on. A second later, a newcomer from 127.0.0.1 gets in by the
-/// eviction of one of them, and is served.
+/// As with idle connections, one per host, but each one, once welcomed, sends the first two
+/// bytes of a frame's length and nothing more: it is not idle, since a frame has begun, yet
+/// its peer has stopped while serve would read on. A second later, a newcomer from 127.0.0.1
+/// gets in by the eviction of one of them, and is served.
 #[test]
 fn a_full_server_evicts_a_connection_stopped_mid_frame_to_let_a_newcomer_in() {
     raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
-    let held = flood_of_greeted_hosts(server.addr(), |peer| peer.send_raw(&[0x10, 0]));
+    let held = flood_of_greeted(server.addr(), &one_host_per_slot(), |peer| {
+        peer.send_raw(&[0x10, 0])
+    });
 
     // Past the time a peer must have stopped to be evicted.
     std::thread::sleep(Duration::from_millis(1500));
@@ -317,7 +345,7 @@ fn every_connection_of_a_full_server_is_answered() {
     raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
-    let mut held = flood_of_greeted_hosts(server.addr(), |_| {});
+    let mut held = flood_of_greeted(server.addr(), &hosts_at_their_cap(9), |_| {});
     let list = Request::List {
         id: 1,
         after: None,
@@ -339,4 +367,102 @@ fn every_connection_of_a_full_server_is_answered() {
     }
     drop(held);
     server.stop();
+}
+
+/// Eight hosts of 127.0.1.x take their share each, every slot of the server between them, and
+/// keep every connection busy: each asks for a page of the list, all at once, round after
+/// round, so none is idle for a second. A newcomer from 127.0.0.1 still gets in, by taking a
+/// slot from a host over its share, and is served; the connection it took is told so.
+#[test]
+fn hosts_keeping_every_slot_busy_give_one_up_to_a_newcomer() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
+    let held = flood_of_greeted(server.addr(), &hosts_at_their_cap(8), |_| {});
+    let busy = KeptBusy::start(held);
+    busy.wait_for_rounds(3);
+
+    honest_send(&server, &dir.path().join("in"), 6);
+    let evicted = busy.stop();
+    assert!(evicted >= 1, "no busy connection was told it was evicted");
+    assert_peak_rss_in_bounds(&server);
+    server.stop();
+}
+
+/// Connections asking for a page of the list, all at once and then reading every answer,
+/// round after round on a thread of their own, until stopped.
+struct KeptBusy {
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl KeptBusy {
+    fn start(mut peers: Vec<RawPeer>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let (stop_seen, rounds_done) = (stop.clone(), rounds.clone());
+        let thread = std::thread::spawn(move || {
+            let list = Request::List {
+                id: 1,
+                after: None,
+                limit: 10,
+            };
+            let mut evicted = 0;
+            let mut slowest = Duration::ZERO;
+            while !stop_seen.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                for peer in &mut peers {
+                    peer.send(&list, &[]);
+                }
+                peers.retain_mut(|peer| match peer.receive() {
+                    Some(Response::Page { id: 1, .. }) => true,
+                    Some(Response::Error {
+                        code: ErrorCode::Evicted,
+                        ..
+                    }) => {
+                        evicted += 1;
+                        false
+                    }
+                    other => panic!("a busy connection got {other:?}"),
+                });
+                rounds_done.fetch_add(1, Ordering::Relaxed);
+                slowest = slowest.max(started.elapsed());
+            }
+            eprintln!("the slowest round of requests took {slowest:?}");
+            evicted
+        });
+        Self {
+            stop,
+            rounds,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits until `count` rounds are done, at most a minute.
+    fn wait_for_rounds(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.rounds.load(Ordering::Relaxed) < count {
+            assert!(
+                Instant::now() < deadline,
+                "the busy connections made no progress"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the rounds; returns how many connections were told they were evicted.
+    fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for KeptBusy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

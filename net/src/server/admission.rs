@@ -9,6 +9,13 @@
 //! in its handshake; among those, it comes from the host holding the most connections, and is
 //! the one idle longest. Closing it loses at most a request its peer stopped sending: the peer
 //! can reconnect and send it again.
+//!
+//! Hosts that keep every connection busy leave none idle that long. Then the newcomer takes a
+//! slot from a host holding more than its fair share (the connections split between the hosts
+//! holding any, the newcomer's counted) and at least two more than the newcomer's host: the
+//! connection of the heaviest such host that waits on its peer (idle, however briefly) and has
+//! the longest. So a few hosts cannot keep every other out, shares even out as newcomers come,
+//! and a host holding its share or less gives up only a connection idle for a second.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -83,7 +90,8 @@ impl Admission {
             refuse(stream, ErrorCode::Forbidden, "this address may not connect");
             return Verdict::Refused;
         }
-        if self.held.get(&host_of(peer)).copied().unwrap_or(0) >= self.max_per_address {
+        let host = host_of(peer);
+        if self.held_by(host) >= self.max_per_address {
             warn!(%peer, max = self.max_per_address, "refusing a connection: host holds its share");
             refuse(
                 stream,
@@ -96,7 +104,7 @@ impl Admission {
         if sessions.len() < self.max_connections {
             return Verdict::Admit;
         }
-        if let Some(slot) = self.victim(sessions, now) {
+        if let Some(slot) = self.victim(sessions, host, now) {
             return Verdict::AdmitEvicting(slot);
         }
         warn!(%peer, max = self.max_connections, "refusing a connection: server full");
@@ -124,14 +132,26 @@ impl Admission {
         }
     }
 
-    /// The slot of the connection to evict: idle or in its handshake long enough, of the host
-    /// holding the most connections, idle longest. `None` when no connection is.
-    fn victim(&mut self, sessions: &Slab<Session>, now: Instant) -> Option<usize> {
+    /// The slot of the connection to evict for a newcomer from `newcomer`: one idle long
+    /// enough, else one of a host over its share. `None` when no connection is either.
+    fn victim(
+        &mut self,
+        sessions: &Slab<Session>,
+        newcomer: IpAddr,
+        now: Instant,
+    ) -> Option<usize> {
+        self.idle_victim(sessions, now)
+            .or_else(|| self.over_share_victim(sessions, newcomer))
+    }
+
+    /// The connection idle or in its handshake long enough, of the host holding the most
+    /// connections, idle longest.
+    fn idle_victim(&mut self, sessions: &Slab<Session>, now: Instant) -> Option<usize> {
         if self.no_victim_before.is_some_and(|until| now < until) {
             return None;
         }
         let mut next_candidate = now + MIN_IDLE_TO_EVICT;
-        let mut best: Option<(usize, usize, Instant)> = None;
+        let mut best = Heaviest::default();
         for (slot, session) in sessions {
             let Some(since) = session.evictable_since() else {
                 continue;
@@ -140,27 +160,82 @@ impl Admission {
                 next_candidate = next_candidate.min(since + MIN_IDLE_TO_EVICT);
                 continue;
             }
-            let held = self.held.get(&host_of(session.conn.peer)).copied();
-            let held = held.unwrap_or(0);
-            let better = best.is_none_or(|(_, best_held, best_since)| {
-                held > best_held || (held == best_held && since < best_since)
-            });
-            if better {
-                best = Some((slot, held, since));
-            }
+            let held = self.held_by(session.conn.host());
+            best.consider(slot, held, since);
         }
-        self.no_victim_before = best.is_none().then_some(next_candidate);
-        best.map(|(slot, ..)| slot)
+        self.no_victim_before = best.slot().is_none().then_some(next_candidate);
+        best.slot()
+    }
+
+    /// The connection waiting on its peer longest, of the heaviest host that must give one up
+    /// to a newcomer from `newcomer`.
+    fn over_share_victim(&self, sessions: &Slab<Session>, newcomer: IpAddr) -> Option<usize> {
+        let must_give_up = gives_up_a_slot_at(&self.held, newcomer, self.max_connections);
+        if self.held.values().all(|&held| held < must_give_up) {
+            return None;
+        }
+        let mut best = Heaviest::default();
+        for (slot, session) in sessions {
+            let held = self.held_by(session.conn.host());
+            if held < must_give_up {
+                continue;
+            }
+            let Some(since) = session.evictable_since() else {
+                continue;
+            };
+            best.consider(slot, held, since);
+        }
+        best.slot()
+    }
+
+    fn held_by(&self, host: IpAddr) -> usize {
+        self.held.get(&host).copied().unwrap_or(0)
     }
 }
 
-/// Tells a connection about to be evicted why, if its socket takes the bytes at once. An idle
-/// connection has no output pending, so the frame goes first in line. One still in its
-/// handshake has no channel to say it on.
+/// Of the candidates for eviction, the one of the host holding the most connections, and of
+/// that host the one waiting on its peer since longest.
+#[derive(Default)]
+struct Heaviest(Option<(usize, usize, Instant)>);
+
+impl Heaviest {
+    /// Considers the connection in `slot`, of a host holding `held`, waiting since `since`.
+    fn consider(&mut self, slot: usize, held: usize, since: Instant) {
+        let better = self.0.is_none_or(|(_, best_held, best_since)| {
+            held > best_held || (held == best_held && since < best_since)
+        });
+        if better {
+            self.0 = Some((slot, held, since));
+        }
+    }
+
+    fn slot(&self) -> Option<usize> {
+        self.0.map(|(slot, ..)| slot)
+    }
+}
+
+/// How many connections a host must hold to give one up to a newcomer from `newcomer` on a
+/// full server of `max_connections`: more than its fair share, the connections split between
+/// the hosts holding any and the newcomer's, and at least two more than the newcomer's host,
+/// so that a slot taken leaves the newcomer's host holding no more than the other.
+fn gives_up_a_slot_at(
+    held: &HashMap<IpAddr, usize>,
+    newcomer: IpAddr,
+    max_connections: usize,
+) -> usize {
+    let newcomer_holds = held.get(&newcomer).copied().unwrap_or(0);
+    let hosts = held.len() + usize::from(newcomer_holds == 0);
+    (max_connections / hosts + 1).max(newcomer_holds + 2)
+}
+
+/// Tells a connection about to be evicted why, if its socket takes the bytes at once. One
+/// evicted waits on its peer and has no output pending, so the frame goes first in line. One
+/// still in its handshake has no channel to say it on.
 pub(crate) fn say_evicted(conn: &mut Connection) {
     let evicted = Response::Error {
         code: ErrorCode::Evicted,
-        message: "closed while idle to make room for another connection; reconnect when needed"
+        message: "closed to make room for another connection, while idle or while this host \
+                  held more than its share; reconnect when needed"
             .into(),
     };
     if conn.queue(&evicted, Vec::new()).is_ok() {
@@ -225,5 +300,29 @@ mod tests {
             "2001:db8:1::".parse::<IpAddr>().unwrap()
         );
         assert_ne!(host("2001:db8:1::5"), host("2001:db8:1:1::5"));
+    }
+
+    fn v4(c: u8, d: u8) -> IpAddr {
+        [127, 0, c, d].into()
+    }
+
+    /// Eight hosts holding 128 each fill 1,024 slots: a ninth host's share is 113, so each of
+    /// them gives one up, and keeps doing so until the newcomer holds as many as they do.
+    #[test]
+    fn hosts_over_their_share_give_slots_up_until_the_newcomer_has_as_many() {
+        let mut held: HashMap<IpAddr, usize> = (1..=8).map(|d| (v4(1, d), 128)).collect();
+        let newcomer = v4(0, 1);
+        assert_eq!(gives_up_a_slot_at(&held, newcomer, 1024), 114);
+        held.insert(newcomer, 113);
+        assert_eq!(gives_up_a_slot_at(&held, newcomer, 1024), 115);
+    }
+
+    /// A thousand hosts holding one each: a newcomer host takes no slot from any of them.
+    #[test]
+    fn a_host_holding_its_share_keeps_it() {
+        let held: HashMap<IpAddr, usize> = (0..1000u16)
+            .map(|n| (v4(2 + (n / 256) as u8, (n % 256) as u8), 1))
+            .collect();
+        assert_eq!(gives_up_a_slot_at(&held, v4(0, 1), 1024), 2);
     }
 }

@@ -311,9 +311,9 @@ impl EventLoop {
     /// Closes an idle connection to make room for a new one, telling it why.
     fn evict(&mut self, slot: usize) {
         let session = &mut self.sessions[slot];
-        session
-            .span()
-            .in_scope(|| info!("evicting an idle or stalled connection to make room"));
+        session.span().in_scope(|| {
+            info!("evicting a connection to make room: idle, stalled, or of a host over its share")
+        });
         if session.is_greeted() {
             admission::say_evicted(&mut session.conn);
         }
