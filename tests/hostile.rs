@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::RawPeer;
 use support::attacks::{self, Attack, honest_push, memory_of};
 
 /// What serve may reach at its peak, whatever the attack.
@@ -14,6 +15,11 @@ const PEAK_LIMIT: u64 = 512 * 1024 * 1024;
 
 /// What serve must come back under once the attacker has gone.
 const SETTLED_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// A resident size that serve reaches only once it holds more than half its default budget
+/// of 256 MiB for peers: about 40 MiB at rest, plus the 128 MiB past which a host over its
+/// share is read no further, less some margin.
+const MEMORY_FULL: u64 = 150 * 1024 * 1024;
 
 fn withstands(attack: &Attack) {
     support::raise_fd_limit();
@@ -83,4 +89,28 @@ fn one_host_cannot_keep_others_out() {
 #[test]
 fn answers_read_at_a_trickle_are_bounded() {
     withstands(&attacks::ALL[7]);
+}
+
+/// A host whose connections hold more than half the server's memory, and read their answers at
+/// a trickle so that none is closed for it, opens one more: its handshake is read at once, not
+/// left to time out while the memory stays full.
+#[test]
+fn a_host_over_its_memory_share_still_completes_a_handshake() {
+    support::raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let attack = &attacks::ALL[7];
+    let server = attacks::serve_prepared(attack, &dir.path().join("served.db"));
+    let held = (attack.start)(server.addr());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while memory_of(server.pid(), "VmRSS") < MEMORY_FULL {
+        assert!(
+            Instant::now() < deadline,
+            "the attack never filled the memory"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut newcomer = RawPeer::connect_from(attacks::ATTACKER.into(), server.addr());
+    newcomer.hello();
+    drop(held);
+    server.stop();
 }

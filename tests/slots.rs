@@ -377,7 +377,7 @@ fn every_connection_of_a_full_server_is_answered() {
 fn hosts_keeping_every_slot_busy_give_one_up_to_a_newcomer() {
     raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &[]);
+    let server = start_server(&dir.path().join("served.db"), BackendKind::Sled, &["-v"]);
     let held = flood_of_greeted(server.addr(), &hosts_at_their_cap(8), |_| {});
     let busy = KeptBusy::start(held);
     busy.wait_for_rounds(3);
@@ -385,6 +385,10 @@ fn hosts_keeping_every_slot_busy_give_one_up_to_a_newcomer() {
     honest_send(&server, &dir.path().join("in"), 6);
     let evicted = busy.stop();
     assert!(evicted >= 1, "no busy connection was told it was evicted");
+    // Not one idle for a second, which a slow round would have left.
+    let over_share = "evicting a connection of a host over its share";
+    let log = server.log_with(|line| line.contains(over_share));
+    assert!(log.contains(over_share), "no eviction for a share:\n{log}");
     assert_peak_rss_in_bounds(&server);
     server.stop();
 }

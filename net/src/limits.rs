@@ -16,8 +16,9 @@ pub struct Limits {
     pub max_part_size: u64,
     /// Connections held at once. When they are all taken, the connection idle longest (of the
     /// host holding the most; one stuck in its handshake counts as idle) is closed to make
-    /// room; with none idle for a second, one waiting on its peer of a host holding more than
-    /// its fair share; with none of those either, the newcomer is told `Busy` and closed.
+    /// room; with none idle for a second, one between two requests of a host holding more than
+    /// its fair share, two more than the newcomer's host and more than eight; with none of
+    /// those either, the newcomer is told `Busy` and closed.
     pub max_connections: usize,
     /// Connections one host (an IPv4 address, or an IPv6 /64) may hold at once; one more from
     /// it is told `TooManyConnections` and closed. An honest peer needs a few (one per

@@ -181,6 +181,9 @@ fn wait_for_sled_to_let_go(index: &Path) {
 /// Connections an attacking host opens, under the server's default cap per address.
 const PER_HOST: usize = 100;
 
+/// The first attacking host; the next ones follow it.
+pub const ATTACKER: [u8; 4] = [127, 0, 1, 1];
+
 /// Opens `count` connections from hosts of their own (127.0.1.1, 127.0.1.2, ...: the
 /// honest client on 127.0.0.1 shares no per-address cap with them), each sending a `Hello`
 /// and then what `frames` gives it, on its own thread. Every connection has its TLS session
@@ -193,8 +196,9 @@ fn attackers(
     frames: impl Fn(usize) -> Vec<u8> + Sync,
 ) -> Vec<RawPeer> {
     let peers = on_threads((0..count).collect(), |index| {
-        let host = u8::try_from(1 + index / PER_HOST).expect("under 25,500");
-        (index, RawPeer::connect_from([127, 0, 1, host].into(), addr))
+        let [a, b, c, first] = ATTACKER;
+        let host = first + u8::try_from(index / PER_HOST).expect("under 25,500");
+        (index, RawPeer::connect_from([a, b, c, host].into(), addr))
     });
     on_threads(peers, |(index, mut peer)| {
         peer.set_write_timeout(Duration::from_secs(2));

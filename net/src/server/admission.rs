@@ -12,10 +12,13 @@
 //!
 //! Hosts that keep every connection busy leave none idle that long. Then the newcomer takes a
 //! slot from a host holding more than its fair share (the connections split between the hosts
-//! holding any, the newcomer's counted) and at least two more than the newcomer's host: the
-//! connection of the heaviest such host that waits on its peer (idle, however briefly) and has
-//! the longest. So a few hosts cannot keep every other out, shares even out as newcomers come,
-//! and a host holding its share or less gives up only a connection idle for a second.
+//! holding any, the newcomer's counted), at least two more than the newcomer's host, and more
+//! than [`KEPT_BY_ANY_HOST`]: of the heaviest such host that has one, the connection between
+//! two requests (nothing at the workers, no answer unwritten, nothing of a frame or body
+//! received or held back) since longest, or one still in its handshake. So a few hosts cannot
+//! keep every other out, shares even out as newcomers come and never swap back, and a host
+//! holding its share or a few connections gives up only one idle for a second, however many
+//! addresses the newcomers come from.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -40,14 +43,28 @@ use crate::message::{ErrorCode, Response};
 /// something to ask.
 const MIN_IDLE_TO_EVICT: Duration = Duration::from_secs(1);
 
+/// Connections no host is made to give up for being over its share, however small the share:
+/// an attacker with many addresses (an IPv6 host can claim many /64s) drives the share down to
+/// one, and honest hosts with a few transfers under way keep them.
+const KEPT_BY_ANY_HOST: usize = 8;
+
 /// What becomes of a connection just accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
     Admit,
-    /// Admit it once the connection in this slot is evicted to make room.
-    AdmitEvicting(usize),
+    /// Admit it once the connection in this slot is evicted to make room, for this reason.
+    AdmitEvicting(usize, Eviction),
     /// It was told why, if its socket took the bytes at once; drop it.
     Refused,
+}
+
+/// Why a connection is evicted for a newcomer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Eviction {
+    /// It was idle, or in its handshake, for [`MIN_IDLE_TO_EVICT`].
+    Idle,
+    /// Its host held more than its fair share of the server's connections.
+    OverShare,
 }
 
 /// The door: the rules, and how many connections each address holds.
@@ -63,6 +80,10 @@ pub(crate) struct Admission {
     /// began its handshake later), so a full server refuses a flood of newcomers without
     /// looking at every connection for each.
     no_victim_before: Option<Instant>,
+    /// The turn and the least share at which the last look found no connection to take from a
+    /// host over its share: until something changes in a later turn, a flood of newcomers
+    /// needing as much or more is refused without looking again.
+    no_over_share_victim: Option<(Instant, usize)>,
 }
 
 impl Admission {
@@ -73,6 +94,7 @@ impl Admission {
             max_per_address: limits.max_connections_per_address,
             held: HashMap::new(),
             no_victim_before: None,
+            no_over_share_victim: None,
         }
     }
 
@@ -104,8 +126,11 @@ impl Admission {
         if sessions.len() < self.max_connections {
             return Verdict::Admit;
         }
-        if let Some(slot) = self.victim(sessions, host, now) {
-            return Verdict::AdmitEvicting(slot);
+        if let Some(slot) = self.idle_victim(sessions, now) {
+            return Verdict::AdmitEvicting(slot, Eviction::Idle);
+        }
+        if let Some(slot) = self.over_share_victim(sessions, host, now) {
+            return Verdict::AdmitEvicting(slot, Eviction::OverShare);
         }
         warn!(%peer, max = self.max_connections, "refusing a connection: server full");
         refuse(
@@ -132,18 +157,6 @@ impl Admission {
         }
     }
 
-    /// The slot of the connection to evict for a newcomer from `newcomer`: one idle long
-    /// enough, else one of a host over its share. `None` when no connection is either.
-    fn victim(
-        &mut self,
-        sessions: &Slab<Session>,
-        newcomer: IpAddr,
-        now: Instant,
-    ) -> Option<usize> {
-        self.idle_victim(sessions, now)
-            .or_else(|| self.over_share_victim(sessions, newcomer))
-    }
-
     /// The connection idle or in its handshake long enough, of the host holding the most
     /// connections, idle longest.
     fn idle_victim(&mut self, sessions: &Slab<Session>, now: Instant) -> Option<usize> {
@@ -167,11 +180,20 @@ impl Admission {
         best.slot()
     }
 
-    /// The connection waiting on its peer longest, of the heaviest host that must give one up
-    /// to a newcomer from `newcomer`.
-    fn over_share_victim(&self, sessions: &Slab<Session>, newcomer: IpAddr) -> Option<usize> {
+    /// The connection between two requests since longest, or in its handshake, of the
+    /// heaviest host that must give one up to a newcomer from `newcomer` and has one.
+    fn over_share_victim(
+        &mut self,
+        sessions: &Slab<Session>,
+        newcomer: IpAddr,
+        now: Instant,
+    ) -> Option<usize> {
         let must_give_up = gives_up_a_slot_at(&self.held, newcomer, self.max_connections);
-        if self.held.values().all(|&held| held < must_give_up) {
+        if self.held.values().all(|&held| held < must_give_up)
+            || self
+                .no_over_share_victim
+                .is_some_and(|(turn, least)| turn == now && must_give_up >= least)
+        {
             return None;
         }
         let mut best = Heaviest::default();
@@ -180,10 +202,13 @@ impl Admission {
             if held < must_give_up {
                 continue;
             }
-            let Some(since) = session.evictable_since() else {
+            let Some(since) = session.between_requests_since() else {
                 continue;
             };
             best.consider(slot, held, since);
+        }
+        if best.slot().is_none() {
+            self.no_over_share_victim = Some((now, must_give_up));
         }
         best.slot()
     }
@@ -216,8 +241,9 @@ impl Heaviest {
 
 /// How many connections a host must hold to give one up to a newcomer from `newcomer` on a
 /// full server of `max_connections`: more than its fair share, the connections split between
-/// the hosts holding any and the newcomer's, and at least two more than the newcomer's host,
-/// so that a slot taken leaves the newcomer's host holding no more than the other.
+/// the hosts holding any and the newcomer's; at least two more than the newcomer's host, so
+/// that a slot taken leaves the newcomer's host holding no more than the other; and more than
+/// [`KEPT_BY_ANY_HOST`].
 fn gives_up_a_slot_at(
     held: &HashMap<IpAddr, usize>,
     newcomer: IpAddr,
@@ -225,18 +251,27 @@ fn gives_up_a_slot_at(
 ) -> usize {
     let newcomer_holds = held.get(&newcomer).copied().unwrap_or(0);
     let hosts = held.len() + usize::from(newcomer_holds == 0);
-    (max_connections / hosts + 1).max(newcomer_holds + 2)
+    (max_connections / hosts + 1)
+        .max(newcomer_holds + 2)
+        .max(KEPT_BY_ANY_HOST + 1)
 }
 
 /// Tells a connection about to be evicted why, if its socket takes the bytes at once. One
 /// evicted waits on its peer and has no output pending, so the frame goes first in line. One
 /// still in its handshake has no channel to say it on.
-pub(crate) fn say_evicted(conn: &mut Connection) {
+pub(crate) fn say_evicted(conn: &mut Connection, why: Eviction) {
+    let message = match why {
+        Eviction::Idle => {
+            "closed while idle to make room for another connection; reconnect when needed"
+        }
+        Eviction::OverShare => {
+            "closed between requests to make room for another host's connection: this host \
+             held more than its share of a full server; reconnect when needed"
+        }
+    };
     let evicted = Response::Error {
         code: ErrorCode::Evicted,
-        message: "closed to make room for another connection, while idle or while this host \
-                  held more than its share; reconnect when needed"
-            .into(),
+        message: message.into(),
     };
     if conn.queue(&evicted, Vec::new()).is_ok() {
         let _ = conn.flush();
@@ -317,12 +352,26 @@ mod tests {
         assert_eq!(gives_up_a_slot_at(&held, newcomer, 1024), 115);
     }
 
-    /// A thousand hosts holding one each: a newcomer host takes no slot from any of them.
+    /// 1,024 hosts holding one each: a newcomer host takes no slot from any of them.
     #[test]
     fn a_host_holding_its_share_keeps_it() {
-        let held: HashMap<IpAddr, usize> = (0..1000u16)
+        let held: HashMap<IpAddr, usize> = (0..1024u16)
             .map(|n| (v4(2 + (n / 256) as u8, (n % 256) as u8), 1))
             .collect();
-        assert_eq!(gives_up_a_slot_at(&held, v4(0, 1), 1024), 2);
+        assert!(gives_up_a_slot_at(&held, v4(0, 1), 1024) > 1);
+    }
+
+    /// 1,000 hosts holding one each and one honest host holding 24: however many addresses
+    /// the newcomers come from, the honest host keeps a few.
+    #[test]
+    fn a_host_keeps_a_few_however_small_the_share() {
+        let mut held: HashMap<IpAddr, usize> = (0..1000u16)
+            .map(|n| (v4(2 + (n / 256) as u8, (n % 256) as u8), 1))
+            .collect();
+        held.insert(v4(0, 1), 24);
+        assert_eq!(
+            gives_up_a_slot_at(&held, v4(9, 9), 1024),
+            KEPT_BY_ANY_HOST + 1
+        );
     }
 }

@@ -24,7 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use tracing::{debug, error, info, warn};
 
-use super::admission::{self, Admission, Verdict};
+use super::admission::{self, Admission, Eviction, Verdict};
 use super::connection::Connection;
 use super::session::{Session, Shared};
 use super::transport::Transport;
@@ -193,7 +193,7 @@ impl EventLoop {
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
         match self.admission.judge(&mut stream, peer, &self.sessions, now) {
             Verdict::Admit => {}
-            Verdict::AdmitEvicting(slot) => self.evict(slot),
+            Verdict::AdmitEvicting(slot, why) => self.evict(slot, why),
             Verdict::Refused => return,
         }
         if let Err(err) = stream.set_nodelay(true) {
@@ -308,14 +308,17 @@ impl EventLoop {
         }
     }
 
-    /// Closes an idle connection to make room for a new one, telling it why.
-    fn evict(&mut self, slot: usize) {
+    /// Closes a connection to make room for a new one, telling it why.
+    fn evict(&mut self, slot: usize, why: Eviction) {
         let session = &mut self.sessions[slot];
-        session.span().in_scope(|| {
-            info!("evicting a connection to make room: idle, stalled, or of a host over its share")
+        session.span().in_scope(|| match why {
+            Eviction::Idle => info!("evicting an idle connection to make room"),
+            Eviction::OverShare => {
+                info!("evicting a connection of a host over its share to make room");
+            }
         });
         if session.is_greeted() {
-            admission::say_evicted(&mut session.conn);
+            admission::say_evicted(&mut session.conn, why);
         }
         self.close(slot);
     }
@@ -386,6 +389,9 @@ fn drive(poll: &Poll, shared: &mut Shared, session: &mut Session, now: Instant) 
         shared.counters.read(session.conn.read_this_turn());
         flush(poll, session, &shared.counters, now)?;
     }
+    // What was written is no longer held: charged on, it would keep the memory looking full
+    // and the sessions it stopped waiting.
+    session.recharge(shared);
     Ok(())
 }
 

@@ -13,7 +13,9 @@ impl Session {
     ///
     /// A request is read only when whatever it may bring fits: the server's memory has room,
     /// and this connection's unread answers plus the parts its `Get`s will bring stay under
-    /// its own budget.
+    /// its own budget. A handshake is read whatever the memory holds: it brings a few records,
+    /// and with its deadline running, stopping it would close a newcomer for the server's own
+    /// wait.
     pub(super) fn may_read(&self, shared: &Shared) -> bool {
         let limits = &shared.limits;
         let answers = self.conn.pending_output() as u64
@@ -21,7 +23,7 @@ impl Session {
         self.closing_since.is_none()
             && self.held.is_none()
             && !shared.shutting_down
-            && shared.memory.has_room_for(self.charged, self.conn.host())
+            && (!self.greeted || shared.memory.has_room_for(self.charged, self.conn.host()))
             && self.buffered < limits.max_buffered_per_connection
             && (self.gets_at_workers == 0 || answers <= limits.max_buffered_per_connection)
             && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection

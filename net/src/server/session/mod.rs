@@ -353,6 +353,14 @@ impl Session {
         self.waits_on_its_peer().then_some(self.conn.last_activity)
     }
 
+    /// Since when the session has been between two requests, with nothing of one received or
+    /// held back (since it was accepted, if it is in its handshake); `None` otherwise. Closing
+    /// it then loses nothing the peer sent.
+    pub(crate) fn between_requests_since(&self) -> Option<Instant> {
+        self.evictable_since()
+            .filter(|_| !self.conn.has_partial_input())
+    }
+
     /// Whether the session has finished its handshake and said `Hello`.
     pub(crate) fn is_greeted(&self) -> bool {
         self.greeted
