@@ -247,7 +247,7 @@ fn flood_of_greeted(
     held
 }
 
-/// A thousand hosts take a connection each, every slot of the server between them, and then
+/// 1,024 hosts take a connection each, every slot of the server between them, and then
 /// sit idle: none holds more than its share, yet a newcomer from 127.0.0.1 gets in by the
 /// eviction of one of them, which is told so.
 #[test]
@@ -282,7 +282,7 @@ fn a_full_server_evicts_an_idle_connection_to_let_a_newcomer_in() {
     server.stop();
 }
 
-/// A thousand hosts open a connection each, every slot of the server between them, and never
+/// 1,024 hosts open a connection each, every slot of the server between them, and never
 /// begin a handshake (serve waits a minute for one here, so none ends on its own during the
 /// test). The server is full and no host is over its share: a newcomer is told `Busy` at once.
 /// A second later, a newcomer from 127.0.0.1 gets in by the eviction of one of them, and is

@@ -352,13 +352,18 @@ mod tests {
         assert_eq!(gives_up_a_slot_at(&held, newcomer, 1024), 115);
     }
 
-    /// 1,024 hosts holding one each: a newcomer host takes no slot from any of them.
+    /// Ten hosts fill 1,024 slots, one holding 93, its share once a newcomer is counted
+    /// (1,024 / 11), the nine others 103 or 104: those give slots up, and it keeps its own.
     #[test]
-    fn a_host_holding_its_share_keeps_it() {
-        let held: HashMap<IpAddr, usize> = (0..1024u16)
-            .map(|n| (v4(2 + (n / 256) as u8, (n % 256) as u8), 1))
-            .collect();
-        assert!(gives_up_a_slot_at(&held, v4(0, 1), 1024) > 1);
+    fn a_host_holding_its_share_keeps_it_while_the_heavier_give_up() {
+        let mut held: HashMap<IpAddr, usize> = (1..=9).map(|d| (v4(1, d), 103)).collect();
+        held.insert(v4(1, 1), 107);
+        held.insert(v4(1, 10), 93);
+        assert_eq!(held.values().sum::<usize>(), 1024);
+        let must_give_up = gives_up_a_slot_at(&held, v4(0, 1), 1024);
+        assert_eq!(must_give_up, 94);
+        assert!(held[&v4(1, 10)] < must_give_up);
+        assert!(held.values().filter(|&&n| n >= must_give_up).count() == 9);
     }
 
     /// 1,000 hosts holding one each and one honest host holding 24: however many addresses
