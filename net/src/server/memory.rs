@@ -42,9 +42,14 @@ impl Memory {
         }
     }
 
-    /// Whether anything more may be taken on.
-    pub(crate) fn has_room(&self) -> bool {
-        self.used < self.limit
+    /// Whether any holder at all may take more: the lightest go on into the reserve.
+    pub(crate) fn below_the_reserve_top(&self) -> bool {
+        self.used < self.reserve_top()
+    }
+
+    /// The most held: the limit and a reserve of an eighth of it.
+    fn reserve_top(&self) -> u64 {
+        self.limit + self.limit / 8
     }
 
     /// Whether a holder of `held` bytes from `host` may take more. Until half the limit is
@@ -59,7 +64,7 @@ impl Memory {
             return true;
         }
         let stop_at = if self.may_use_the_reserve(held, host) {
-            self.limit + self.limit / 8
+            self.reserve_top()
         } else {
             self.limit / 2
         };

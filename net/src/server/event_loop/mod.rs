@@ -11,6 +11,7 @@ mod revisits;
 mod stopping;
 mod subscribers;
 
+use std::collections::BTreeSet;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,7 +63,11 @@ pub(crate) struct EventLoop {
     accept_paused_until: Option<Instant>,
     /// When to next look at every connection's deadline.
     next_sweep: Instant,
-    /// The slot resumed last after a budget freed, so the next resumption starts after it.
+    /// Sessions that stopped reading for the server's memory alone, to drive again once
+    /// some of it is given back.
+    waiting_for_memory: BTreeSet<usize>,
+    /// The slot resumed last after memory was given back, so the next resumption starts
+    /// after it.
     resumed_last: usize,
     /// Sessions that stopped at their share of reading, to drive again next turn.
     again: Revisits,
@@ -90,6 +95,7 @@ impl EventLoop {
             next_serial: 0,
             accept_paused_until: None,
             next_sweep: Instant::now() + MAX_SWEEP_INTERVAL,
+            waiting_for_memory: BTreeSet::new(),
             resumed_last: 0,
             again: Revisits::default(),
         }
@@ -249,6 +255,11 @@ impl EventLoop {
         if session.yielded() {
             self.again.push(slot, session.starved());
         }
+        if session.waits_for_memory(&self.shared) {
+            self.waiting_for_memory.insert(slot);
+        } else {
+            self.waiting_for_memory.remove(&slot);
+        }
         self.settle(slot, result);
     }
 
@@ -277,13 +288,13 @@ impl EventLoop {
         if self.shared.memory.is_pressed() {
             self.relieve_memory(now);
         }
-        // Budgets stop sessions only under pressure; once some of it is gone, they resume. The
-        // peak counts, not what was held when this was last asked: one turn's requests can
-        // fill the memory and the workers' answers empty it before the next, and a session
-        // stopped in between has nothing else to wake it.
+        // Memory stops sessions only under pressure; once some of it is gone, they resume.
+        // The peak counts, not what was held when this was last asked: one turn's requests
+        // can fill the memory and the workers' answers empty it before the next, and a
+        // session stopped in between has nothing else to wake it.
         let peak = self.shared.memory.take_peak();
         if self.shared.memory.used() < peak && self.shared.limits.max_memory / 2 <= peak {
-            self.resume_stalled(now);
+            self.resume_waiting_for_memory(now);
         }
     }
 
@@ -325,6 +336,7 @@ impl EventLoop {
 
     fn close(&mut self, slot: usize) {
         let mut session = self.sessions.remove(slot);
+        self.waiting_for_memory.remove(&slot);
         if session.has_jobs_at_workers() {
             // Its jobs still waiting at the readers would only take turns from the living.
             let _ = self.shared.read_jobs.send(ToReaders::Forget(session.id));

@@ -70,27 +70,25 @@ impl EventLoop {
         }
     }
 
-    /// Drives every session a budget stopped, those holding least first (the heaviest are
-    /// the ones to wait), and among equals starting after the one resumed first last time, so
-    /// no slot is always served first.
-    pub(super) fn resume_stalled(&mut self, now: Instant) {
-        let mut stalled: Vec<usize> = self
-            .sessions
-            .iter()
-            .filter(|(_, session)| session.stalled)
-            .map(|(slot, _)| slot)
-            .collect();
-        let start = stalled.partition_point(|&slot| slot <= self.resumed_last);
-        stalled.rotate_left(start);
-        stalled.sort_by_key(|&slot| self.sessions[slot].charged());
-        if let Some(&first) = stalled.first() {
+    /// Drives the sessions that stopped for memory and that it lets read again: those
+    /// holding least first (the heaviest are the ones to wait), and among equals starting
+    /// after the one resumed first last time, so no slot is always served first. Those it
+    /// still stops are passed over without a drive.
+    pub(super) fn resume_waiting_for_memory(&mut self, now: Instant) {
+        let mut waiting: Vec<usize> = self.waiting_for_memory.iter().copied().collect();
+        let start = waiting.partition_point(|&slot| slot <= self.resumed_last);
+        waiting.rotate_left(start);
+        waiting.sort_by_key(|&slot| self.sessions.get(slot).map(Session::charged));
+        if let Some(&first) = waiting.first() {
             self.resumed_last = first;
         }
-        for slot in stalled {
-            if !self.shared.memory.has_room() {
+        for slot in waiting {
+            if !self.shared.memory.below_the_reserve_top() {
                 break;
             }
-            if self.sessions.contains(slot) {
+            let may_read = (self.sessions.get(slot))
+                .is_some_and(|session| session.memory_allows_reading(&self.shared.memory));
+            if may_read {
                 self.drive_slot(slot, now);
             }
         }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::{CLOSE_GRACE, MAX_GETS_AT_WORKERS, MAX_LISTS_AT_WORKERS, Session, Shared};
 use crate::Limits;
 use crate::message::ErrorCode;
+use crate::server::memory::Memory;
 
 impl Session {
     /// Whether to take more from the peer. The number of requests in flight is no reason to
@@ -17,13 +18,30 @@ impl Session {
     /// and with its deadline running, stopping it would close a newcomer for the server's own
     /// wait.
     pub(super) fn may_read(&self, shared: &Shared) -> bool {
+        self.memory_allows_reading(&shared.memory) && self.own_budgets_allow_reading(shared)
+    }
+
+    /// Whether reading stopped for the server's memory alone: the session's own budgets
+    /// would read on, so nothing of its own (a worker's answer, a write) will wake it, and
+    /// the loop must when memory is given back.
+    pub(crate) fn waits_for_memory(&self, shared: &Shared) -> bool {
+        self.stalled
+            && !self.memory_allows_reading(&shared.memory)
+            && self.own_budgets_allow_reading(shared)
+    }
+
+    /// Whether the server's memory lets this session read on.
+    pub(crate) fn memory_allows_reading(&self, memory: &Memory) -> bool {
+        !self.greeted || memory.has_room_for(self.charged, self.conn.host())
+    }
+
+    fn own_budgets_allow_reading(&self, shared: &Shared) -> bool {
         let limits = &shared.limits;
         let answers = self.conn.pending_output() as u64
             + (self.gets_at_workers as u64 + 1) * self.get_cost(limits);
         self.closing_since.is_none()
             && self.held.is_none()
             && !shared.shutting_down
-            && (!self.greeted || shared.memory.has_room_for(self.charged, self.conn.host()))
             && self.buffered < limits.max_buffered_per_connection
             && (self.gets_at_workers == 0 || answers <= limits.max_buffered_per_connection)
             && (self.conn.pending_output() as u64) < limits.max_buffered_per_connection
