@@ -16,10 +16,9 @@ const PEAK_LIMIT: u64 = 512 * 1024 * 1024;
 /// What serve must come back under once the attacker has gone.
 const SETTLED_LIMIT: u64 = 256 * 1024 * 1024;
 
-/// A resident size that serve reaches only once it holds more than half its default budget
-/// of 256 MiB for peers: about 40 MiB at rest, plus the 128 MiB past which a host over its
-/// share is read no further, less some margin.
-const MEMORY_FULL: u64 = 150 * 1024 * 1024;
+/// Half serve's default memory budget for peers: past it, a host over its share is read no
+/// further.
+const HALF_THE_BUDGET: u64 = 128 * 1024 * 1024;
 
 fn withstands(attack: &Attack) {
     support::raise_fd_limit();
@@ -99,10 +98,15 @@ fn a_host_over_its_memory_share_still_completes_a_handshake() {
     support::raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let attack = &attacks::ALL[7];
-    let server = attacks::serve_prepared(attack, &dir.path().join("served.db"));
+    let mut server = attacks::serve_prepared_with(
+        attack,
+        &dir.path().join("served.db"),
+        &["--http", "127.0.0.1:0"],
+    );
+    let url = server.http_url();
     let held = (attack.start)(server.addr());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while memory_of(server.pid(), "VmRSS") < MEMORY_FULL {
+    while server.metric(&url, "p2p_store_peer_memory_bytes") < HALF_THE_BUDGET {
         assert!(
             Instant::now() < deadline,
             "the attack never filled the memory"

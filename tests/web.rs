@@ -16,12 +16,7 @@ use support::{BACKENDS, PATIENCE, Server, p, send, skip, start_server};
 /// `serve --http 127.0.0.1:0` on `db`, and the base URL it printed.
 fn web_server(db: &Path, backend: BackendKind) -> (Server, String) {
     let mut server = start_server(db, backend, &["--http", "127.0.0.1:0"]);
-    let line = server.next_line();
-    let url = line
-        .strip_prefix("http on ")
-        .unwrap_or_else(|| panic!("{line:?}"));
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    let url = url.to_owned();
+    let url = server.http_url();
     (server, url)
 }
 
@@ -213,6 +208,7 @@ fn metrics_and_the_json_api_count_what_peers_do() {
     assert!(value("p2p_store_received_bytes_total") > 20);
     assert!(value("p2p_store_sent_bytes_total") > 0);
     assert!(value("p2p_store_connections_open") <= 1);
+    assert!(value("p2p_store_peer_memory_bytes") <= 256 << 20);
 
     let json = |path: &str| -> serde_json::Value {
         serde_json::from_slice(&curl(&[&format!("{url}{path}")]).stdout).unwrap()

@@ -144,8 +144,14 @@ pub const ALL: [Attack; 8] = [
 
 /// Serves the store at `db` once `attack` has prepared it, as `serve` with default flags.
 pub fn serve_prepared(attack: &Attack, db: &Path) -> Server {
+    serve_prepared_with(attack, db, &[])
+}
+
+/// Serves the store at `db` once `attack` has prepared it, as `serve` with default flags and
+/// `extra`, which set no limit.
+pub fn serve_prepared_with(attack: &Attack, db: &Path, extra: &[&str]) -> Server {
     (attack.prepare)(db);
-    super::start_server(db, BackendKind::Sled, &[])
+    super::start_server(db, BackendKind::Sled, extra)
 }
 
 /// Puts `parts` into a new sled store at `db`, one sync per ten thousand.

@@ -13,7 +13,7 @@ pub mod wiretap;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
@@ -290,6 +290,31 @@ impl Server {
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
         line.trim_end().to_owned()
+    }
+
+    /// The web view's base URL, from the line `serve --http` prints after `listening on`.
+    pub fn http_url(&mut self) -> String {
+        let line = self.next_line();
+        let url = line
+            .strip_prefix("http on ")
+            .unwrap_or_else(|| panic!("{line:?}"));
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        url.to_owned()
+    }
+
+    /// The value of the metric `name` on the web view's `/metrics`, read over a plain socket.
+    pub fn metric(&self, url: &str, name: &str) -> u64 {
+        let host = url.strip_prefix("http://").unwrap();
+        let mut stream = TcpStream::connect(host).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let line = text
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name}:\n{text}"));
+        line.split(' ').nth(1).unwrap().parse().unwrap()
     }
 
     /// What the server logged so far.

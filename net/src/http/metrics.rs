@@ -54,6 +54,12 @@ fn render(counters: &CountersSnapshot) -> String {
             "Bytes of the parts pushed by peers and made durable.",
             counters.bytes_stored,
         ),
+        (
+            "peer_memory_bytes",
+            "gauge",
+            "Bytes held now on peers' behalf, against the memory budget (--max-memory).",
+            counters.peer_memory,
+        ),
     ];
     let mut text = String::new();
     for (name, kind, help, value) in metrics {
@@ -79,7 +85,7 @@ mod tests {
         let text = render(&counters);
         assert!(text.contains("p2p_store_received_bytes_total 42\n"));
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 6 * 3);
+        assert_eq!(lines.len(), 7 * 3);
         for metric in lines.chunks(3) {
             let name = metric[2].split(' ').next().unwrap();
             assert!(name.starts_with("p2p_store_"));

@@ -8,7 +8,7 @@ use super::ServeSummary;
 
 /// What the server has done since it was bound. Take it from
 /// [`Server::counters`](super::Server::counters); every value only grows, except
-/// `connections_open`.
+/// `connections_open` and `peer_memory`.
 #[derive(Debug, Default)]
 pub struct ServerCounters {
     connections_open: AtomicU64,
@@ -17,6 +17,7 @@ pub struct ServerCounters {
     bytes_out: AtomicU64,
     parts_stored: AtomicU64,
     bytes_stored: AtomicU64,
+    peer_memory: AtomicU64,
 }
 
 /// One reading of [`ServerCounters`]. Each value is read on its own, so two of them may be a
@@ -35,6 +36,8 @@ pub struct CountersSnapshot {
     pub parts_stored: u64,
     /// The bytes of those parts.
     pub bytes_stored: u64,
+    /// Bytes held now on peers' behalf, against the server's memory budget (`--max-memory`).
+    pub peer_memory: u64,
 }
 
 impl ServerCounters {
@@ -48,6 +51,7 @@ impl ServerCounters {
             bytes_out: get(&self.bytes_out),
             parts_stored: get(&self.parts_stored),
             bytes_stored: get(&self.bytes_stored),
+            peer_memory: get(&self.peer_memory),
         }
     }
 
@@ -75,6 +79,11 @@ impl ServerCounters {
 
     pub(crate) fn written(&self, bytes: usize) {
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Notes what the memory budget holds for peers now.
+    pub(crate) fn held_for_peers(&self, bytes: u64) {
+        self.peer_memory.store(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn stored(&self, bytes: u64) {

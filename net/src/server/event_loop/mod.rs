@@ -148,6 +148,7 @@ impl EventLoop {
                 self.accept(now);
             }
             self.take_done(now);
+            (self.shared.counters).held_for_peers(self.shared.memory.used());
             if self.shared.news.swap(false, Ordering::SeqCst) {
                 self.announce_all(now);
             }
