@@ -12,7 +12,7 @@
 //!
 //! Hosts that keep every connection busy leave none idle that long. Then the newcomer takes a
 //! slot from a host holding more than its fair share (the connections split between the hosts
-//! holding any, the newcomer's counted), at least two more than the newcomer's host, and more
+//! holding one done with its handshake, the newcomer's counted), at least two more than the newcomer's host, and more
 //! than [`KEPT_BY_ANY_HOST`]: of the heaviest such host that has one, the connection between
 //! two requests (nothing at the workers, no answer unwritten, nothing of a frame or body
 //! received or held back) since longest, or one still in its handshake. So a few hosts cannot
@@ -75,6 +75,10 @@ pub(crate) struct Admission {
     /// Connections held, by host as [`host_of`] gives it; a host holding none is absent, so
     /// the map shrinks back after a flood.
     held: HashMap<IpAddr, usize>,
+    /// Connections done with their handshake, by host: the hosts the connections are shared
+    /// between. One that has not finished a handshake lowers no one's share, so addresses
+    /// that only connect cannot drive the shares down.
+    greeted: HashMap<IpAddr, usize>,
     /// Until then no connection can have been idle long enough to be evicted (a connection
     /// only turns idle on activity, which restarts its idle time, and one accepted since
     /// began its handshake later), so a full server refuses a flood of newcomers without
@@ -93,6 +97,7 @@ impl Admission {
             max_connections: limits.max_connections,
             max_per_address: limits.max_connections_per_address,
             held: HashMap::new(),
+            greeted: HashMap::new(),
             no_victim_before: None,
             no_over_share_victim: None,
         }
@@ -146,14 +151,17 @@ impl Admission {
         *self.held.entry(host_of(peer)).or_insert(0) += 1;
     }
 
-    /// Counts a connection no longer held.
-    pub(crate) fn closed(&mut self, peer: SocketAddr) {
+    /// Counts a connection that finished its handshake.
+    pub(crate) fn greeted(&mut self, peer: SocketAddr) {
+        *self.greeted.entry(host_of(peer)).or_insert(0) += 1;
+    }
+
+    /// Counts a connection no longer held, `greeted` or not.
+    pub(crate) fn closed(&mut self, peer: SocketAddr, greeted: bool) {
         let host = host_of(peer);
-        if let Some(count) = self.held.get_mut(&host) {
-            *count -= 1;
-            if *count == 0 {
-                self.held.remove(&host);
-            }
+        uncount(&mut self.held, host);
+        if greeted {
+            uncount(&mut self.greeted, host);
         }
     }
 
@@ -188,7 +196,8 @@ impl Admission {
         newcomer: IpAddr,
         now: Instant,
     ) -> Option<usize> {
-        let must_give_up = gives_up_a_slot_at(&self.held, newcomer, self.max_connections);
+        let must_give_up =
+            gives_up_a_slot_at(&self.held, &self.greeted, newcomer, self.max_connections);
         if self.held.values().all(|&held| held < must_give_up)
             || self
                 .no_over_share_victim
@@ -239,18 +248,29 @@ impl Heaviest {
     }
 }
 
-/// How many connections a host must hold to give one up to a newcomer from `newcomer` on a
-/// full server of `max_connections`: more than its fair share, the connections split between
-/// the hosts holding any and the newcomer's; at least two more than the newcomer's host, so
-/// that a slot taken leaves the newcomer's host holding no more than the other; and more than
-/// [`KEPT_BY_ANY_HOST`].
+/// Takes one connection of `host` off `counts`, leaving no entry for a host that holds none.
+fn uncount(counts: &mut HashMap<IpAddr, usize>, host: IpAddr) {
+    if let Some(count) = counts.get_mut(&host) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(&host);
+        }
+    }
+}
+
+/// How many connections a host must hold (`held`) to give one up to a newcomer from
+/// `newcomer` on a full server of `max_connections`: more than its fair share, the connections
+/// split between the hosts holding a `greeted` one and the newcomer's; at least two more than
+/// the newcomer's host, so that a slot taken leaves the newcomer's host holding no more than
+/// the other; and more than [`KEPT_BY_ANY_HOST`].
 fn gives_up_a_slot_at(
     held: &HashMap<IpAddr, usize>,
+    greeted: &HashMap<IpAddr, usize>,
     newcomer: IpAddr,
     max_connections: usize,
 ) -> usize {
     let newcomer_holds = held.get(&newcomer).copied().unwrap_or(0);
-    let hosts = held.len() + usize::from(newcomer_holds == 0);
+    let hosts = greeted.len() + usize::from(!greeted.contains_key(&newcomer));
     (max_connections / hosts + 1)
         .max(newcomer_holds + 2)
         .max(KEPT_BY_ANY_HOST + 1)
@@ -347,9 +367,9 @@ mod tests {
     fn hosts_over_their_share_give_slots_up_until_the_newcomer_has_as_many() {
         let mut held: HashMap<IpAddr, usize> = (1..=8).map(|d| (v4(1, d), 128)).collect();
         let newcomer = v4(0, 1);
-        assert_eq!(gives_up_a_slot_at(&held, newcomer, 1024), 114);
+        assert_eq!(gives_up_a_slot_at(&held, &held, newcomer, 1024), 114);
         held.insert(newcomer, 113);
-        assert_eq!(gives_up_a_slot_at(&held, newcomer, 1024), 115);
+        assert_eq!(gives_up_a_slot_at(&held, &held, newcomer, 1024), 115);
     }
 
     /// Ten hosts fill 1,024 slots, one holding 93, its share once a newcomer is counted
@@ -360,7 +380,7 @@ mod tests {
         held.insert(v4(1, 1), 107);
         held.insert(v4(1, 10), 93);
         assert_eq!(held.values().sum::<usize>(), 1024);
-        let must_give_up = gives_up_a_slot_at(&held, v4(0, 1), 1024);
+        let must_give_up = gives_up_a_slot_at(&held, &held, v4(0, 1), 1024);
         assert_eq!(must_give_up, 94);
         assert!(held[&v4(1, 10)] < must_give_up);
         assert!(held.values().filter(|&&n| n >= must_give_up).count() == 9);
@@ -375,7 +395,26 @@ mod tests {
             .collect();
         held.insert(v4(0, 1), 24);
         assert_eq!(
-            gives_up_a_slot_at(&held, v4(9, 9), 1024),
+            gives_up_a_slot_at(&held, &held, v4(9, 9), 1024),
+            KEPT_BY_ANY_HOST + 1
+        );
+    }
+
+    /// Four hosts hold 200 each, done with their handshakes, and 224 addresses one each, still
+    /// in theirs: the shares are split between the four and the newcomer (204 each), so none
+    /// of the four gives a slot up. Counted as hosts, the 224 would have cut the share to the
+    /// floor and made each of the four give up all but eight.
+    #[test]
+    fn hosts_still_in_their_handshakes_lower_no_share() {
+        let greeted: HashMap<IpAddr, usize> = (1..=4).map(|d| (v4(1, d), 200)).collect();
+        let mut held = greeted.clone();
+        held.extend((0..224).map(|d| (v4(2, d), 1)));
+        assert_eq!(held.values().sum::<usize>(), 1024);
+        let must_give_up = gives_up_a_slot_at(&held, &greeted, v4(0, 1), 1024);
+        assert_eq!(must_give_up, 205);
+        assert!(greeted.values().all(|&n| n < must_give_up));
+        assert_eq!(
+            gives_up_a_slot_at(&held, &held, v4(0, 1), 1024),
             KEPT_BY_ANY_HOST + 1
         );
     }

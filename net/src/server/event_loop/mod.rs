@@ -252,7 +252,11 @@ impl EventLoop {
     /// this turn is driven again on the next turn, after everyone else has had theirs.
     fn drive_slot(&mut self, slot: usize, now: Instant) {
         let session = &mut self.sessions[slot];
+        let was_greeted = session.is_greeted();
         let result = drive(&self.poll, &mut self.shared, session, now);
+        if !was_greeted && session.is_greeted() {
+            self.admission.greeted(session.conn.peer);
+        }
         if session.yielded() {
             self.again.push(slot, session.starved());
         }
@@ -346,7 +350,8 @@ impl EventLoop {
             .memory
             .closed(session.conn.host(), session.charged(), session.releasable());
         self.shared.memory.give_back();
-        self.admission.closed(session.conn.peer);
+        self.admission
+            .closed(session.conn.peer, session.is_greeted());
         self.shared.counters.closed();
         if let Err(err) = self.poll.registry().deregister(&mut session.conn.stream) {
             debug!(%err, "deregistering a closed connection");
