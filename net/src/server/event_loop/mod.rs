@@ -260,12 +260,24 @@ impl EventLoop {
         if session.yielded() {
             self.again.push(slot, session.starved());
         }
+        self.note_stop(slot);
+        self.settle(slot, result);
+    }
+
+    /// Notes what a session that stopped reading waits for, after a drive or a write: the
+    /// memory alone, or nothing any more (what stopped it was given back after it stopped),
+    /// in which case it is driven next turn. Any other stop ends with a worker's answer or a
+    /// write, which drive it.
+    fn note_stop(&mut self, slot: usize) {
+        let session = &self.sessions[slot];
+        if session.could_read_on(&self.shared) {
+            self.again.push(slot, false);
+        }
         if session.waits_for_memory(&self.shared) {
             self.waiting_for_memory.insert(slot);
         } else {
             self.waiting_for_memory.remove(&slot);
         }
-        self.settle(slot, result);
     }
 
     /// Delivers the workers' answers and resumes the connections they unblock.
@@ -372,6 +384,12 @@ impl EventLoop {
         self.announce_all(now);
         let mut expired = Vec::new();
         for (slot, session) in &self.sessions {
+            // A stop nothing would end (no worker's answer, write or memory given back to
+            // come) lasts until this sweep at most: a session its budgets stopped has no
+            // deadline.
+            if session.could_read_on(&self.shared) {
+                self.again.push(slot, false);
+            }
             match session.deadline(&self.shared.limits) {
                 Some(deadline) if deadline <= now => expired.push(slot),
                 Some(deadline) => self.next_sweep = self.next_sweep.min(deadline),

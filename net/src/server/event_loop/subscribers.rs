@@ -19,6 +19,7 @@ impl EventLoop {
             let result = flush(&self.poll, session, &self.shared.counters, now);
             // What is queued and unread counts against the server's memory, as any answer.
             session.recharge(&mut self.shared);
+            self.note_stop(slot);
             self.settle(slot, result);
         }
     }

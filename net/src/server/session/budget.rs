@@ -30,6 +30,12 @@ impl Session {
             && self.own_budgets_allow_reading(shared)
     }
 
+    /// Whether a session that stopped reading may read on now: what stopped it was given
+    /// back after it stopped (its own answers written, its charge lowered), by the same turn.
+    pub(crate) fn could_read_on(&self, shared: &Shared) -> bool {
+        self.stalled && self.may_read(shared)
+    }
+
     /// Whether the server's memory lets this session read on.
     pub(crate) fn memory_allows_reading(&self, memory: &Memory) -> bool {
         !self.greeted || memory.has_room_for(self.charged, self.conn.host())

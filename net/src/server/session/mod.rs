@@ -232,12 +232,15 @@ impl Session {
                 ReadEnd::Closed => {
                     self.read_closed = true;
                     self.take_incoming(shared, now);
-                    if self.conn.has_partial_input() {
+                    self.recharge(shared);
+                    // Requests a budget or the turn's share held back are read once it frees;
+                    // bytes left otherwise are a frame the peer cut short.
+                    self.stalled = !self.may_read(shared);
+                    if !self.stalled && !self.yielded && self.conn.has_partial_input() {
                         warn!(
                             "peer closed in the middle of a frame; its partial request is dropped"
                         );
                     }
-                    self.recharge(shared);
                     return Ok(());
                 }
             }
