@@ -331,15 +331,23 @@ impl Session {
 
     /// Whether the session is finished and its socket can be dropped.
     pub(crate) fn is_finished(&self) -> bool {
-        // Once the peer has stopped sending, an offer waiting for its body can never get it.
-        let idle = self.at_workers == 0
-            && self.active.values().all(
-                |pending| matches!(pending, Pending::Offer(offer) if offer.stage == Stage::Wanted),
-            );
+        if self.conn.pending_output() > 0 {
+            return false;
+        }
+        if self.closing_since.is_some() {
+            return true;
+        }
         // Requests read but held back by a budget or the turn's share still need their answers.
         let unread = (self.stalled || self.yielded) && self.conn.has_partial_input();
-        self.conn.pending_output() == 0
-            && (self.closing_since.is_some() || (self.read_closed && idle && !unread))
+        // Once the peer has stopped sending, an offer waiting for its body can never get it.
+        // Asked after every drive, so the requests in flight (thousands, for a peer that
+        // offers and never sends) are looked through only once the peer has stopped sending.
+        self.read_closed
+            && !unread
+            && self.at_workers == 0
+            && self.active.values().all(
+                |pending| matches!(pending, Pending::Offer(offer) if offer.stage == Stage::Wanted),
+            )
     }
 
     /// Since when the session could have been closed to make room for a newcomer: since it
