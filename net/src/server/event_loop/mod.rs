@@ -220,6 +220,7 @@ impl EventLoop {
         let id = ConnId {
             slot,
             serial: self.next_serial,
+            host: admission::host_of(peer),
         };
         self.next_serial += 1;
         self.shared.counters.opened();

@@ -1,8 +1,9 @@
 //! The threads that touch the store, so the event loop never waits on a disk, and what
 //! passes between them and the loop.
 //!
-//! The readers (`reader.rs`) answer offers, lists, gets and stats, connections taking turns
-//! (`turns.rs`) so that none waits behind another's pipelined requests. The writer
+//! The readers (`reader.rs`) answer offers, lists, gets and stats, hosts and then their
+//! connections taking turns (`turns.rs`) so that none waits behind another's pipelined
+//! requests, however many connections the other holds. The writer
 //! (`writer.rs`) takes every upload queued when it wakes, verifies each against its offered
 //! hash (unless the loop already did: see [`Body::arrived`]), and commits them all with one
 //! `put_batch` (one durable sync), so many small parts cost one flush. Each finished request
@@ -17,6 +18,7 @@ mod turns;
 mod writer;
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -34,11 +36,13 @@ pub(crate) use reader::spawn_readers;
 pub(crate) use writer::run_writer;
 
 /// A connection as the workers name it: its slab slot and a serial number, so an answer for a
-/// closed connection is never delivered to a new one that reused the slot.
+/// closed connection is never delivered to a new one that reused the slot; and its host, which
+/// the readers share their turns between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ConnId {
     pub(crate) slot: usize,
     pub(crate) serial: u64,
+    pub(crate) host: IpAddr,
 }
 
 /// What the loop tells the readers.
