@@ -8,8 +8,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// Requests one turn handles when every host uses its share.
-const TURN_REQUESTS: u32 = 2048;
+/// Requests one turn handles when every host uses its share. A request from a host that just
+/// connected waits for about one turn: at 2,048, a thousand connections sending offers made
+/// turns of about 10 ms and an honest push under them a median 0.06 s (worst 0.19 s); at 512,
+/// 0.04 s (0.06 s), with no change a push of small parts could measure.
+const TURN_REQUESTS: u32 = 512;
 
 /// The least a host may handle in a turn, however many hosts are connected.
 const MIN_SHARE: u32 = 16;
