@@ -1,6 +1,7 @@
 //! The store readers: [`READERS`] threads answering offers, lists, gets and stats, fed by a
 //! dispatcher thread that sorts the loop's jobs into per-connection queues (`turns.rs`), so
-//! connections take turns and one connection's pipelined requests cannot hold another's.
+//! hosts, then a host's connections, take turns, and neither one connection's pipelined
+//! requests nor one host's many connections can hold another's.
 
 use std::io;
 use std::sync::mpsc::Receiver;

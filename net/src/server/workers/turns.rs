@@ -111,7 +111,7 @@ mod tests {
 
     use super::*;
 
-    /// Connection `slot`, of the host 127.0.1.1.
+    /// Connection `slot`, of the host 127.0.2.1.
     fn conn(slot: usize) -> ConnId {
         conn_of(slot, 1)
     }
