@@ -106,7 +106,7 @@ fn a_host_over_its_memory_share_still_completes_a_handshake() {
     let url = server.http_url();
     let held = (attack.start)(server.addr());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server.metric(&url, "p2p_store_peer_memory_bytes") < HALF_THE_BUDGET {
+    while support::metric(&url, "p2p_store_peer_memory_bytes") < HALF_THE_BUDGET {
         assert!(
             Instant::now() < deadline,
             "the attack never filled the memory"

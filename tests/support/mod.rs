@@ -187,6 +187,21 @@ pub fn start_server_at(db: &Path, backend: BackendKind, listen: &str, extra: &[&
     launch(command, db, backend, listen, extra)
 }
 
+/// The value of the metric `name` on the web view's `/metrics`, read over a plain socket.
+pub fn metric(url: &str, name: &str) -> u64 {
+    let host = url.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name}:\n{text}"));
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
 /// A port nothing listens on now, for a server that must be started where peers already
 /// look for it.
 pub fn free_port() -> u16 {
@@ -300,21 +315,6 @@ impl Server {
             .unwrap_or_else(|| panic!("{line:?}"));
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
         url.to_owned()
-    }
-
-    /// The value of the metric `name` on the web view's `/metrics`, read over a plain socket.
-    pub fn metric(&self, url: &str, name: &str) -> u64 {
-        let host = url.strip_prefix("http://").unwrap();
-        let mut stream = TcpStream::connect(host).unwrap();
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        write!(stream, "GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        let line = text
-            .lines()
-            .find(|line| line.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name}:\n{text}"));
-        line.split(' ').nth(1).unwrap().parse().unwrap()
     }
 
     /// What the server logged so far.
