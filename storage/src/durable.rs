@@ -4,11 +4,12 @@
 //! directory is fsynced, which callers do once per batch with [`sync_dir`] rather than once per
 //! file.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tempfile::{NamedTempFile, TempPath};
 
@@ -98,9 +99,9 @@ pub(crate) struct NewFile<'a> {
 }
 
 /// Writes every file and makes its data durable: each file's writeback starts as soon as it
-/// is written, so the disk works while the next one is copied in, and the syncs at the end
-/// find little left to wait for; no create waits behind a sync. All data is synced before the
-/// first rename; the caller syncs the directories.
+/// is written, and [`SYNC_THREADS`] threads fdatasync the written files while this one copies
+/// the next ones in. No create waits behind a sync. All data is synced before the first
+/// rename; the caller syncs the directories.
 ///
 /// # Errors
 /// [`StoreError::Io`]; then no temp file has been renamed into place, and the temp files and
@@ -123,17 +124,63 @@ pub(crate) fn write_files(temp_dir: &Path, files: &[NewFile<'_>]) -> Result<(), 
     Ok(())
 }
 
-/// Writes and syncs every file, naming in `created` each fresh file as soon as it exists;
-/// returns the temp files still to be renamed.
+/// Threads that fdatasync a batch's files. An fdatasync waits for the disk and then for its
+/// cache flush; syncs in flight together keep the disk busy while files are still being
+/// written, and share flushes. Measured on these machines (python, 7 interleaved rounds),
+/// 512 files of 1 MiB: synced one after another 2.08 s, on 2 threads 1.18 s, on 8 1.17 s. A
+/// push of 1 GiB into an fs store, 7 interleaved rounds: 1.24x faster on 2 threads than on
+/// this one (worst 1.12x), and 4 threads took 0.98 of the time 2 did.
+const SYNC_THREADS: usize = 4;
+
+/// Files written and not yet synced at most: each holds a descriptor, and a batch of small
+/// parts may have tens of thousands. The writer waits for the syncs once this many are queued.
+const OPEN_WHILE_WRITING: usize = 256;
+
+/// A written file on its way to its fdatasync.
+type Written = (File, PathBuf);
+
+/// Writes every file on this thread while [`SYNC_THREADS`] others sync them, naming in
+/// `created` each fresh file as soon as it exists; returns the temp files still to be renamed
+/// once every file is synced.
 fn write_and_sync(
     temp_dir: &Path,
     files: &[NewFile<'_>],
     created: &mut Vec<PathBuf>,
 ) -> Result<Vec<(TempPath, PathBuf)>, StoreError> {
-    let mut written = VecDeque::with_capacity(files.len().min(OPEN_WHILE_WRITING + 1));
+    let (hand_over, queue) = mpsc::sync_channel::<Written>(OPEN_WHILE_WRITING);
+    let queue = Mutex::new(queue);
+    let failure = Mutex::new(None);
     let mut staged = Vec::new();
+    let written = std::thread::scope(|scope| {
+        for _ in 0..SYNC_THREADS.min(files.len()) {
+            scope.spawn(|| sync_handed_over(&queue, &failure));
+        }
+        let written = write_each(temp_dir, files, created, &mut staged, &hand_over, &failure);
+        drop(hand_over);
+        written
+    });
+    written?;
+    match lock(&failure).take() {
+        Some(err) => Err(err),
+        None => Ok(staged),
+    }
+}
+
+/// Writes the files one by one, handing each over to be synced; stops at the first failure,
+/// its own or a sync's.
+fn write_each(
+    temp_dir: &Path,
+    files: &[NewFile<'_>],
+    created: &mut Vec<PathBuf>,
+    staged: &mut Vec<(TempPath, PathBuf)>,
+    hand_over: &SyncSender<Written>,
+    failure: &Mutex<Option<StoreError>>,
+) -> Result<(), StoreError> {
     for file in files {
-        let (handle, path) = match file.placement {
+        if lock(failure).is_some() {
+            break;
+        }
+        let written = match file.placement {
             Placement::Fresh => {
                 let mut handle = OpenOptions::new()
                     .write(true)
@@ -156,24 +203,34 @@ fn write_and_sync(
                 (handle, path)
             }
         };
-        start_writeback(&handle, 0, file.bytes.len() as u64);
-        written.push_back((handle, path));
-        if written.len() > OPEN_WHILE_WRITING
-            && let Some(oldest) = written.pop_front()
-        {
-            sync_written(oldest)?;
-        }
+        start_writeback(&written.0, 0, file.bytes.len() as u64);
+        hand_over
+            .send(written)
+            .expect("the sync threads' queue lives as long as the writer");
     }
-    for file in written {
-        sync_written(file)?;
-    }
-    Ok(staged)
+    Ok(())
 }
 
-/// Files written and not yet synced at most: each holds a descriptor, and a batch of small
-/// parts may have tens of thousands. The oldest is synced to make room; its writeback started
-/// that many files ago.
-const OPEN_WHILE_WRITING: usize = 256;
+/// Syncs the files handed over until the writer is done. After the first failure, which it
+/// keeps for the writer, it only drains the queue, so the writer never waits on a full one.
+fn sync_handed_over(queue: &Mutex<Receiver<Written>>, failure: &Mutex<Option<StoreError>>) {
+    loop {
+        let next = lock(queue).recv();
+        let Ok(written) = next else {
+            return;
+        };
+        if lock(failure).is_some() {
+            continue;
+        }
+        if let Err(err) = sync_written(written) {
+            lock(failure).get_or_insert(err);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn sync_written((handle, path): (File, PathBuf)) -> Result<(), StoreError> {
     handle
@@ -270,6 +327,36 @@ mod tests {
         ];
         assert!(write_files(dir.path(), &files).is_err());
         assert!(!made.exists());
+    }
+
+    #[test]
+    fn a_batch_longer_than_the_sync_queue_lands_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = OPEN_WHILE_WRITING * 2 + SYNC_THREADS + 1;
+        let contents: Vec<Vec<u8>> = (0..count).map(|i| i.to_string().into_bytes()).collect();
+        std::fs::write(dir.path().join("1"), b"replaced").unwrap();
+        let files: Vec<NewFile<'_>> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| NewFile {
+                dest: dir.path().join(i.to_string()),
+                bytes,
+                placement: if i % 2 == 1 {
+                    Placement::Replace
+                } else {
+                    Placement::Fresh
+                },
+            })
+            .collect();
+        write_files(dir.path(), &files).unwrap();
+        for (i, bytes) in contents.iter().enumerate() {
+            assert_eq!(
+                &std::fs::read(dir.path().join(i.to_string())).unwrap(),
+                bytes
+            );
+        }
+        let names = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(names, count, "no temp file is left");
     }
 
     #[test]
