@@ -253,7 +253,8 @@ impl Server {
     /// failing connection is only logged.
     pub fn run(self) -> io::Result<ServeSummary> {
         let (read_jobs, read_queue) = mpsc::channel();
-        let (uploads, upload_queue) = mpsc::channel();
+        let (to_writer, upload_queue) = mpsc::channel();
+        let (to_verifier, unverified) = mpsc::channel();
         let (outbox, inbox) = workers::mailbox(Arc::clone(&self.waker));
         let bodies = Arc::new(BodyPool::new(self.config.limits.max_memory));
         let events = EventSender::new(self.events);
@@ -270,6 +271,10 @@ impl Server {
             }
             None => workers::Acks::Now(outbox),
         };
+        workers.push(workers::spawn("body-verifier", {
+            let to_writer = to_writer.clone();
+            move || workers::run_verifier(unverified, to_writer)
+        })?);
         workers.push(workers::spawn("store-writer", {
             let store = Arc::clone(&self.store);
             let bodies = Arc::clone(&bodies);
@@ -283,7 +288,10 @@ impl Server {
             key: self.config.access.key.clone(),
             read_only: self.config.access.read_only,
             read_jobs,
-            uploads,
+            uploads: workers::UploadQueue {
+                to_verifier,
+                to_writer,
+            },
             memory: memory::Memory::new(self.config.limits.max_memory),
             turn: turn_shares::TurnShares::new(),
             bodies,

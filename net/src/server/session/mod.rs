@@ -21,7 +21,7 @@ use super::body_pool::BodyPool;
 use super::connection::{Connection, Incoming, ReadEnd};
 use super::memory::{Memory, REQUEST_COST};
 use super::turn_shares::TurnShares;
-use super::workers::{ConnId, Done, ReadJob, ToReaders, Upload};
+use super::workers::{ConnId, Done, ReadJob, ToReaders};
 use crate::Limits;
 use crate::auth::Key;
 use crate::frame::FrameError;
@@ -59,7 +59,7 @@ pub(crate) struct Shared {
     pub(crate) key: Option<Key>,
     pub(crate) read_only: bool,
     pub(crate) read_jobs: Sender<ToReaders>,
-    pub(crate) uploads: Sender<Upload>,
+    pub(crate) uploads: super::workers::UploadQueue,
     /// Everything held for the peers, against `limits.max_memory`.
     pub(crate) memory: Memory,
     /// What each host may still have handled in this turn of the loop.

@@ -112,10 +112,10 @@ impl Session {
             size: bytes.len() as u64,
             body: Body::arrived(offer.name.clone(), offer.hash, offer.kind, bytes),
         };
-        if shared.uploads.send(upload).is_err() {
+        if !shared.uploads.send(upload) {
             self.fail(
                 ErrorCode::ShuttingDown,
-                "the store writer has stopped".into(),
+                "the store workers have stopped".into(),
             );
         }
     }

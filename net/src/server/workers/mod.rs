@@ -3,10 +3,11 @@
 //!
 //! The readers (`reader.rs`) answer offers, lists, gets and stats, hosts and then their
 //! connections taking turns (`turns.rs`) so that none waits behind another's pipelined
-//! requests, however many connections the other holds. The writer
-//! (`writer.rs`) takes every upload queued when it wakes, verifies each against its offered
-//! hash (unless the loop already did: see [`Body::arrived`]), and commits them all with one
-//! `put_batch` (one durable sync), so many small parts cost one flush. Each finished request
+//! requests, however many connections the other holds. A body the loop has not verified on
+//! arrival (see [`Body::arrived`]) goes through the verifier (`verifier.rs`), which hashes it
+//! while the writer syncs the bodies before it. The writer (`writer.rs`) takes every upload
+//! queued when it wakes and commits them all with one `put_batch` (one durable sync), so many
+//! small parts cost one flush. Each finished request
 //! goes back to the loop as a [`Done`] through the [`Outbox`], which wakes the loop's
 //! [`mio::Waker`] only when the loop has taken everything sent before. When the caller has
 //! work done before a part is acknowledged (an export), the writer's answers pass through the
@@ -15,6 +16,7 @@
 mod acker;
 mod reader;
 mod turns;
+mod verifier;
 mod writer;
 
 use std::io;
@@ -33,6 +35,7 @@ use crate::tls::PeerId;
 
 pub(crate) use acker::{Acks, run_acker};
 pub(crate) use reader::spawn_readers;
+pub(crate) use verifier::run_verifier;
 pub(crate) use writer::run_writer;
 
 /// A connection as the workers name it: its slab slot and a serial number, so an answer for a
@@ -105,9 +108,28 @@ pub(crate) struct Upload {
     pub(crate) body: Body,
 }
 
+/// Where the loop sends uploads: one still to be verified to the verifier, one verified on
+/// arrival straight to the writer.
+pub(crate) struct UploadQueue {
+    pub(crate) to_verifier: Sender<Upload>,
+    pub(crate) to_writer: Sender<Upload>,
+}
+
+impl UploadQueue {
+    /// Hands `upload` over; false when the thread it is for has stopped.
+    #[must_use]
+    pub(crate) fn send(&self, upload: Upload) -> bool {
+        let queue = match upload.body {
+            Body::Unverified { .. } => &self.to_verifier,
+            Body::Verified(_) => &self.to_writer,
+        };
+        queue.send(upload).is_ok()
+    }
+}
+
 /// Bodies up to this size are verified on the loop as they arrive. For a small part, hashing
 /// costs less than the writer's share of storing it, and the writer is what bounds how many
-/// small parts a second the server takes; a larger body is left to the writer, so that
+/// small parts a second the server takes; a larger body is left to the verifier, so that
 /// hashing it never holds up the loop's other connections.
 const VERIFIED_ON_ARRIVAL_MAX: usize = 64 * 1024;
 
@@ -302,9 +324,10 @@ mod tests {
     }
 
     /// Up to the limit a body is verified as it arrives, its bytes or its mismatch settled;
-    /// one byte more and it is left, unverified, to the writer, which settles it the same way.
+    /// one byte more and it is left, unverified, to the verifier, which settles it the same
+    /// way.
     #[test]
-    fn bodies_up_to_the_limit_are_verified_on_arrival_and_larger_ones_by_the_writer() {
+    fn bodies_up_to_the_limit_are_verified_on_arrival_and_larger_ones_later() {
         let limit = VERIFIED_ON_ARRIVAL_MAX;
         for len in [0, 1, limit - 1, limit] {
             let genuine = vec![7; len];

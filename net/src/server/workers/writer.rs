@@ -1,6 +1,5 @@
-//! The store writer: verifies uploads against their offered hashes (those the loop has not
-//! verified on arrival) and commits them in groups, one durable sync per group, then
-//! acknowledges each (through the acknowledging thread when the caller has work done before an
+//! The store writer: commits verified uploads in groups, one durable sync per group, refuses
+//! those whose bytes were not the ones offered, then acknowledges each (through the acknowledging thread when the caller has work done before an
 //! acknowledgement).
 
 use std::sync::Arc;
