@@ -709,7 +709,7 @@ fn byte_after_the_message(addr: SocketAddr) {
 
 /// The bytes are refused, nothing is stored (the name is still wanted), the connection goes on:
 /// for a small body, which the server verifies as it arrives, and for one past 64 KiB, which
-/// its store writer verifies.
+/// its verifier thread hashes.
 fn body_not_matching_its_hash(addr: SocketAddr) {
     let mut peer = RawPeer::greeted(addr);
     for (round, len) in [(0, 28), (1, 65 * 1024)] {

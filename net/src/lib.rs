@@ -34,16 +34,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Threading: the server runs one mio event loop that owns every socket and never touches the
-//! disk; a reader thread answers offers, lists and gets, and a writer thread verifies (small
-//! bodies are verified by the loop as they arrive) and commits pushed parts in groups (one
-//! sync for many parts) and wakes the loop to acknowledge them. `Stored` goes out only once
-//! the part is durable. Stores are reached only through [`storage::PartStore`]. The server
-//! does no side jobs: what it stores is reported as [`ServerEvent`]s ([`Server::events`]) for
-//! the caller to act on. Work that must be done before a part is acknowledged is given to it
-//! as a [`server::BeforeAck`] hook, run on a thread of its own: an [`Exporter`] writes each
-//! stored file out before its `Stored`, as `serve --export-dir` does.
-
+//! Threading: the server runs one mio event loop that owns every socket and never touches the disk;
+//! reader threads answer offers, lists and gets, a verifier thread hashes pushed bodies (small ones
+//! are verified by the loop as they arrive), and a writer thread commits them in groups (one sync
+//! for many parts) and wakes the loop to acknowledge them. `Stored` goes out only once the part is
+//! durable. Stores are reached only through [`storage::PartStore`]. The server does no side jobs:
+//! what it stores is reported as [`ServerEvent`]s ([`Server::events`]) for the caller to act on.
+//! Work that must be done before a part is acknowledged is given to it as a [`server::BeforeAck`]
+//! hook, run on a thread of its own: an [`Exporter`] writes each stored file out before its
+//! `Stored`, as `serve --export-dir` does.
 pub mod auth;
 pub mod client;
 mod exporter;

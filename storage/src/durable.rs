@@ -104,8 +104,8 @@ pub(crate) struct NewFile<'a> {
 /// rename; the caller syncs the directories.
 ///
 /// # Errors
-/// [`StoreError::Io`]; then no temp file has been renamed into place, and the temp files and
-/// the fresh files this call made are gone.
+/// [`StoreError::Io`]. A failure before the renames removes the temp files and the fresh files
+/// this call made; a failed rename leaves the files renamed before it in place.
 pub(crate) fn write_files(temp_dir: &Path, files: &[NewFile<'_>]) -> Result<(), StoreError> {
     let mut created = Vec::new();
     let staged = write_and_sync(temp_dir, files, &mut created).inspect_err(|_| {
@@ -132,8 +132,9 @@ pub(crate) fn write_files(temp_dir: &Path, files: &[NewFile<'_>]) -> Result<(), 
 /// this one (worst 1.12x), and 4 threads took 0.98 of the time 2 did.
 const SYNC_THREADS: usize = 4;
 
-/// Files written and not yet synced at most: each holds a descriptor, and a batch of small
-/// parts may have tens of thousands. The writer waits for the syncs once this many are queued.
+/// Files written and queued for their sync at most: each holds a descriptor, and a batch of
+/// small parts may have tens of thousands. The writer waits for the syncs once this many are
+/// queued (the sync threads hold one more each).
 const OPEN_WHILE_WRITING: usize = 256;
 
 /// A written file on its way to its fdatasync.
@@ -151,15 +152,32 @@ fn write_and_sync(
     let queue = Mutex::new(queue);
     let failure = Mutex::new(None);
     let mut staged = Vec::new();
-    let written = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
+        let mut started = 0;
+        let mut refused = None;
         for _ in 0..SYNC_THREADS.min(files.len()) {
-            scope.spawn(|| sync_handed_over(&queue, &failure));
+            let syncer = || sync_handed_over(&queue, &failure);
+            match std::thread::Builder::new().spawn_scoped(scope, syncer) {
+                Ok(_) => started += 1,
+                Err(err) => {
+                    refused = Some(err);
+                    break;
+                }
+            }
         }
-        let written = write_each(temp_dir, files, created, &mut staged, &hand_over, &failure);
+        let written = match refused {
+            Some(source) if started == 0 => Err(StoreError::Io {
+                context: "starting a thread to sync files with".to_owned(),
+                source,
+            }),
+            _ => write_each(temp_dir, files, created, &mut staged, &hand_over, &failure),
+        };
         drop(hand_over);
-        written
+        if let Err(err) = written {
+            // The sync threads skip what is still queued.
+            lock(&failure).get_or_insert(err);
+        }
     });
-    written?;
     match lock(&failure).take() {
         Some(err) => Err(err),
         None => Ok(staged),

@@ -2,11 +2,11 @@
 //!
 //! Each file is verified first, written to a temp file inside `<out>` and renamed into place,
 //! so a reader never sees a partial file; a few are written at once, so that their syncs
-//! overlap. A manifest is written as the file it describes,
-//! assembled chunk by chunk, each chunk verified; a chunk missing or damaged leaves no file. The destination is always `<out>` joined with one
-//! validated [`PartName`] plus a suffix without separators: a single plain file name, so nothing is ever written
-//! outside `<out>`. An existing file is kept unless the caller asks to overwrite it; a symlink
-//! in its place is replaced, never followed.
+//! overlap. A manifest is written as the file it describes, assembled chunk by chunk, each
+//! chunk verified; a chunk missing or damaged leaves no file. The destination is always
+//! `<out>` joined with one validated [`PartName`] plus a suffix without separators: a single
+//! plain file name, so nothing is ever written outside `<out>`. An existing file is kept
+//! unless the caller asks to overwrite it; a symlink in its place is replaced, never followed.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -221,9 +221,14 @@ fn in_order_on_threads<T: Sync, R: Send>(
     let next = AtomicUsize::new(0);
     let (finished, results) = mpsc::channel();
     std::thread::scope(|scope| {
+        let mut started = 0;
         for _ in 0..WRITTEN_AT_ONCE.min(items.len()) {
             let (next, work, finished) = (&next, &work, finished.clone());
-            scope.spawn(move || {
+            let worker = move || {
+                let _stop = StopOthersOnPanic {
+                    next,
+                    end: items.len(),
+                };
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(index) else { return };
@@ -231,9 +236,22 @@ fn in_order_on_threads<T: Sync, R: Send>(
                         return;
                     }
                 }
-            });
+            };
+            match std::thread::Builder::new().spawn_scoped(scope, worker) {
+                Ok(_) => started += 1,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot start a thread to export with");
+                    break;
+                }
+            }
         }
         drop(finished);
+        if started == 0 {
+            for item in items {
+                deliver(item, work(item));
+            }
+            return;
+        }
         let mut early = BTreeMap::new();
         let mut due = 0;
         for (index, result) in results {
@@ -244,6 +262,21 @@ fn in_order_on_threads<T: Sync, R: Send>(
             }
         }
     });
+}
+
+/// Ends the other workers' turns once one panics (sled can, on an I/O error): the panic ends
+/// the export, so the items left are not worked on unseen.
+struct StopOthersOnPanic<'a> {
+    next: &'a AtomicUsize,
+    end: usize,
+}
+
+impl Drop for StopOthersOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.next.store(self.end, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Where `name` is exported, and whether a file already there may be replaced.

@@ -260,6 +260,7 @@ impl Server {
         let events = EventSender::new(self.events);
         let mut workers =
             workers::spawn_readers(Arc::clone(&self.store), read_queue, outbox.clone())?;
+        let verifier_outbox = outbox.clone();
         let acks = match self.before_ack {
             Some(hook) => {
                 let (commits, committed) = mpsc::channel();
@@ -271,14 +272,16 @@ impl Server {
             }
             None => workers::Acks::Now(outbox),
         };
-        workers.push(workers::spawn("body-verifier", {
-            let to_writer = to_writer.clone();
-            move || workers::run_verifier(unverified, to_writer)
-        })?);
+        // The writer before the verifier: when the writer dies, the verifier ends too, and the
+        // first worker found ended is the one named.
         workers.push(workers::spawn("store-writer", {
             let store = Arc::clone(&self.store);
             let bodies = Arc::clone(&bodies);
             move || workers::run_writer(store, upload_queue, acks, events, &bodies)
+        })?);
+        workers.push(workers::spawn("body-verifier", {
+            let to_writer = to_writer.clone();
+            move || workers::run_verifier(unverified, to_writer, verifier_outbox)
         })?);
         let shared = Shared {
             limits: self.config.limits.clone(),

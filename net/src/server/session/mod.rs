@@ -103,7 +103,7 @@ enum Stage {
     LookingUp,
     /// Answered `Want`: its `Body` or `Cancel` may come.
     Wanted,
-    /// Its body is at the store writer.
+    /// Its body is at the verifier or the store writer.
     Uploading,
 }
 
@@ -135,7 +135,7 @@ pub(crate) struct Session {
     largest_answer: u64,
     /// What this session has charged to the server's memory.
     charged: u64,
-    /// Upload bytes of this connection queued for the writer.
+    /// Upload bytes of this connection queued for the verifier and the writer.
     buffered: u64,
     /// When a fatal error was queued; the connection closes once it is written.
     closing_since: Option<Instant>,

@@ -7,11 +7,10 @@
 //! arrival (see [`Body::arrived`]) goes through the verifier (`verifier.rs`), which hashes it
 //! while the writer syncs the bodies before it. The writer (`writer.rs`) takes every upload
 //! queued when it wakes and commits them all with one `put_batch` (one durable sync), so many
-//! small parts cost one flush. Each finished request
-//! goes back to the loop as a [`Done`] through the [`Outbox`], which wakes the loop's
-//! [`mio::Waker`] only when the loop has taken everything sent before. When the caller has
-//! work done before a part is acknowledged (an export), the writer's answers pass through the
-//! acknowledging thread (`acker.rs`) first.
+//! small parts cost one flush. Each finished request goes back to the loop as a [`Done`]
+//! through the [`Outbox`], which wakes the loop's [`mio::Waker`] only when the loop has taken
+//! everything sent before. When the caller has work done before a part is acknowledged (an
+//! export), the writer's answers pass through the acknowledging thread (`acker.rs`) first.
 
 mod acker;
 mod reader;
@@ -96,7 +95,7 @@ impl ReadJob {
     }
 }
 
-/// A received body for the writer thread.
+/// A received body for the store writer, through the verifier when it is not verified yet.
 #[derive(Debug)]
 pub(crate) struct Upload {
     pub(crate) conn: ConnId,

@@ -1,6 +1,6 @@
 //! The store writer: commits verified uploads in groups, one durable sync per group, refuses
-//! those whose bytes were not the ones offered, then acknowledges each (through the acknowledging thread when the caller has work done before an
-//! acknowledgement).
+//! those whose bytes were not the ones offered, then acknowledges each (through the
+//! acknowledging thread when the caller has work done before an acknowledgement).
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -19,8 +19,8 @@ use crate::server::events::{EventSender, ServerEvent};
 const BATCH_PARTS: usize = 4096;
 const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Commits [`Upload`]s in groups until the loop drops its sender. The bodies of parts not
-/// newly stored go back to `bodies` here; [`Acks`] gives back the others.
+/// Commits [`Upload`]s in groups until the loop and the verifier drop their senders. The bodies of
+/// parts not newly stored go back to `bodies` here; [`Acks`] gives back the others.
 pub(crate) fn run_writer(
     store: Arc<dyn PartStore>,
     uploads: Receiver<Upload>,
@@ -40,8 +40,8 @@ pub(crate) fn run_writer(
     }
 }
 
-/// Verifies and stores one group, and reports each part newly stored: the answers, and the
-/// parts that [`Acks`] may have work to do on before they go.
+/// Stores one group, refusing the bodies that failed verification, and reports each part newly
+/// stored: the answers, and the parts that [`Acks`] may have work to do on before they go.
 fn commit(
     store: &dyn PartStore,
     batch: Vec<Upload>,
