@@ -377,6 +377,29 @@ mod tests {
         assert_eq!(names, count, "no temp file is left");
     }
 
+    /// A pipe cannot be fdatasynced (EINVAL): the failure is kept for the writer, and the
+    /// files queued after it are drained, so the writer is never left waiting on a full queue.
+    #[test]
+    fn a_failed_sync_is_kept_and_the_rest_of_the_queue_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hand_over, queue) = mpsc::sync_channel(2);
+        let (_reader, pipe) = std::io::pipe().unwrap();
+        let pipe = File::from(std::os::fd::OwnedFd::from(pipe));
+        hand_over.send((pipe, PathBuf::from("a pipe"))).unwrap();
+        let after = dir.path().join("after");
+        hand_over
+            .send((File::create(&after).unwrap(), after))
+            .unwrap();
+        drop(hand_over);
+        let failure = Mutex::new(None);
+        sync_handed_over(&Mutex::new(queue), &failure);
+        let kept = failure.into_inner().unwrap();
+        assert!(
+            matches!(&kept, Some(StoreError::Io { context, .. }) if context.contains("a pipe")),
+            "{kept:?}"
+        );
+    }
+
     #[test]
     fn ensure_dir_creates_every_missing_parent_and_accepts_an_existing_one() {
         let dir = tempfile::tempdir().unwrap();
