@@ -43,6 +43,7 @@
 //! Work that must be done before a part is acknowledged is given to it as a [`server::BeforeAck`]
 //! hook, run on a thread of its own: an [`Exporter`] writes each stored file out before its
 //! `Stored`, as `serve --export-dir` does.
+
 pub mod auth;
 pub mod client;
 mod exporter;

@@ -170,7 +170,11 @@ fn write_and_sync(
                 context: "starting a thread to sync files with".to_owned(),
                 source,
             }),
-            _ => write_each(temp_dir, files, created, &mut staged, &hand_over, &failure),
+            Some(err) => {
+                tracing::warn!(%err, started, "syncing on fewer threads than asked for");
+                write_each(temp_dir, files, created, &mut staged, &hand_over, &failure)
+            }
+            None => write_each(temp_dir, files, created, &mut staged, &hand_over, &failure),
         };
         drop(hand_over);
         if let Err(err) = written {

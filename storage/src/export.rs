@@ -317,7 +317,7 @@ fn write_assembled(
 mod tests {
     use super::*;
 
-    /// The first item finishes last, after every other one has been worked on, and is still
+    /// The first item finishes only after the items taken at the same time have, and is still
     /// delivered first.
     #[test]
     fn results_are_delivered_in_the_order_of_the_items() {
@@ -329,7 +329,12 @@ mod tests {
             |&item| {
                 if item == 0 {
                     let others_at_once = WRITTEN_AT_ONCE - 1;
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
                     while others_done.load(Ordering::SeqCst) < others_at_once {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "the other items were never worked on beside the first"
+                        );
                         std::thread::yield_now();
                     }
                 } else {

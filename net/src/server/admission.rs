@@ -10,15 +10,15 @@
 //! the one idle longest. Closing it loses at most a request its peer stopped sending: the peer
 //! can reconnect and send it again.
 //!
-//! Hosts that keep every connection busy leave none idle that long. Then the newcomer takes a
-//! slot from a host holding more than its fair share (the connections split between the hosts
-//! holding one done with its handshake, the newcomer's counted), at least two more than the
-//! newcomer's host, and more than [`KEPT_BY_ANY_HOST`]: of the heaviest such host that has one,
-//! the connection between two requests (nothing at the workers, no answer unwritten, nothing of
-//! a frame or body received or held back) since longest, or one still in its handshake. So a few hosts cannot
-//! keep every other out, shares even out as newcomers come and never swap back, and a host
-//! holding its share or a few connections gives up only one idle for a second, however many
-//! addresses the newcomers come from.
+//! Hosts that keep every connection busy leave none idle that long. Then the newcomer takes a slot
+//! from a host holding more than its fair share (the connections split between the hosts holding
+//! one done with its handshake, the newcomer's counted), at least two more than the newcomer's
+//! host, and more than [`KEPT_BY_ANY_HOST`]: of the heaviest such host that has one, the connection
+//! between two requests (nothing at the workers, no answer unwritten, nothing of a frame or body
+//! received or held back) since longest, or one still in its handshake. So a few hosts cannot keep
+//! every other out, shares even out as newcomers come and never swap back, and a host holding its
+//! share or a few connections gives up only one idle for a second, however many addresses the
+//! newcomers come from.
 
 use std::collections::HashMap;
 use std::io::Write;
