@@ -33,15 +33,14 @@ impl PartStore for FeedStore {
         on_conflict: OnConflict,
     ) -> Result<BatchOutcome, StoreError> {
         let outcomes = self.inner.put_batch(parts, on_conflict)?;
-        for (part, outcome) in parts.iter().zip(&outcomes) {
+        let published = parts.iter().zip(&outcomes).filter_map(|(part, outcome)| {
             let new = matches!(
                 outcome,
                 Ok(PutOutcome::Stored | PutOutcome::Replaced { .. })
             );
-            if new && !part.name().is_chunk() {
-                self.feed.publish(part.info());
-            }
-        }
+            (new && !part.name().is_chunk()).then(|| part.info())
+        });
+        self.feed.publish(published);
         Ok(outcomes)
     }
 
