@@ -170,11 +170,12 @@ fn write_and_sync(
                 context: "starting a thread to sync files with".to_owned(),
                 source,
             }),
-            Some(err) => {
-                tracing::warn!(%err, started, "syncing on fewer threads than asked for");
+            refused => {
+                if let Some(err) = refused {
+                    tracing::warn!(%err, started, "syncing on fewer threads than asked for");
+                }
                 write_each(temp_dir, files, created, &mut staged, &hand_over, &failure)
             }
-            None => write_each(temp_dir, files, created, &mut staged, &hand_over, &failure),
         };
         drop(hand_over);
         if let Err(err) = written {
@@ -396,7 +397,12 @@ mod tests {
             .unwrap();
         drop(hand_over);
         let failure = Mutex::new(None);
-        sync_handed_over(&Mutex::new(queue), &failure);
+        let queue = Mutex::new(queue);
+        sync_handed_over(&queue, &failure);
+        assert!(
+            queue.into_inner().unwrap().try_recv().is_err(),
+            "the file queued after the failure was taken off the queue"
+        );
         let kept = failure.into_inner().unwrap();
         assert!(
             matches!(&kept, Some(StoreError::Io { context, .. }) if context.contains("a pipe")),
